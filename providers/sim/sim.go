@@ -1,0 +1,130 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/providers"
+)
+
+// Config shapes a simulated model. The zero value answers at once and never
+// fails.
+type Config struct {
+	Name        string        // model name used in replies
+	Latency     time.Duration // mean latency of an answer
+	Jitter      time.Duration // latency varies uniformly by +-Jitter
+	FailureRate float64       // share of calls that fail, in [0, 1]
+	ErrorClass  messages.ErrorClass
+	Seed        uint64 // same seed and call order give the same outcomes
+	Reply       string // fixed answer; empty builds one from the prompt
+}
+
+// Model is a simulated provider.
+type Model struct {
+	cfg Config
+
+	mu  sync.Mutex // guards rng
+	rng *rand.Rand
+}
+
+// New returns a simulated model. A FailureRate outside [0, 1] or a negative
+// latency is an error; an ErrorClass of ok means server_error.
+func New(cfg Config) (*Model, error) {
+	if cfg.FailureRate < 0 || cfg.FailureRate > 1 {
+		return nil, fmt.Errorf("sim %s: failure rate %v outside [0, 1]", cfg.Name, cfg.FailureRate)
+	}
+	if cfg.Latency < 0 || cfg.Jitter < 0 {
+		return nil, fmt.Errorf("sim %s: negative latency or jitter", cfg.Name)
+	}
+	if cfg.ErrorClass == messages.ErrorClass_ok {
+		cfg.ErrorClass = messages.ErrorClass_server_error
+	}
+	return &Model{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}, nil
+}
+
+// draw decides one call's latency and whether it fails.
+func (m *Model) draw() (time.Duration, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.cfg.Latency
+	if m.cfg.Jitter > 0 {
+		d += time.Duration(m.rng.Int64N(int64(2*m.cfg.Jitter)+1)) - m.cfg.Jitter
+	}
+	fail := m.cfg.FailureRate > 0 && m.rng.Float64() < m.cfg.FailureRate
+	return max(d, 0), fail
+}
+
+// Complete waits the drawn latency, then answers or fails with the
+// configured class. It returns early with ctx's error when ctx ends.
+func (m *Model) Complete(ctx context.Context, req *messages.InferRequest) (*providers.Result, error) {
+	d, fail := m.draw()
+	if d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, providers.Classify(ctx.Err())
+		case <-t.C:
+		}
+	} else if err := ctx.Err(); err != nil {
+		return nil, providers.Classify(err)
+	}
+	if fail {
+		e := providers.Errorf(m.cfg.ErrorClass, "simulated %s from %s", m.cfg.ErrorClass, m.cfg.Name)
+		e.StatusCode = simulatedStatus(m.cfg.ErrorClass)
+		return nil, e
+	}
+	prompt := lastUserContent(req)
+	reply := m.cfg.Reply
+	if reply == "" {
+		reply = fmt.Sprintf("%s (simulated) received: %s", m.cfg.Name, prompt)
+	}
+	return &providers.Result{
+		Content: reply,
+		Usage: &messages.Usage{
+			PromptTokens:     int32(countTokens(req)),
+			CompletionTokens: int32(len(strings.Fields(reply))),
+		},
+		StatusCode: 200,
+	}, nil
+}
+
+// simulatedStatus is the HTTP status a real upstream would have sent for
+// class, so that attempts look like the real thing.
+func simulatedStatus(class messages.ErrorClass) int {
+	switch class {
+	case messages.ErrorClass_server_error:
+		return 500
+	case messages.ErrorClass_overloaded:
+		return 503
+	case messages.ErrorClass_rate_limited:
+		return 429
+	case messages.ErrorClass_auth:
+		return 401
+	case messages.ErrorClass_bad_request, messages.ErrorClass_context_length, messages.ErrorClass_content_policy:
+		return 400
+	}
+	return 0
+}
+
+func lastUserContent(req *messages.InferRequest) string {
+	for i := len(req.GetMessages()) - 1; i >= 0; i-- {
+		if msg := req.Messages[i]; msg.GetRole() == "user" {
+			return msg.GetContent()
+		}
+	}
+	return ""
+}
+
+func countTokens(req *messages.InferRequest) int {
+	n := 0
+	for _, msg := range req.GetMessages() {
+		n += len(strings.Fields(msg.GetContent()))
+	}
+	return n
+}

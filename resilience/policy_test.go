@@ -1,0 +1,36 @@
+package resilience
+
+import (
+	"testing"
+
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+func TestPolicyTableCoversEveryClass(t *testing.T) {
+	if got, want := len(policies), len(messages.ErrorClass_name); got != want {
+		t.Fatalf("policy table has %d rows, ErrorClass has %d values", got, want)
+	}
+}
+
+func TestPolicyFor(t *testing.T) {
+	tests := []struct {
+		class messages.ErrorClass
+		want  Policy
+	}{
+		{messages.ErrorClass_timeout, Policy{CountsAgainstBreaker: true, FailOver: true}},
+		{messages.ErrorClass_server_error, Policy{CountsAgainstBreaker: true, RetrySame: 1, FailOver: true}},
+		{messages.ErrorClass_rate_limited, Policy{CountsAgainstBreaker: true, RetrySame: 1, RetryAfterOnly: true, FailOver: true}},
+		{messages.ErrorClass_auth, Policy{CountsAgainstBreaker: true, FailOver: true, ForcesOpen: true}},
+		{messages.ErrorClass_bad_request, Policy{}},
+		{messages.ErrorClass_cancelled, Policy{}},
+		{messages.ErrorClass_stream_cut, Policy{CountsAgainstBreaker: true, FailOver: true}},
+		{messages.ErrorClass(99), Policy{CountsAgainstBreaker: true, FailOver: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.class.String(), func(t *testing.T) {
+			if got := PolicyFor(tt.class); got != tt.want {
+				t.Errorf("PolicyFor(%v) = %+v, want %+v", tt.class, got, tt.want)
+			}
+		})
+	}
+}
