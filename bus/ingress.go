@@ -1,0 +1,457 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
+	"github.com/rs/zerolog"
+
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// Defaults of IngressConfig and Stop.
+const (
+	// DefaultVersion is the service version registered when none is given.
+	DefaultVersion = "0.0.0"
+	// inferEndpoint is the endpoint name shown by `nats micro info hive`.
+	inferEndpoint = "infer"
+	// stopFlushTimeout bounds Stop's flush when its context has no deadline.
+	stopFlushTimeout = 10 * time.Second
+)
+
+// Dispatcher receives the requests an Ingress decodes. Dispatch runs on the
+// NATS callback, so it must not block: it hands req on and returns. It calls
+// done exactly once, from any goroutine, with the reply, error replies
+// included; done takes ownership of the reply and fills in request_id and
+// node when they are empty. ctx is cancelled when the ingress stops; if Stop
+// had to give up on the request first, done's reply is dropped because the
+// caller already got a node_stopping error.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse))
+}
+
+// IngressConfig configures StartIngress.
+type IngressConfig struct {
+	// Conn is the NATS connection the endpoint subscribes on; required.
+	Conn *nats.Conn
+	// Subjects gives the infer subject; the zero value uses prefix "hive".
+	Subjects Subjects
+	// Node is this node's name, a valid token (see ValidToken); required.
+	Node string
+	// Version is the SemVer version shown by `nats micro info`; default
+	// "0.0.0".
+	Version string
+	// Dispatcher serves the decoded requests; required.
+	Dispatcher Dispatcher
+	// Logger receives the ingress's own events; the zero value discards
+	// them.
+	Logger zerolog.Logger
+}
+
+// Ingress is the hive.v1.infer endpoint of one node: a micro service named
+// "hive" with one endpoint "infer" in queue group "hive", so that every
+// request reaches one node. It decodes each request, answers the ones it
+// cannot accept at once, and forwards the rest to its Dispatcher; replies go
+// out in the request's encoding whenever the Dispatcher completes, so many
+// requests are in flight at once. Every decoded request gets exactly one
+// reply, even during Stop.
+//
+// Replies to dispatched requests are published directly on the connection
+// with the micro error headers (Nats-Service-Error-Code and
+// Nats-Service-Error) set by hand: micro's Request.Respond and Request.Error
+// record their outcome in a field that micro's own callback reads right
+// after the handler returns, so calling them later from another goroutine is
+// a data race. The micro endpoint stats therefore count only the requests
+// answered inside the callback as errors; the "data" of each endpoint's
+// stats carries the ingress's own counters.
+type Ingress struct {
+	nc         *nats.Conn
+	node       string
+	dispatcher Dispatcher
+	log        zerolog.Logger
+	svc        micro.Service
+
+	// ctx is handed to Dispatch; cancel ends it when Stop finishes.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	stopMu sync.Mutex // serialises Stop
+
+	mu      sync.Mutex // guards state, pending, nextID and idle
+	state   ingressState
+	pending map[uint64]*call // dispatched requests not yet answered
+	nextID  uint64
+	idle    chan struct{} // set by Stop; closed when pending empties
+
+	replied   atomic.Int64 // replies sent, errors included
+	failed    atomic.Int64 // error replies sent
+	abandoned atomic.Int64 // requests Stop answered with node_stopping
+}
+
+type ingressState int
+
+const (
+	running  ingressState = iota
+	draining              // Stop began: no new deliveries, finishing in flight
+	stopped               // Stop ended: any late delivery is refused
+)
+
+// call is one dispatched request waiting for its reply.
+type call struct {
+	id        uint64
+	reply     string
+	enc       Encoding
+	requestID string
+	// claimed and abandoned are guarded by Ingress.mu. claimed is set by
+	// whoever sends the one reply: done, or Stop when it gives up
+	// (abandoned).
+	claimed, abandoned bool
+}
+
+// ingressStats is the "data" of the infer endpoint in `nats micro stats`.
+type ingressStats struct {
+	InFlight  int   `json:"in_flight"`
+	Replied   int64 `json:"replied"`
+	Errors    int64 `json:"errors"`
+	Abandoned int64 `json:"abandoned"`
+}
+
+// StartIngress registers the infer endpoint on c.Conn and starts taking
+// requests; when it returns, the server has the subscription (unless the
+// connection is down, which is logged). It fails when Conn or Dispatcher is
+// missing, Node is not a valid token, Version is not SemVer, or the
+// subscription cannot be made.
+func StartIngress(c IngressConfig) (*Ingress, error) {
+	switch {
+	case c.Conn == nil:
+		return nil, errors.New("ingress: Conn is required")
+	case c.Dispatcher == nil:
+		return nil, errors.New("ingress: Dispatcher is required")
+	}
+	if err := ValidToken("node", c.Node); err != nil {
+		return nil, fmt.Errorf("ingress: Node: %w", err)
+	}
+	version := c.Version
+	if version == "" {
+		version = DefaultVersion
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &Ingress{
+		nc:         c.Conn,
+		node:       c.Node,
+		dispatcher: c.Dispatcher,
+		log:        c.Logger.With().Str("node", c.Node).Logger(),
+		ctx:        ctx,
+		cancel:     cancel,
+		state:      running,
+		pending:    make(map[uint64]*call),
+	}
+	svc, err := micro.AddService(c.Conn, micro.Config{
+		Name:         ServiceName,
+		Version:      version,
+		Description:  "Hive resilience: inference with circuit breakers and fallbacks",
+		Metadata:     map[string]string{"node": c.Node},
+		QueueGroup:   QueueGroup,
+		StatsHandler: func(*micro.Endpoint) any { return in.stats() },
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("register service %s: %w", ServiceName, err)
+	}
+	subject := c.Subjects.Infer()
+	err = svc.AddEndpoint(inferEndpoint, micro.HandlerFunc(in.handle),
+		micro.WithEndpointSubject(subject),
+		micro.WithEndpointQueueGroup(QueueGroup),
+		micro.WithEndpointMetadata(map[string]string{
+			"node":      c.Node,
+			"request":   string((*messages.InferRequest)(nil).ProtoReflect().Descriptor().FullName()),
+			"response":  string((*messages.InferResponse)(nil).ProtoReflect().Descriptor().FullName()),
+			"encodings": contentTypeProtobuf + " " + contentTypeJSON,
+		}))
+	if err != nil {
+		cancel()
+		if stopErr := svc.Stop(); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+		return nil, fmt.Errorf("subscribe %s: %w", subject, err)
+	}
+	in.svc = svc
+	// Make sure the server has the subscription, so that a request sent
+	// once StartIngress returns finds this node. While reconnecting, the
+	// client sends it when the connection is back.
+	if err := c.Conn.Flush(); err != nil {
+		in.log.Warn().Err(err).Str("subject", subject).Msg("infer subscription not confirmed by the server")
+	}
+	return in, nil
+}
+
+// handle is the NATS callback: decode, answer what cannot be accepted, and
+// forward the rest. Nothing else happens here.
+func (in *Ingress) handle(r micro.Request) {
+	if r.Reply() == "" {
+		in.log.Debug().Msg("infer request without a reply subject dropped")
+		return
+	}
+	body := r.Data()
+	enc := DetectEncoding(nats.Header(r.Headers()), body)
+	req := new(messages.InferRequest)
+	if err := Decode(enc, body, req); err != nil {
+		in.refuse(r, enc, "", messages.Failure(messages.ErrorClass_bad_request, "malformed_request", "%v", err))
+		return
+	}
+	if req.RequestId == "" {
+		req.RequestId = nuid.Next()
+	}
+	switch {
+	case req.Model == "":
+		in.refuse(r, enc, req.RequestId, messages.Failure(messages.ErrorClass_bad_request, "missing_model", "model is required"))
+		return
+	case req.Stream:
+		in.refuse(r, enc, req.RequestId, messages.Failure(messages.ErrorClass_bad_request, "streaming_unsupported",
+			"streaming over NATS is not supported yet: send stream false"))
+		return
+	}
+
+	c := &call{reply: r.Reply(), enc: enc, requestID: req.RequestId}
+	in.mu.Lock()
+	if in.state == stopped {
+		in.mu.Unlock()
+		in.refuse(r, enc, req.RequestId, nodeStopping())
+		return
+	}
+	in.nextID++
+	c.id = in.nextID
+	in.pending[c.id] = c
+	in.mu.Unlock()
+
+	in.dispatcher.Dispatch(in.ctx, req, func(resp *messages.InferResponse) { in.done(c, resp) })
+}
+
+// refuse answers r inside the callback with an error reply, through micro's
+// Request.Error so that micro counts it and sets the error headers.
+func (in *Ingress) refuse(r micro.Request, enc Encoding, requestID string, e *messages.Error) {
+	body, err := Encode(enc, &messages.InferResponse{RequestId: requestID, Node: in.node, Error: e})
+	if err != nil {
+		in.log.Error().Err(err).Msg("infer error reply not encoded")
+	}
+	code, desc := errorHeaders(e)
+	ct := micro.WithHeaders(micro.Headers{ContentTypeHeader: []string{enc.ContentType()}})
+	if err := r.Error(code, desc, body, ct); err != nil {
+		in.log.Warn().Err(err).Str("request_id", requestID).Msg("infer reply not sent")
+		return
+	}
+	in.replied.Add(1)
+	in.failed.Add(1)
+	in.log.Debug().Str("request_id", requestID).Str("code", e.GetCode()).Msg("infer request refused")
+}
+
+// done is the completion a Dispatcher calls: the first call sends the
+// reply, any later one is dropped.
+func (in *Ingress) done(c *call, resp *messages.InferResponse) {
+	in.mu.Lock()
+	if c.claimed {
+		abandoned := c.abandoned
+		in.mu.Unlock()
+		if abandoned {
+			in.log.Debug().Str("request_id", c.requestID).Msg("infer reply after stop dropped")
+		} else {
+			in.log.Error().Str("request_id", c.requestID).Msg("dispatcher called done twice; second reply dropped")
+		}
+		return
+	}
+	c.claimed = true
+	in.mu.Unlock()
+
+	in.send(c, resp)
+	in.release(c)
+}
+
+// send publishes resp to c's reply subject in c's encoding, with the
+// Content-Type header and, for an error reply, the micro error headers.
+func (in *Ingress) send(c *call, resp *messages.InferResponse) {
+	if resp == nil {
+		resp = &messages.InferResponse{Error: messages.Failure(messages.ErrorClass_server_error, "no_reply",
+			"the request was served without a reply")}
+	}
+	if resp.RequestId == "" {
+		resp.RequestId = c.requestID
+	}
+	if resp.Node == "" {
+		resp.Node = in.node
+	}
+	body, err := Encode(c.enc, resp)
+	if err != nil {
+		in.log.Error().Err(err).Str("request_id", c.requestID).Msg("infer reply not encoded")
+		resp = &messages.InferResponse{RequestId: c.requestID, Node: in.node,
+			Error: messages.Failure(messages.ErrorClass_server_error, "unencodable_reply", "%v", err)}
+		body, _ = Encode(c.enc, resp) // a reply of plain strings always encodes
+	}
+	h := nats.Header{ContentTypeHeader: []string{c.enc.ContentType()}}
+	if e := resp.GetError(); e != nil {
+		code, desc := errorHeaders(e)
+		h[micro.ErrorCodeHeader] = []string{code}
+		h[micro.ErrorHeader] = []string{desc}
+	}
+	if err := in.nc.PublishMsg(&nats.Msg{Subject: c.reply, Header: h, Data: body}); err != nil {
+		in.log.Warn().Err(err).Str("request_id", c.requestID).Msg("infer reply not sent")
+		return
+	}
+	in.replied.Add(1)
+	if resp.GetError() != nil {
+		in.failed.Add(1)
+	}
+}
+
+// release forgets an answered call and wakes Stop when none is left.
+func (in *Ingress) release(c *call) {
+	in.mu.Lock()
+	delete(in.pending, c.id)
+	if len(in.pending) == 0 && in.idle != nil {
+		close(in.idle)
+		in.idle = nil
+	}
+	in.mu.Unlock()
+}
+
+// errorHeaders gives the micro error headers for e: the code is the class's
+// HTTP-like status, the description "<class>: <message>" on one line.
+func errorHeaders(e *messages.Error) (code, description string) {
+	description = e.GetClass().String()
+	if m := e.GetMessage(); m != "" {
+		description += ": " + m
+	}
+	// A header value must not break the header block.
+	description = strings.NewReplacer("\r", " ", "\n", " ").Replace(description)
+	return strconv.Itoa(e.GetClass().Status()), description
+}
+
+// nodeStopping is the error of a request the node stopped before serving.
+// Its class is no_capacity: this node has none left, another node may.
+func nodeStopping() *messages.Error {
+	return messages.Failure(messages.ErrorClass_no_capacity, "node_stopping", "the node stopped before the request was served")
+}
+
+// InFlight returns the number of dispatched requests not yet answered.
+func (in *Ingress) InFlight() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.pending)
+}
+
+func (in *Ingress) stats() ingressStats {
+	return ingressStats{
+		InFlight:  in.InFlight(),
+		Replied:   in.replied.Load(),
+		Errors:    in.failed.Load(),
+		Abandoned: in.abandoned.Load(),
+	}
+}
+
+// Stop stops taking requests and waits for the ones in flight. It stops the
+// micro service first, so the queue subscription goes away and other nodes
+// get the traffic, then lets the requests already delivered to this node
+// through, and waits until every dispatched request is answered or ctx
+// ends. When ctx ends first, each request still in flight is answered with
+// {no_capacity, "node_stopping"}, the Dispatcher's context is cancelled, and
+// the error (matching ErrAbandoned and ctx's error) says how many there
+// were. A second Stop returns nil.
+func (in *Ingress) Stop(ctx context.Context) error {
+	in.stopMu.Lock()
+	defer in.stopMu.Unlock()
+	in.mu.Lock()
+	if in.state == stopped {
+		in.mu.Unlock()
+		return nil
+	}
+	in.state = draining
+	in.mu.Unlock()
+
+	var errs []error
+	if err := in.svc.Stop(); err != nil {
+		errs = append(errs, fmt.Errorf("stop service %s: %w", ServiceName, err))
+	}
+	in.quiesce(ctx)
+	in.waitIdle(ctx)
+	abandoned := in.giveUp()
+	in.cancel()
+	for _, c := range abandoned {
+		in.send(c, &messages.InferResponse{Error: nodeStopping()})
+		in.release(c)
+	}
+	if n := len(abandoned); n > 0 {
+		in.abandoned.Add(int64(n))
+		errs = append(errs, fmt.Errorf("%d %w: %w", n, ErrAbandoned, context.Cause(ctx)))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("stop ingress: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// quiesce returns once every message the server sent to the endpoint before
+// it processed the unsubscribe has gone through handle, or when ctx ends.
+// A flush proves the server has nothing more in flight to us; a barrier
+// then runs after every message already queued on the connection's
+// subscriptions has been handled. The barrier waits on all of the
+// connection's subscriptions, so a blocked callback elsewhere delays it;
+// ctx bounds that.
+func (in *Ingress) quiesce(ctx context.Context) {
+	fctx, cancel := ctx, context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		fctx, cancel = context.WithTimeout(ctx, stopFlushTimeout)
+	}
+	defer cancel()
+	if err := in.nc.FlushWithContext(fctx); err != nil {
+		in.log.Debug().Err(err).Msg("ingress stop: flush failed, relying on the barrier")
+	}
+	passed := make(chan struct{})
+	if err := in.nc.Barrier(func() { close(passed) }); err != nil {
+		return // the connection is closed: nothing more will be delivered
+	}
+	select {
+	case <-passed:
+	case <-ctx.Done():
+	}
+}
+
+// waitIdle waits until no dispatched request is left or ctx ends.
+func (in *Ingress) waitIdle(ctx context.Context) {
+	in.mu.Lock()
+	if len(in.pending) == 0 {
+		in.mu.Unlock()
+		return
+	}
+	idle := make(chan struct{})
+	in.idle = idle
+	in.mu.Unlock()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
+}
+
+// giveUp marks the ingress stopped and claims every request not yet
+// answered, so that Stop answers them and their late replies are dropped.
+func (in *Ingress) giveUp() []*call {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.state = stopped
+	in.idle = nil
+	var out []*call
+	for _, c := range in.pending {
+		if !c.claimed {
+			c.claimed, c.abandoned = true, true
+			out = append(out, c)
+		}
+	}
+	return out
+}

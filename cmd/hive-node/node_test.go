@@ -1,0 +1,149 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cmmv-hive/resilience/bus/bustest"
+	"github.com/cmmv-hive/resilience/config"
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+const testModels = `
+models:
+  primary:
+    provider: sim
+    sim: {latency: 1ms}
+    fallbacks: [backup]
+  broken:
+    provider: sim
+    sim: {failureRate: 1.0, errorClass: server_error}
+    fallbacks: [backup]
+  backup:
+    provider: sim
+    sim: {latency: 1ms, reply: "backup here"}
+`
+
+// requestLimit bounds each request; replies normally come in milliseconds.
+const requestLimit = 10 * time.Second
+
+// startTestNode wires a node exactly as `hive-node serve --nats-url` does,
+// against an in-process NATS server, and returns a client connection.
+func startTestNode(t *testing.T) (*node, *nats.Conn) {
+	t.Helper()
+	srv := bustest.NewServer(t)
+	cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(testModels))
+	require.NoError(t, err)
+	f := &serveFlags{natsURL: srv.ClientURL(), nodeID: "e2e", httpAddr: "127.0.0.1:0"}
+	n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+	return n, bustest.Connect(t, srv)
+}
+
+func requestJSON(t *testing.T, nc *nats.Conn, body string) (*nats.Msg, *messages.InferResponse) {
+	t.Helper()
+	msg, err := nc.Request("hive.v1.infer", []byte(body), requestLimit)
+	require.NoError(t, err)
+	require.Equal(t, byte('{'), msg.Data[0], "a JSON request gets a JSON reply, got %q", msg.Data)
+	var resp messages.InferResponse
+	require.NoError(t, protojsonUnmarshal(msg.Data, &resp), "reply %s", msg.Data)
+	return msg, &resp
+}
+
+func TestNodeServesJSON(t *testing.T) {
+	_, nc := startTestNode(t)
+	_, resp := requestJSON(t, nc, `{"requestId":"j1","model":"primary","messages":[{"role":"user","content":"hi"}]}`)
+	assert.Nil(t, resp.Error)
+	assert.Equal(t, "j1", resp.RequestId)
+	assert.Equal(t, "primary", resp.ServedBy)
+	assert.Equal(t, "e2e", resp.Node)
+	assert.Equal(t, "primary (simulated) received: hi", resp.Content)
+	require.Len(t, resp.Attempts, 1)
+	assert.Equal(t, messages.ErrorClass_ok, resp.Attempts[0].ErrorClass)
+}
+
+func TestNodeServesProtobuf(t *testing.T) {
+	_, nc := startTestNode(t)
+	body, err := proto.Marshal(&messages.InferRequest{Model: "primary", Messages: []*messages.ChatMessage{{Role: "user", Content: "hi"}}})
+	require.NoError(t, err)
+	msg, err := nc.Request("hive.v1.infer", body, requestLimit)
+	require.NoError(t, err)
+	var resp messages.InferResponse
+	require.NoError(t, proto.Unmarshal(msg.Data, &resp), "a protobuf request gets a protobuf reply")
+	assert.Equal(t, "primary", resp.ServedBy)
+	assert.NotEmpty(t, resp.RequestId, "the node assigns a request id")
+}
+
+func TestNodeFailsOverToFallback(t *testing.T) {
+	_, nc := startTestNode(t)
+	_, resp := requestJSON(t, nc, `{"model":"broken","messages":[{"role":"user","content":"hi"}]}`)
+	assert.Nil(t, resp.Error)
+	assert.Equal(t, "backup", resp.ServedBy)
+	assert.Equal(t, "backup here", resp.Content)
+	require.Len(t, resp.Attempts, 2, "attempts: %v", resp.Attempts)
+	assert.Equal(t, "broken", resp.Attempts[0].Model)
+	assert.Equal(t, messages.ErrorClass_server_error, resp.Attempts[0].ErrorClass)
+	assert.Equal(t, int32(500), resp.Attempts[0].StatusCode)
+	assert.Equal(t, "backup", resp.Attempts[1].Model)
+	assert.Equal(t, messages.ErrorClass_ok, resp.Attempts[1].ErrorClass)
+}
+
+func TestNodeRejectsBadInputAndKeepsServing(t *testing.T) {
+	_, nc := startTestNode(t)
+	tests := []struct {
+		name      string
+		body      string
+		wantClass messages.ErrorClass
+		wantCode  string
+	}{
+		{"malformed JSON", `{"model":`, messages.ErrorClass_bad_request, "malformed_request"},
+		{"unknown field", `{"model":"primary","colour":"red"}`, messages.ErrorClass_bad_request, "malformed_request"},
+		{"unknown model", `{"model":"gpt-6","messages":[{"role":"user","content":"hi"}]}`, messages.ErrorClass_bad_request, "unknown_model"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, resp := requestJSON(t, nc, tt.body)
+			require.NotNil(t, resp.Error, "reply %s", msg.Data)
+			assert.Equal(t, tt.wantClass, resp.Error.Class)
+			assert.Equal(t, tt.wantCode, resp.Error.Code)
+			assert.NotEmpty(t, resp.Error.Message)
+			assert.Equal(t, strconv.Itoa(tt.wantClass.Status()), msg.Header.Get(micro.ErrorCodeHeader), "service error header")
+
+			_, ok := requestJSON(t, nc, `{"model":"primary","messages":[{"role":"user","content":"still there?"}]}`)
+			assert.Equal(t, "primary", ok.ServedBy, "the node keeps serving after %s", tt.name)
+		})
+	}
+	garbage, err := nc.Request("hive.v1.infer", []byte{0xff, 0xff, 0xff}, requestLimit)
+	require.NoError(t, err)
+	var resp messages.InferResponse
+	require.NoError(t, proto.Unmarshal(garbage.Data, &resp))
+	assert.Equal(t, "malformed_request", resp.GetError().GetCode(), "undecodable protobuf")
+}
+
+func TestNodeIsDiscoverableAndReady(t *testing.T) {
+	n, nc := startTestNode(t)
+	msg, err := nc.Request("$SRV.INFO.hive", nil, requestLimit)
+	require.NoError(t, err)
+	var info micro.Info
+	require.NoError(t, json.Unmarshal(msg.Data, &info))
+	assert.Equal(t, "hive", info.Name)
+	require.Len(t, info.Endpoints, 1)
+	assert.Equal(t, "hive.v1.infer", info.Endpoints[0].Subject)
+	assert.Equal(t, "hive", info.Endpoints[0].QueueGroup)
+
+	res, err := http.Get(n.httpURL + "/readyz")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+}

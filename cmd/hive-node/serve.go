@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/cmmv-hive/resilience/actors"
+	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/config"
+	"github.com/cmmv-hive/resilience/gateway"
+)
+
+func serve(args []string, stderr io.Writer) error {
+	f, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(f.logLevel, f.logFormat, stderr)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	cfg, err := loadConfig(f, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	n, err := startNode(f, cfg, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop() // a second signal kills the process at once
+	return n.shutdown()
+}
+
+// loadConfig reads --config-dir, falling back to the built-in defaults when
+// the default directory does not exist.
+func loadConfig(f *serveFlags, log zerolog.Logger) (*config.Config, error) {
+	if !f.configDirSet {
+		if _, err := os.Stat(filepath.Join(f.configDir, config.ModelsFile)); errors.Is(err, os.ErrNotExist) {
+			log.Info().Msg("no ./config directory: using the built-in default configuration")
+			return config.Defaults()
+		}
+	}
+	return config.Load(f.configDir)
+}
+
+// node is a running hive node and everything it owns, in start order.
+type node struct {
+	log     zerolog.Logger
+	grace   time.Duration
+	embed   *server.Server // nil when joining an existing deployment
+	nc      *nats.Conn
+	hive    *actors.Hive
+	ingress *bus.Ingress
+	http    *http.Server
+	httpErr chan error
+	natsURL string // where clients reach NATS, for the startup log
+	httpURL string
+}
+
+// startNode starts the embedded NATS server (without --nats-url), connects,
+// starts the actors, the NATS service and HTTP. On error everything started
+// so far is stopped again.
+func startNode(f *serveFlags, cfg *config.Config, log zerolog.Logger) (*node, error) {
+	log = log.With().Str("node", f.nodeID).Logger()
+	n := &node{log: log, grace: cfg.Global.ShutdownGrace}
+	if f.shutdownGrace > 0 {
+		n.grace = f.shutdownGrace
+	}
+	if err := n.start(f, cfg); err != nil {
+		n.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *node) start(f *serveFlags, cfg *config.Config) error {
+	log := n.log
+
+	if err := n.connect(f, log); err != nil {
+		return err
+	}
+	specs, err := modelSpecs(cfg, log)
+	if err != nil {
+		return err
+	}
+	n.hive, err = actors.New(actors.Config{
+		Node:           f.nodeID,
+		Models:         specs,
+		RequestTimeout: cfg.Global.RequestTimeout,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	subjects := bus.NewSubjects(cfg.Global.SubjectPrefix)
+	n.ingress, err = bus.StartIngress(bus.IngressConfig{
+		Conn:       n.nc,
+		Subjects:   subjects,
+		Node:       f.nodeID,
+		Version:    version,
+		Dispatcher: n.hive,
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := n.listenHTTP(f.httpAddr, f.nodeID); err != nil {
+		return err
+	}
+	log.Info().
+		Str("nats", n.natsURL).
+		Str("subject", subjects.Infer()).
+		Str("http", n.httpURL).
+		Int("models", len(specs)).
+		Str("version", version).
+		Msg("hive node serving")
+	return nil
+}
+
+func (n *node) connect(f *serveFlags, log zerolog.Logger) error {
+	opts := bus.ConnectOptions{
+		URLs:      f.natsURL,
+		Name:      "hive-node " + f.nodeID,
+		CredsFile: f.natsCreds,
+		NKeyFile:  f.natsNKey,
+		TLSCA:     f.natsCA,
+		TLSCert:   f.natsCert,
+		TLSKey:    f.natsKey,
+		Logger:    log,
+	}
+	opts.FromEnv()
+	if f.natsURL != "" {
+		nc, err := bus.Connect(opts)
+		if err != nil {
+			return err
+		}
+		n.nc, n.natsURL = nc, bus.Redact(nc.ConnectedUrl())
+		return nil
+	}
+	host, port, err := splitHostPort(f.natsListen)
+	if err != nil {
+		return usageError{fmt.Sprintf("--nats-listen: %v", err)}
+	}
+	n.embed, err = bus.StartEmbedded(bus.EmbeddedOptions{
+		Host:       host,
+		Port:       port,
+		StoreDir:   filepath.Join(f.dataDir, "jetstream"),
+		ServerName: f.nodeID,
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	n.natsURL = n.embed.ClientURL()
+	n.nc, err = bus.ConnectInProcess(n.embed, opts)
+	return err
+}
+
+func (n *node) listenHTTP(addr, node string) error {
+	if addr == "off" || addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("http: listen %s: %w (choose another with --http-addr, or --http-addr off)", addr, err)
+	}
+	n.httpURL = "http://" + ln.Addr().String()
+	n.http = &http.Server{Handler: gateway.Health(node, n), ReadHeaderTimeout: 10 * time.Second}
+	n.httpErr = make(chan error, 1)
+	go func() { n.httpErr <- n.http.Serve(ln) }()
+	return nil
+}
+
+// Ready implements gateway.Readiness.
+func (n *node) Ready() error {
+	switch {
+	case n.nc == nil || !n.nc.IsConnected():
+		return errors.New("not connected to NATS")
+	case n.ingress == nil:
+		return errors.New("not serving requests")
+	}
+	return nil
+}
+
+// shutdown stops taking requests, lets in-flight ones finish up to the
+// grace period, stops the actors (answering whatever is left), then drains
+// NATS and stops the embedded server.
+func (n *node) shutdown() error {
+	n.log.Info().Dur("grace", n.grace).Msg("shutting down: no new requests, finishing in-flight ones")
+	ctx, cancel := context.WithTimeout(context.Background(), n.grace)
+	defer cancel()
+	var errs []error
+	if n.ingress != nil {
+		if err := n.ingress.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.close()
+	if len(errs) == 0 {
+		n.log.Info().Msg("stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// close stops everything that is running, in reverse start order.
+func (n *node) close() {
+	if n.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.http.Shutdown(ctx)
+		cancel()
+		<-n.httpErr
+	}
+	if n.hive != nil {
+		n.hive.Stop()
+	}
+	if n.nc != nil {
+		drained := make(chan struct{})
+		n.nc.SetClosedHandler(func(*nats.Conn) { close(drained) })
+		if err := n.nc.Drain(); err != nil {
+			n.nc.Close()
+		} else {
+			select {
+			case <-drained:
+			case <-time.After(10 * time.Second):
+				n.nc.Close()
+			}
+		}
+	}
+	if n.embed != nil {
+		n.embed.Shutdown()
+		n.embed.WaitForShutdown()
+	}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	var port int
+	if _, err := fmt.Sscanf(p, "%d", &port); err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return host, port, nil
+}

@@ -1,0 +1,253 @@
+package config
+
+import (
+	"hash/fnv"
+	"os"
+	"time"
+)
+
+// GlobalFile and ModelsFile are the names of the two files Load reads.
+const (
+	GlobalFile = "resilience.yml"
+	ModelsFile = "models-resilience.yml"
+)
+
+// Provider names accepted by a model's provider key.
+const (
+	ProviderOpenAI    = "openai"    // any OpenAI-compatible chat API
+	ProviderAnthropic = "anthropic" // the Anthropic messages API
+	ProviderExec      = "exec"      // a command line, run once per call
+	ProviderSim       = "sim"       // a simulated model, for demos and tests
+)
+
+// Strategy names accepted by the strategy keys.
+const (
+	StrategySequential = "sequential"
+	StrategyParallel   = "parallel"
+	StrategyHedged     = "hedged"
+	StrategyWeighted   = "weighted"
+	StrategyRandom     = "random"
+)
+
+// Breaker preset names accepted by circuitBreaker.preset.
+const (
+	PresetBIP03        = "bip03"
+	PresetGobreaker    = "gobreaker"
+	PresetResilience4j = "resilience4j"
+	PresetHystrix      = "hystrix"
+	PresetEnvoy        = "envoy"
+)
+
+// Default endpoints of the HTTP providers, used when a model gives none.
+const (
+	DefaultOpenAIEndpoint    = "https://api.openai.com/v1"
+	DefaultAnthropicEndpoint = "https://api.anthropic.com/v1"
+)
+
+var (
+	providers  = []string{ProviderOpenAI, ProviderAnthropic, ProviderExec, ProviderSim}
+	strategies = []string{StrategySequential, StrategyParallel, StrategyHedged, StrategyWeighted, StrategyRandom}
+	presets    = []string{PresetBIP03, PresetGobreaker, PresetResilience4j, PresetHystrix, PresetEnvoy}
+)
+
+// Config is a loaded and validated configuration. Models holds every model by
+// name; Order lists the names in the order the models file gives them.
+type Config struct {
+	Global Global
+	Models map[string]*Model
+	Order  []string
+}
+
+// Global holds resilience.yml. Every field has a default, so the file and any
+// of its keys may be left out. Its blocks are also each model's defaults.
+type Global struct {
+	SubjectPrefix  string        // subjectPrefix: first token of every NATS subject, default "hive"; [A-Za-z0-9_-]+
+	Timeout        time.Duration // timeout: deadline of one attempt, default 30s
+	RequestTimeout time.Duration // requestTimeout: total deadline of a request that gives none, default 60s
+	MaxConcurrent  int           // maxConcurrentPerModel: calls in flight per model, default 10, >= 1
+	QueueSize      int           // queueSize: calls waiting for a slot per model, default 100; 0 means no queue
+	Strategy       string        // strategy: fallback strategy, default "sequential"
+	MaxParallel    int           // maxParallel: models raced at once by the parallel strategy, default 3, >= 1
+	ShutdownGrace  time.Duration // shutdownGrace: how long shutdown waits for requests in flight, default 10s; 0 waits for none
+	CircuitBreaker Breaker       // circuitBreaker: block, the models' default breaker
+	Retry          Retry         // retry: block, the models' default retry policy
+	HealthCheck    HealthCheck   // healthCheck: block, the models' default probing
+	Streaming      Streaming     // streaming: block, the models' default stream deadlines
+	Degradation    Degradation   // degradation: block, node-wide degradation levels
+}
+
+// Breaker configures a model's circuit breaker. Preset names the algorithm;
+// the other fields hold the values given, or else these BIP-03 defaults, and
+// the resilience package decides how a preset uses them.
+type Breaker struct {
+	Preset           string        // preset: bip03 (default) | gobreaker | resilience4j | hystrix | envoy
+	FailureThreshold int           // failureThreshold: consecutive failures that open it, default 5, >= 1
+	OpenDuration     time.Duration // openDuration: first open period, default 60s, > 0
+	MaxOpenDuration  time.Duration // maxOpenDuration: cap of growing open periods, default 300s, >= OpenDuration
+	SuccessThreshold int           // successThreshold: half-open successes that close it, default 3, >= 1
+	HalfOpenPermits  int           // halfOpenPermits: trial calls at once in half-open, default 1, >= 1
+}
+
+// Retry configures retries of the same model: the n-th retry waits
+// BaseDelay x Multiplier^(n-1), at most MaxDelay, +- Jitter.
+type Retry struct {
+	MaxRetries int           // maxRetries: retries after the first attempt, default 3; 0 means none
+	BaseDelay  time.Duration // baseDelay: wait before the first retry, default 1s, > 0
+	Multiplier float64       // multiplier: growth of the wait, default 2, >= 1
+	MaxDelay   time.Duration // maxDelay: cap of the wait, default 30s, >= BaseDelay
+	Jitter     float64       // jitter: random fraction added or removed, default 0.1, in [0, 1)
+}
+
+// HealthCheck configures the prober of a model.
+type HealthCheck struct {
+	Enabled       bool          // enabled: probe the model, default true
+	Interval      time.Duration // interval: time between probes, default 30s, > 0
+	Timeout       time.Duration // timeout: deadline of one probe, default 5s, > 0
+	Retries       int           // retries: failed probes retried before one counts, default 3, >= 0
+	DegradedRatio float64       // degradedRatio: degraded when latency > ratio x model timeout, default 0.8, in (0, 1]
+}
+
+// Streaming holds the three deadlines of a streamed answer.
+type Streaming struct {
+	FirstTokenTimeout time.Duration // firstTokenTimeout: until the first chunk, default 10s, > 0
+	IdleTimeout       time.Duration // idleTimeout: between two chunks, default 10s, > 0
+	TotalTimeout      time.Duration // totalTimeout: whole stream, default 120s, > 0
+}
+
+// Degradation sets the node's degradation levels, indexed minimal, moderate,
+// severe, critical: the most severe level whose threshold is crossed applies.
+type Degradation struct {
+	ResponseTime [4]time.Duration // responseTime: default [5s, 8s, 15s, 30s], strictly increasing
+	SuccessRate  [4]float64       // successRate: default [0.95, 0.90, 0.80, 0.60], strictly decreasing, each in (0, 1]
+	CriticalOnly bool             // criticalOnly: when degraded, admit only critical requests; default false
+}
+
+// Model is one entry of models-resilience.yml. Fields it does not give take
+// the Global value: Timeout, MaxConcurrent, QueueSize, Strategy, and each key
+// of the CircuitBreaker, Retry, HealthCheck and Streaming blocks separately.
+// The proposal's flat keys are aliases: maxRetries is retry.maxRetries and
+// circuitBreakerThreshold is circuitBreaker.failureThreshold.
+type Model struct {
+	Name string // its key under models:, [A-Za-z0-9_-]+ (it is a NATS subject token)
+	File string // file it was defined in
+	Line int    // line of its key
+
+	Provider          string        // provider: openai | anthropic | exec | sim; "sim" when omitted
+	ProviderDefaulted bool          // true when provider was omitted
+	Endpoint          string        // endpoint: http(s) base URL of openai and anthropic; defaults DefaultOpenAIEndpoint, DefaultAnthropicEndpoint
+	APIKeyEnv         string        // apiKeyEnv: NAME of the environment variable holding the key; "" sends none
+	UpstreamModel     string        // upstreamModel: model name sent upstream, default the model's Name
+	Command           []string      // command: argv of the exec provider, required for it; "{prompt}" is replaced per call
+	Timeout           time.Duration // timeout: deadline of one attempt, default Global.Timeout
+	MaxConcurrent     int           // maxConcurrent: calls in flight, default Global.MaxConcurrent, >= 1
+	QueueSize         int           // queueSize: calls waiting for a slot, default Global.QueueSize, >= 0
+	Fallbacks         []string      // fallbacks: other models tried in this order
+	Strategy          string        // strategy: sequential | parallel | hedged | weighted | random; default Global.Strategy
+	Weight            float64       // weight: static weight for weighted routing, default 1, > 0
+
+	CircuitBreaker Breaker     // circuitBreaker: block; circuitBreakerThreshold is its failureThreshold
+	Retry          Retry       // retry: block; maxRetries is its maxRetries
+	HealthCheck    HealthCheck // healthCheck: block
+	Streaming      Streaming   // streaming: block
+	Sim            Sim         // sim: block, for provider sim only (zero for other providers)
+}
+
+// Sim configures a simulated model (provider sim).
+type Sim struct {
+	Latency     time.Duration // latency: mean latency, default 20ms, >= 0
+	Jitter      time.Duration // jitter: uniform +- around Latency, default 0, at most Latency
+	FailureRate float64       // failureRate: share of calls that fail, default 0, in [0, 1]
+	ErrorClass  string        // errorClass: class of those failures, default "server_error"; any messages.ErrorClass but "ok"
+	Seed        int64         // seed: random seed, default derived from the model name so runs repeat
+	Reply       string        // reply: text of every answer; "" lets the provider build one
+	TokenDelay  time.Duration // tokenDelay: pause between streamed tokens, default 5ms, >= 0
+}
+
+// APIKey returns the value of the environment variable APIKeyEnv names, or ""
+// when it is unset or the model names none. The key is read on every call and
+// never stored in the Config, so it cannot be logged with it.
+func (m *Model) APIKey() string {
+	if m.APIKeyEnv == "" {
+		return ""
+	}
+	return os.Getenv(m.APIKeyEnv)
+}
+
+// defaultGlobal returns Global with every default. The embedded resilience.yml
+// writes the same values out, and a test keeps the two equal.
+func defaultGlobal() Global {
+	return Global{
+		SubjectPrefix:  "hive",
+		Timeout:        30 * time.Second,
+		RequestTimeout: 60 * time.Second,
+		MaxConcurrent:  10,
+		QueueSize:      100,
+		Strategy:       StrategySequential,
+		MaxParallel:    3,
+		ShutdownGrace:  10 * time.Second,
+		CircuitBreaker: Breaker{
+			Preset:           PresetBIP03,
+			FailureThreshold: 5,
+			OpenDuration:     60 * time.Second,
+			MaxOpenDuration:  300 * time.Second,
+			SuccessThreshold: 3,
+			HalfOpenPermits:  1,
+		},
+		Retry: Retry{
+			MaxRetries: 3,
+			BaseDelay:  time.Second,
+			Multiplier: 2,
+			MaxDelay:   30 * time.Second,
+			Jitter:     0.1,
+		},
+		HealthCheck: HealthCheck{
+			Enabled:       true,
+			Interval:      30 * time.Second,
+			Timeout:       5 * time.Second,
+			Retries:       3,
+			DegradedRatio: 0.8,
+		},
+		Streaming: Streaming{
+			FirstTokenTimeout: 10 * time.Second,
+			IdleTimeout:       10 * time.Second,
+			TotalTimeout:      120 * time.Second,
+		},
+		Degradation: Degradation{
+			ResponseTime: [4]time.Duration{5 * time.Second, 8 * time.Second, 15 * time.Second, 30 * time.Second},
+			SuccessRate:  [4]float64{0.95, 0.90, 0.80, 0.60},
+		},
+	}
+}
+
+// newModel returns the model called name with every value it inherits from g
+// and the sim defaults; decoding its block then overrides what the file gives.
+func newModel(name, file string, line int, g *Global) *Model {
+	return &Model{
+		Name:           name,
+		File:           file,
+		Line:           line,
+		Timeout:        g.Timeout,
+		MaxConcurrent:  g.MaxConcurrent,
+		QueueSize:      g.QueueSize,
+		Strategy:       g.Strategy,
+		Weight:         1,
+		CircuitBreaker: g.CircuitBreaker,
+		Retry:          g.Retry,
+		HealthCheck:    g.HealthCheck,
+		Streaming:      g.Streaming,
+		Sim: Sim{
+			Latency:    20 * time.Millisecond,
+			ErrorClass: "server_error",
+			Seed:       seedOf(name),
+			TokenDelay: 5 * time.Millisecond,
+		},
+	}
+}
+
+// seedOf derives a stable seed from a model name (FNV-1a), so two runs of the
+// same configuration simulate the same outcomes.
+func seedOf(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return int64(h.Sum64())
+}

@@ -1,0 +1,222 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// decoder walks the yaml.Node tree of one file against the fields it allows,
+// so that every problem keeps its line. It records problems instead of
+// stopping at the first one.
+type decoder struct {
+	file  string
+	errs  []*Error
+	seen  map[string]int        // key path -> line of the key, for every key given
+	items map[string]*yaml.Node // itemPath(key path, i) -> i-th item of a list given
+}
+
+func newDecoder(file string) *decoder {
+	return &decoder{file: file, seen: map[string]int{}, items: map[string]*yaml.Node{}}
+}
+
+// itemPath names the i-th item of the list at path, for decoder.items.
+func itemPath(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
+// failed reports whether a problem was recorded for the key at path.
+func (d *decoder) failed(path string) bool {
+	for _, e := range d.errs {
+		if e.Key == path {
+			return true
+		}
+	}
+	return false
+}
+
+// field decodes the value v of the key at path into its destination.
+type field func(v *yaml.Node, path string)
+
+// errorf records a problem about node n.
+func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	d.add(n.Line, path, format, args...)
+}
+
+// join appends key to a key path.
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// resolve follows aliases (*name) to the node they stand for.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// kindName names a node's kind in messages.
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	default:
+		return "a single value"
+	}
+}
+
+// pair is one key and its value in a mapping.
+type pair struct{ key, value *yaml.Node }
+
+// pairs returns the entries of mapping n at path: its own keys, then the keys
+// merged in with "<<: *anchor" that it does not give itself.
+func (d *decoder) pairs(n *yaml.Node, path string) []pair {
+	var own, merged []pair
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			merged = append(merged, d.merged(v, path, map[*yaml.Node]bool{n: true})...)
+			continue
+		}
+		own = append(own, pair{k, v})
+	}
+	for _, p := range merged {
+		if !slices.ContainsFunc(own, func(o pair) bool { return o.key.Value == p.key.Value }) {
+			own = append(own, p)
+		}
+	}
+	return own
+}
+
+// merged returns the entries a merge key of the mapping at path brings in:
+// those of one mapping or of a list of them, earlier ones first. visiting
+// stops a mapping that merges itself.
+func (d *decoder) merged(v *yaml.Node, path string, visiting map[*yaml.Node]bool) []pair {
+	v = resolve(v)
+	switch {
+	case v.Kind == yaml.SequenceNode:
+		var out []pair
+		for _, item := range v.Content {
+			if item = resolve(item); item.Kind != yaml.MappingNode {
+				d.errorf(item, join(path, "<<"), "must be a mapping or a list of mappings to merge (such as <<: *defaults), not %s", kindName(item))
+				continue
+			}
+			out = append(out, d.merged(item, path, visiting)...)
+		}
+		return out
+	case v.Kind != yaml.MappingNode:
+		d.errorf(v, join(path, "<<"), "must be a mapping or a list of mappings to merge (such as <<: *defaults), not %s", kindName(v))
+	case !visiting[v]:
+		visiting[v] = true
+		return d.pairs(v, path)
+	}
+	return nil
+}
+
+// each calls fn for every key of the mapping at path. It reports a value that
+// is not a mapping, keys that are not plain names and duplicate keys. A null
+// value counts as an empty mapping.
+func (d *decoder) each(n *yaml.Node, path string, fn func(k, v *yaml.Node, keyPath string)) {
+	n = resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "must be a mapping of keys, not %s", kindName(n))
+		return
+	}
+	first := map[string]int{}
+	for _, p := range d.pairs(n, path) {
+		k := resolve(p.key)
+		if k.Kind != yaml.ScalarNode {
+			d.errorf(k, path, "a key must be a plain name, not %s", kindName(k))
+			continue
+		}
+		keyPath := join(path, k.Value)
+		if line, dup := first[k.Value]; dup {
+			d.errorf(k, keyPath, "duplicate key (first at line %d)", line)
+			continue
+		}
+		first[k.Value] = k.Line
+		fn(k, p.value, keyPath)
+	}
+}
+
+// fields decodes the mapping at path with one field per allowed key.
+func (d *decoder) fields(n *yaml.Node, path string, fs map[string]field) {
+	if n == nil {
+		return
+	}
+	d.each(n, path, func(k, v *yaml.Node, keyPath string) {
+		f, ok := fs[k.Value]
+		if !ok {
+			d.errorf(k, keyPath, "unknown key (%s)", suggest(k.Value, fs))
+			return
+		}
+		d.seen[keyPath] = k.Line
+		f(v, keyPath)
+	})
+}
+
+// block is the field of a nested mapping.
+func (d *decoder) block(fs map[string]field) field {
+	return func(v *yaml.Node, path string) { d.fields(v, path, fs) }
+}
+
+// suggest names the allowed key closest to an unknown one (a typo, a
+// different case, a shortened name), or else lists them all.
+func suggest(key string, fs map[string]field) string {
+	known := make([]string, 0, len(fs))
+	for k := range fs {
+		known = append(known, k)
+	}
+	slices.Sort(known)
+	lower := strings.ToLower(key)
+	best, bestDist := "", 3
+	for _, k := range known {
+		if dist := editDistance(lower, strings.ToLower(k)); dist < bestDist {
+			best, bestDist = k, dist
+		}
+	}
+	for _, k := range known {
+		lk := strings.ToLower(k)
+		if best == "" && min(len(k), len(key)) >= 4 && (strings.Contains(lk, lower) || strings.Contains(lower, lk)) {
+			best = k // shortened or lengthened: maxConcurrent for maxConcurrentPerModel
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf("did you mean %q?", best)
+	}
+	return "known: " + strings.Join(known, ", ")
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

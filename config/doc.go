@@ -1,0 +1,13 @@
+// Package config loads, defaults and validates the two YAML files a user edits:
+// resilience.yml (global settings, optional) and models-resilience.yml (the
+// models, required). Both files also sit in this directory and are embedded in
+// the binary, so Defaults gives a configuration that runs with no API key.
+//
+// Every problem found is reported, not just the first, as an error of the form
+// "<file>:<line>: <key path>: <what is wrong and what is allowed>". Values of
+// environment variables never appear in those messages, and API keys never
+// enter a Config: a model names the variable that holds its key.
+//
+// It imports messages (for error class names) and nothing else of the project.
+// A Config is plain data: once loaded, it may be read from any goroutine.
+package config

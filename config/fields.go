@@ -1,0 +1,184 @@
+package config
+
+import (
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The tables below are the whole schema of both files: one entry per key, with
+// its type and bounds. Defaults are in config.go.
+
+const (
+	positive = true  // a duration that must be above zero
+	zeroOK   = false // a duration that may be zero
+)
+
+func (d *decoder) globalFields(g *Global) map[string]field {
+	return map[string]field{
+		"subjectPrefix":         d.token(&g.SubjectPrefix),
+		"timeout":               d.duration(&g.Timeout, positive),
+		"requestTimeout":        d.duration(&g.RequestTimeout, positive),
+		"maxConcurrentPerModel": d.count(&g.MaxConcurrent, 1),
+		"queueSize":             d.count(&g.QueueSize, 0),
+		"strategy":              d.choice(&g.Strategy, "strategy", strategies),
+		"maxParallel":           d.count(&g.MaxParallel, 1),
+		"shutdownGrace":         d.duration(&g.ShutdownGrace, zeroOK),
+		"circuitBreaker":        d.block(d.breakerFields(&g.CircuitBreaker)),
+		"retry":                 d.block(d.retryFields(&g.Retry)),
+		"healthCheck":           d.block(d.healthFields(&g.HealthCheck)),
+		"streaming":             d.block(d.streamingFields(&g.Streaming)),
+		"degradation":           d.block(d.degradationFields(&g.Degradation)),
+	}
+}
+
+func (d *decoder) breakerFields(b *Breaker) map[string]field {
+	return map[string]field{
+		"preset":           d.choice(&b.Preset, "preset", presets),
+		"failureThreshold": d.count(&b.FailureThreshold, 1),
+		"openDuration":     d.duration(&b.OpenDuration, positive),
+		"maxOpenDuration":  d.duration(&b.MaxOpenDuration, positive),
+		"successThreshold": d.count(&b.SuccessThreshold, 1),
+		"halfOpenPermits":  d.count(&b.HalfOpenPermits, 1),
+	}
+}
+
+func (d *decoder) retryFields(r *Retry) map[string]field {
+	return map[string]field{
+		"maxRetries": d.count(&r.MaxRetries, 0),
+		"baseDelay":  d.duration(&r.BaseDelay, positive),
+		"multiplier": d.number(&r.Multiplier, atLeast1),
+		"maxDelay":   d.duration(&r.MaxDelay, positive),
+		"jitter":     d.number(&r.Jitter, fractionBelow1),
+	}
+}
+
+func (d *decoder) healthFields(h *HealthCheck) map[string]field {
+	return map[string]field{
+		"enabled":       d.flag(&h.Enabled),
+		"interval":      d.duration(&h.Interval, positive),
+		"timeout":       d.duration(&h.Timeout, positive),
+		"retries":       d.count(&h.Retries, 0),
+		"degradedRatio": d.number(&h.DegradedRatio, fractionAbove0),
+	}
+}
+
+func (d *decoder) streamingFields(s *Streaming) map[string]field {
+	return map[string]field{
+		"firstTokenTimeout": d.duration(&s.FirstTokenTimeout, positive),
+		"idleTimeout":       d.duration(&s.IdleTimeout, positive),
+		"totalTimeout":      d.duration(&s.TotalTimeout, positive),
+	}
+}
+
+func (d *decoder) degradationFields(g *Degradation) map[string]field {
+	return map[string]field{
+		"responseTime": func(v *yaml.Node, path string) {
+			var t [4]time.Duration
+			if d.levels(v, path, func(i int) field { return d.duration(&t[i], positive) },
+				func() bool { return t[0] < t[1] && t[1] < t[2] && t[2] < t[3] }, "strictly increasing") {
+				g.ResponseTime = t
+			}
+		},
+		"successRate": func(v *yaml.Node, path string) {
+			var r [4]float64
+			if d.levels(v, path, func(i int) field { return d.number(&r[i], fractionAbove0) },
+				func() bool { return r[0] > r[1] && r[1] > r[2] && r[2] > r[3] }, "strictly decreasing") {
+				g.SuccessRate = r
+			}
+		},
+		"criticalOnly": d.flag(&g.CriticalOnly),
+	}
+}
+
+// flatKeys holds the proposal's flat aliases of a model while it is decoded;
+// -1 means not given (or not valid).
+type flatKeys struct {
+	maxRetries, threshold int
+}
+
+func (d *decoder) modelFields(m *Model, flat *flatKeys) map[string]field {
+	return map[string]field{
+		"provider":                d.choice(&m.Provider, "provider", providers),
+		"endpoint":                d.url(&m.Endpoint),
+		"apiKeyEnv":               d.envVar(&m.APIKeyEnv),
+		"upstreamModel":           d.text(&m.UpstreamModel),
+		"command":                 d.list(&m.Command, "strings"),
+		"timeout":                 d.duration(&m.Timeout, positive),
+		"maxConcurrent":           d.count(&m.MaxConcurrent, 1),
+		"queueSize":               d.count(&m.QueueSize, 0),
+		"fallbacks":               d.list(&m.Fallbacks, "model names"),
+		"strategy":                d.choice(&m.Strategy, "strategy", strategies),
+		"weight":                  d.number(&m.Weight, above0),
+		"maxRetries":              d.count(&flat.maxRetries, 0),
+		"circuitBreakerThreshold": d.count(&flat.threshold, 1),
+		"circuitBreaker":          d.block(d.breakerFields(&m.CircuitBreaker)),
+		"retry":                   d.block(d.retryFields(&m.Retry)),
+		"healthCheck":             d.block(d.healthFields(&m.HealthCheck)),
+		"streaming":               d.block(d.streamingFields(&m.Streaming)),
+		"sim":                     d.block(d.simFields(&m.Sim)),
+	}
+}
+
+func (d *decoder) simFields(s *Sim) map[string]field {
+	return map[string]field{
+		"latency":     d.duration(&s.Latency, zeroOK),
+		"jitter":      d.duration(&s.Jitter, zeroOK),
+		"failureRate": d.number(&s.FailureRate, fraction),
+		"errorClass":  d.errorClass(&s.ErrorClass),
+		"seed":        d.seed(&s.Seed),
+		"reply":       d.text(&s.Reply),
+		"tokenDelay":  d.duration(&s.TokenDelay, zeroOK),
+	}
+}
+
+// modelsFile decodes the models file into c, whose Global is already loaded,
+// and validates every model and every fallback.
+func (d *decoder) modelsFile(root *yaml.Node, c *Config) {
+	var models *yaml.Node
+	line := 1
+	d.fields(root, "", map[string]field{"models": func(v *yaml.Node, _ string) {
+		models = resolve(v)
+		line = models.Line
+	}})
+	if root = resolve(root); root != nil && root.Kind != yaml.MappingNode {
+		return // reported by fields
+	}
+	if models != nil && !isNull(models) && models.Kind != yaml.MappingNode {
+		d.errorf(models, "models", "must be a mapping of model names to their settings, not %s", kindName(models))
+		return
+	}
+	d.each(models, "models", func(k, v *yaml.Node, _ string) {
+		name := k.Value
+		path := modelPath(name)
+		if !subjectToken.MatchString(name) {
+			d.errorf(k, path, "model name %q is not allowed (use letters, digits, \"-\" and \"_\": it becomes a NATS subject token)", name)
+		}
+		m := newModel(name, d.file, k.Line, &c.Global)
+		flat := flatKeys{maxRetries: -1, threshold: -1} // -1: not given
+		d.fields(v, path, d.modelFields(m, &flat))
+		d.finishModel(m, path, flat)
+		c.Models[name] = m
+		c.Order = append(c.Order, name)
+	})
+	if len(c.Order) == 0 {
+		if root != nil && models == nil {
+			line = root.Line
+		}
+		d.add(line, "models", "no models defined (give at least one under \"models:\")")
+		return
+	}
+	for _, name := range c.Order {
+		d.checkFallbacks(c, c.Models[name])
+	}
+}
+
+// modelPath is the key path of a model, its name quoted when it is not a
+// valid name (it may be empty or hold dots).
+func modelPath(name string) string {
+	if !subjectToken.MatchString(name) {
+		return "models." + strconv.Quote(name)
+	}
+	return "models." + name
+}

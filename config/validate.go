@@ -1,0 +1,166 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// The checks here need more than one key, or every model: each single value
+// was already checked against its bounds while it was decoded.
+
+// checkGlobal checks the global blocks' keys that bound one another.
+func (d *decoder) checkGlobal(g *Global) {
+	d.checkBreaker("circuitBreaker", &g.CircuitBreaker)
+	d.checkRetry("retry", &g.Retry)
+}
+
+func (d *decoder) checkBreaker(path string, b *Breaker) {
+	d.ordered(path, "openDuration", "maxOpenDuration", b.OpenDuration <= b.MaxOpenDuration)
+}
+
+func (d *decoder) checkRetry(path string, r *Retry) {
+	d.ordered(path, "baseDelay", "maxDelay", r.BaseDelay <= r.MaxDelay)
+}
+
+// ordered reports that key lo of the block at path exceeds its key hi, when
+// inOrder is false. It blames the key the block gives, hi first; when the
+// block gives neither, both were inherited and checked where they were given.
+func (d *decoder) ordered(path, lo, hi string, inOrder bool) {
+	loPath, hiPath := join(path, lo), join(path, hi)
+	if inOrder || d.failed(loPath) || d.failed(hiPath) {
+		return
+	}
+	if line, given := d.seen[hiPath]; given {
+		d.add(line, hiPath, "must be at least %s", lo)
+	} else if line, given := d.seen[loPath]; given {
+		d.add(line, loPath, "must be at most %s", hi)
+	}
+}
+
+// finishModel applies the defaults that depend on other keys (provider,
+// endpoint, upstream model, the flat aliases) and checks the keys that depend
+// on the provider.
+func (d *decoder) finishModel(m *Model, path string, flat flatKeys) {
+	d.alias(path, "maxRetries", "retry.maxRetries", flat.maxRetries, &m.Retry.MaxRetries)
+	d.alias(path, "circuitBreakerThreshold", "circuitBreaker.failureThreshold", flat.threshold, &m.CircuitBreaker.FailureThreshold)
+	d.checkBreaker(path+".circuitBreaker", &m.CircuitBreaker)
+	d.checkRetry(path+".retry", &m.Retry)
+	if m.UpstreamModel == "" {
+		m.UpstreamModel = m.Name
+	}
+
+	_, providerGiven := d.seen[path+".provider"]
+	if m.Provider == "" {
+		if providerGiven {
+			return // an unknown provider, reported: its other checks would only add noise
+		}
+		m.Provider, m.ProviderDefaulted = ProviderSim, true
+	}
+	switch m.Provider {
+	case ProviderOpenAI:
+		if m.Endpoint == "" {
+			m.Endpoint = DefaultOpenAIEndpoint
+		}
+	case ProviderAnthropic:
+		if m.Endpoint == "" {
+			m.Endpoint = DefaultAnthropicEndpoint
+		}
+	case ProviderExec:
+		d.checkCommand(m, path)
+	}
+	if m.Provider != ProviderOpenAI && m.Provider != ProviderAnthropic {
+		for _, key := range []string{"endpoint", "apiKeyEnv", "upstreamModel"} {
+			d.onlyFor(m, path, key, "providers openai and anthropic")
+		}
+	}
+	if m.Provider != ProviderExec {
+		d.onlyFor(m, path, "command", "provider exec")
+	}
+	if m.Provider != ProviderSim {
+		d.onlyFor(m, path, "sim", "provider sim")
+		m.Sim = Sim{}
+		return
+	}
+	d.ordered(path+".sim", "jitter", "latency", m.Sim.Jitter <= m.Sim.Latency)
+}
+
+// alias merges a flat key of the proposal (maxRetries) into its nested key
+// (retry.maxRetries); v is the flat value, -1 when not given or not valid.
+// Giving both with different values is an error.
+func (d *decoder) alias(path, flatKey, nestedKey string, v int, dst *int) {
+	flatPath, nestedPath := join(path, flatKey), join(path, nestedKey)
+	if v < 0 {
+		return
+	}
+	if _, given := d.seen[nestedPath]; given {
+		if !d.failed(nestedPath) && *dst != v {
+			d.add(d.seen[flatPath], flatPath, "conflicts with %s (give one of them, or the same value)", nestedPath)
+		}
+		return
+	}
+	*dst = v
+}
+
+// onlyFor reports key as given to a model whose provider does not use it.
+func (d *decoder) onlyFor(m *Model, path, key, users string) {
+	keyPath := join(path, key)
+	line, given := d.seen[keyPath]
+	if !given {
+		return
+	}
+	provider := m.Provider
+	if m.ProviderDefaulted {
+		provider += ", the default when provider is omitted"
+	}
+	d.add(line, keyPath, "only used by %s (this model's provider is %s)", users, provider)
+}
+
+// checkCommand checks the argv of an exec model.
+func (d *decoder) checkCommand(m *Model, path string) {
+	keyPath := path + ".command"
+	line, given := d.seen[keyPath]
+	switch {
+	case given && d.failed(keyPath):
+	case len(m.Command) == 0:
+		if !given {
+			line = m.Line
+		}
+		d.add(line, keyPath, `required for provider exec: the program and its arguments, such as ["aider", "--message", "{prompt}"]`)
+	case strings.TrimSpace(m.Command[0]) == "":
+		d.add(d.items[itemPath(keyPath, 0)].Line, keyPath, "the program (first item) is empty")
+	}
+}
+
+// maxKnown is how many model names a message about an unknown one lists.
+const maxKnown = 10
+
+// checkFallbacks checks that m's fallbacks name other models, once each.
+func (d *decoder) checkFallbacks(c *Config, m *Model) {
+	path := modelPath(m.Name) + ".fallbacks"
+	first := map[string]int{}
+	for i, name := range m.Fallbacks {
+		item := d.items[itemPath(path, i)]
+		switch {
+		case name == m.Name:
+			d.errorf(item, path, "%q is the model itself (list other models)", raw(item))
+		case c.Models[name] == nil:
+			d.errorf(item, path, "unknown model %q (known: %s)", raw(item), known(c, m.Name))
+		case first[name] > 0:
+			d.errorf(item, path, "%q is listed twice (first at line %d)", raw(item), first[name])
+		}
+		if first[name] == 0 {
+			first[name] = item.Line
+		}
+	}
+}
+
+// known lists the model names of c but except, sorted, at most maxKnown.
+func known(c *Config, except string) string {
+	names := slices.DeleteFunc(slices.Sorted(maps.Keys(c.Models)), func(n string) bool { return n == except })
+	if len(names) > maxKnown {
+		return fmt.Sprintf("%s, ... %d more", strings.Join(names[:maxKnown], ", "), len(names)-maxKnown)
+	}
+	return strings.Join(names, ", ")
+}
