@@ -167,4 +167,3 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
-
