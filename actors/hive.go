@@ -31,8 +31,7 @@ func New(cfg Config) (*Hive, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("actors: %w", err)
 	}
-	log := cfg.Logger.With().Str("node", cfg.Node).Logger()
-	cfg.Logger = log
+	log := cfg.Logger
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slogBridge{log: log.With().Str("component", "protoactor").Logger()})
 	}))

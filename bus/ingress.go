@@ -52,8 +52,8 @@ type IngressConfig struct {
 	Version string
 	// Dispatcher serves the decoded requests; required.
 	Dispatcher Dispatcher
-	// Logger receives the ingress's own events; the zero value discards
-	// them.
+	// Logger receives the ingress's own events and should carry the node
+	// key; the zero value discards them.
 	Logger zerolog.Logger
 }
 
@@ -149,7 +149,7 @@ func StartIngress(c IngressConfig) (*Ingress, error) {
 		nc:         c.Conn,
 		node:       c.Node,
 		dispatcher: c.Dispatcher,
-		log:        c.Logger.With().Str("node", c.Node).Logger(),
+		log:        c.Logger,
 		ctx:        ctx,
 		cancel:     cancel,
 		state:      running,

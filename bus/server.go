@@ -141,8 +141,8 @@ type serverLog struct {
 
 var _ server.Logger = (*serverLog)(nil)
 
-// Noticef logs at info.
-func (l *serverLog) Noticef(format string, v ...any) { l.log.Info().Msgf(format, v...) }
+// Noticef logs at debug: the server's banner and routine notices are not news to a hive operator.
+func (l *serverLog) Noticef(format string, v ...any) { l.log.Debug().Msgf(format, v...) }
 
 // Warnf logs at warn.
 func (l *serverLog) Warnf(format string, v ...any) { l.log.Warn().Msgf(format, v...) }

@@ -161,7 +161,7 @@ func (n *node) connect(f *serveFlags, log zerolog.Logger) error {
 	n.embed, err = bus.StartEmbedded(bus.EmbeddedOptions{
 		Host:       host,
 		Port:       port,
-		StoreDir:   filepath.Join(f.dataDir, "jetstream"),
+		StoreDir:   f.dataDir, // nats-server adds "jetstream"
 		ServerName: f.nodeID,
 		Logger:     log,
 	})
