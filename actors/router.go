@@ -162,7 +162,7 @@ func (r *router) fail(rn *run, err *providers.Error, code string) {
 		Class:        err.Class,
 		Code:         code,
 		Message:      err.Message,
-		RetryAfterMs: max(err.RetryAfter, rn.retryAfter).Milliseconds(),
+		RetryAfterMs: messages.Millis(max(err.RetryAfter, rn.retryAfter)),
 	}}
 	r.finish(rn, resp)
 }
@@ -173,7 +173,7 @@ func (r *router) finish(rn *run, resp *messages.InferResponse) {
 	resp.RequestId = rn.req.GetRequestId()
 	resp.Node = r.node
 	resp.Attempts = rn.attempts
-	resp.OverheadUs = max(r.now().Sub(rn.received)-rn.inModels, 0).Microseconds()
+	resp.OverheadUs = messages.Micros(r.now().Sub(rn.received) - rn.inModels)
 	rn.done(resp)
 }
 

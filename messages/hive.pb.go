@@ -2,7 +2,9 @@
 // stream chunk, event, admin command and chaos fault that crosses NATS.
 //
 // Field names are part of the public contract (DESIGN.md). protojson renders
-// them in lowerCamelCase. Enum values are lowercase so that JSON reads
+// them in lowerCamelCase. Durations are int32 milliseconds (or microseconds)
+// so that JSON shows numbers; protojson renders int64 as strings, which only
+// unbounded counters use. Enum values are lowercase so that JSON reads
 // naturally ("class": "timeout"); enums whose values would collide in the
 // package scope are nested in the message that owns them.
 
@@ -771,7 +773,7 @@ type InferRequest struct {
 	Stream bool `protobuf:"varint,6,opt,name=stream,proto3" json:"stream,omitempty"`
 	// deadline_ms is the request's total time budget in milliseconds, counted
 	// from when a node receives it. 0 means the configured default.
-	DeadlineMs     int64                 `protobuf:"varint,7,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
+	DeadlineMs     int32                 `protobuf:"varint,7,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
 	Priority       InferRequest_Priority `protobuf:"varint,8,opt,name=priority,proto3,enum=hive.v1.InferRequest_Priority" json:"priority,omitempty"`
 	IdempotencyKey string                `protobuf:"bytes,9,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Metadata       map[string]string     `protobuf:"bytes,10,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
@@ -851,7 +853,7 @@ func (x *InferRequest) GetStream() bool {
 	return false
 }
 
-func (x *InferRequest) GetDeadlineMs() int64 {
+func (x *InferRequest) GetDeadlineMs() int32 {
 	if x != nil {
 		return x.DeadlineMs
 	}
@@ -1025,7 +1027,7 @@ type Error struct {
 	Class   ErrorClass             `protobuf:"varint,1,opt,name=class,proto3,enum=hive.v1.ErrorClass" json:"class,omitempty"`
 	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// retry_after_ms says when trying again may succeed (0: unknown).
-	RetryAfterMs int64 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	RetryAfterMs int32 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	// code is a stable machine-readable detail, e.g. "unknown_model".
 	Code          string `protobuf:"bytes,4,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1076,7 +1078,7 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
-func (x *Error) GetRetryAfterMs() int64 {
+func (x *Error) GetRetryAfterMs() int32 {
 	if x != nil {
 		return x.RetryAfterMs
 	}
@@ -1102,7 +1104,7 @@ type InferResponse struct {
 	Usage       *Usage                 `protobuf:"bytes,6,opt,name=usage,proto3" json:"usage,omitempty"`
 	Degradation Degradation            `protobuf:"varint,7,opt,name=degradation,proto3,enum=hive.v1.Degradation" json:"degradation,omitempty"`
 	// overhead_us is the time the node spent outside model calls.
-	OverheadUs    int64  `protobuf:"varint,8,opt,name=overhead_us,json=overheadUs,proto3" json:"overhead_us,omitempty"`
+	OverheadUs    int32  `protobuf:"varint,8,opt,name=overhead_us,json=overheadUs,proto3" json:"overhead_us,omitempty"`
 	Error         *Error `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1187,7 +1189,7 @@ func (x *InferResponse) GetDegradation() Degradation {
 	return Degradation_none
 }
 
-func (x *InferResponse) GetOverheadUs() int64 {
+func (x *InferResponse) GetOverheadUs() int32 {
 	if x != nil {
 		return x.OverheadUs
 	}
@@ -1207,7 +1209,7 @@ func (x *InferResponse) GetError() *Error {
 type InferChunk struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Seq       uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq       uint32                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	Delta     string                 `protobuf:"bytes,3,opt,name=delta,proto3" json:"delta,omitempty"`
 	Final     bool                   `protobuf:"varint,4,opt,name=final,proto3" json:"final,omitempty"`
 	Outcome   InferChunk_Outcome     `protobuf:"varint,5,opt,name=outcome,proto3,enum=hive.v1.InferChunk_Outcome" json:"outcome,omitempty"`
@@ -1257,7 +1259,7 @@ func (x *InferChunk) GetRequestId() string {
 	return ""
 }
 
-func (x *InferChunk) GetSeq() uint64 {
+func (x *InferChunk) GetSeq() uint32 {
 	if x != nil {
 		return x.Seq
 	}
@@ -1316,9 +1318,9 @@ func (x *InferChunk) GetAttempts() []*Attempt {
 // Evidence is the numbers behind a health or breaker decision.
 type Evidence struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
-	Calls               int64                  `protobuf:"varint,1,opt,name=calls,proto3" json:"calls,omitempty"`
-	Failures            int64                  `protobuf:"varint,2,opt,name=failures,proto3" json:"failures,omitempty"`
-	ConsecutiveFailures int64                  `protobuf:"varint,3,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	Calls               int32                  `protobuf:"varint,1,opt,name=calls,proto3" json:"calls,omitempty"`
+	Failures            int32                  `protobuf:"varint,2,opt,name=failures,proto3" json:"failures,omitempty"`
+	ConsecutiveFailures int32                  `protobuf:"varint,3,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
 	SuccessRate         float64                `protobuf:"fixed64,4,opt,name=success_rate,json=successRate,proto3" json:"success_rate,omitempty"`
 	SlowRate            float64                `protobuf:"fixed64,5,opt,name=slow_rate,json=slowRate,proto3" json:"slow_rate,omitempty"`
 	LatencyAvgMs        float64                `protobuf:"fixed64,6,opt,name=latency_avg_ms,json=latencyAvgMs,proto3" json:"latency_avg_ms,omitempty"`
@@ -1359,21 +1361,21 @@ func (*Evidence) Descriptor() ([]byte, []int) {
 	return file_hive_proto_rawDescGZIP(), []int{7}
 }
 
-func (x *Evidence) GetCalls() int64 {
+func (x *Evidence) GetCalls() int32 {
 	if x != nil {
 		return x.Calls
 	}
 	return 0
 }
 
-func (x *Evidence) GetFailures() int64 {
+func (x *Evidence) GetFailures() int32 {
 	if x != nil {
 		return x.Failures
 	}
 	return 0
 }
 
-func (x *Evidence) GetConsecutiveFailures() int64 {
+func (x *Evidence) GetConsecutiveFailures() int32 {
 	if x != nil {
 		return x.ConsecutiveFailures
 	}
@@ -1527,7 +1529,7 @@ type BreakerTransition struct {
 	Reason BreakerTransition_Reason `protobuf:"varint,6,opt,name=reason,proto3,enum=hive.v1.BreakerTransition_Reason" json:"reason,omitempty"`
 	// generation increases on every transition; results from an older
 	// generation never change the state.
-	Generation uint64 `protobuf:"varint,7,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation uint32 `protobuf:"varint,7,opt,name=generation,proto3" json:"generation,omitempty"`
 	// open_until is when an open breaker lets trial calls through.
 	OpenUntil *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=open_until,json=openUntil,proto3" json:"open_until,omitempty"`
 	// trips counts consecutive openings, which lengthen the open duration.
@@ -1611,7 +1613,7 @@ func (x *BreakerTransition) GetReason() BreakerTransition_Reason {
 	return BreakerTransition_unspecified
 }
 
-func (x *BreakerTransition) GetGeneration() uint64 {
+func (x *BreakerTransition) GetGeneration() uint32 {
 	if x != nil {
 		return x.Generation
 	}
@@ -1656,7 +1658,7 @@ type RecoveryEvent struct {
 	// trigger names the rule or command that started the action.
 	Trigger    string `protobuf:"bytes,5,opt,name=trigger,proto3" json:"trigger,omitempty"`
 	Attempt    int32  `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	DurationMs int64  `protobuf:"varint,7,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	DurationMs int32  `protobuf:"varint,7,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	// ramp_percent is the share of traffic the model receives after a ramp step.
 	RampPercent int32 `protobuf:"varint,8,opt,name=ramp_percent,json=rampPercent,proto3" json:"ramp_percent,omitempty"`
 	// actor is who performed a manual action.
@@ -1738,7 +1740,7 @@ func (x *RecoveryEvent) GetAttempt() int32 {
 	return 0
 }
 
-func (x *RecoveryEvent) GetDurationMs() int64 {
+func (x *RecoveryEvent) GetDurationMs() int32 {
 	if x != nil {
 		return x.DurationMs
 	}
@@ -1898,7 +1900,7 @@ type AdminCommand struct {
 	Model   string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	AlertId string                 `protobuf:"bytes,2,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
 	// duration_ms bounds a forced state; 0 means until changed.
-	DurationMs int64  `protobuf:"varint,3,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	DurationMs int32  `protobuf:"varint,3,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	Reason     string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// actor is filled in by the node from the NATS user when it can be.
 	Actor         string `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
@@ -1950,7 +1952,7 @@ func (x *AdminCommand) GetAlertId() string {
 	return ""
 }
 
-func (x *AdminCommand) GetDurationMs() int64 {
+func (x *AdminCommand) GetDurationMs() int32 {
 	if x != nil {
 		return x.DurationMs
 	}
@@ -2285,13 +2287,13 @@ type FaultSpec struct {
 	StatusCode int32          `protobuf:"varint,5,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
 	// probability that a call is affected, 0 < p <= 1; 0 means 1.
 	Probability  float64 `protobuf:"fixed64,6,opt,name=probability,proto3" json:"probability,omitempty"`
-	LatencyMs    int64   `protobuf:"varint,7,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
-	JitterMs     int64   `protobuf:"varint,8,opt,name=jitter_ms,json=jitterMs,proto3" json:"jitter_ms,omitempty"`
+	LatencyMs    int32   `protobuf:"varint,7,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	JitterMs     int32   `protobuf:"varint,8,opt,name=jitter_ms,json=jitterMs,proto3" json:"jitter_ms,omitempty"`
 	AfterTokens  int32   `protobuf:"varint,9,opt,name=after_tokens,json=afterTokens,proto3" json:"after_tokens,omitempty"`
-	RetryAfterMs int64   `protobuf:"varint,10,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
-	StartAfterMs int64   `protobuf:"varint,11,opt,name=start_after_ms,json=startAfterMs,proto3" json:"start_after_ms,omitempty"`
+	RetryAfterMs int32   `protobuf:"varint,10,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	StartAfterMs int32   `protobuf:"varint,11,opt,name=start_after_ms,json=startAfterMs,proto3" json:"start_after_ms,omitempty"`
 	// duration_ms bounds the fault; 0 means until cleared.
-	DurationMs    int64 `protobuf:"varint,12,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	DurationMs    int32 `protobuf:"varint,12,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2368,14 +2370,14 @@ func (x *FaultSpec) GetProbability() float64 {
 	return 0
 }
 
-func (x *FaultSpec) GetLatencyMs() int64 {
+func (x *FaultSpec) GetLatencyMs() int32 {
 	if x != nil {
 		return x.LatencyMs
 	}
 	return 0
 }
 
-func (x *FaultSpec) GetJitterMs() int64 {
+func (x *FaultSpec) GetJitterMs() int32 {
 	if x != nil {
 		return x.JitterMs
 	}
@@ -2389,21 +2391,21 @@ func (x *FaultSpec) GetAfterTokens() int32 {
 	return 0
 }
 
-func (x *FaultSpec) GetRetryAfterMs() int64 {
+func (x *FaultSpec) GetRetryAfterMs() int32 {
 	if x != nil {
 		return x.RetryAfterMs
 	}
 	return 0
 }
 
-func (x *FaultSpec) GetStartAfterMs() int64 {
+func (x *FaultSpec) GetStartAfterMs() int32 {
 	if x != nil {
 		return x.StartAfterMs
 	}
 	return 0
 }
 
-func (x *FaultSpec) GetDurationMs() int64 {
+func (x *FaultSpec) GetDurationMs() int32 {
 	if x != nil {
 		return x.DurationMs
 	}
@@ -2505,7 +2507,7 @@ const file_hive_proto_rawDesc = "" +
 	"max_tokens\x18\x04 \x01(\x05R\tmaxTokens\x12%\n" +
 	"\vtemperature\x18\x05 \x01(\x01H\x00R\vtemperature\x88\x01\x01\x12\x16\n" +
 	"\x06stream\x18\x06 \x01(\bR\x06stream\x12\x1f\n" +
-	"\vdeadline_ms\x18\a \x01(\x03R\n" +
+	"\vdeadline_ms\x18\a \x01(\x05R\n" +
 	"deadlineMs\x12:\n" +
 	"\bpriority\x18\b \x01(\x0e2\x1e.hive.v1.InferRequest.PriorityR\bpriority\x12'\n" +
 	"\x0fidempotency_key\x18\t \x01(\tR\x0eidempotencyKey\x12?\n" +
@@ -2536,7 +2538,7 @@ const file_hive_proto_rawDesc = "" +
 	"\x05Error\x12)\n" +
 	"\x05class\x18\x01 \x01(\x0e2\x13.hive.v1.ErrorClassR\x05class\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
-	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs\x12\x12\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\x05R\fretryAfterMs\x12\x12\n" +
 	"\x04code\x18\x04 \x01(\tR\x04code\"\xcc\x02\n" +
 	"\rInferResponse\x12\x1d\n" +
 	"\n" +
@@ -2547,14 +2549,14 @@ const file_hive_proto_rawDesc = "" +
 	"\battempts\x18\x05 \x03(\v2\x10.hive.v1.AttemptR\battempts\x12$\n" +
 	"\x05usage\x18\x06 \x01(\v2\x0e.hive.v1.UsageR\x05usage\x126\n" +
 	"\vdegradation\x18\a \x01(\x0e2\x14.hive.v1.DegradationR\vdegradation\x12\x1f\n" +
-	"\voverhead_us\x18\b \x01(\x03R\n" +
+	"\voverhead_us\x18\b \x01(\x05R\n" +
 	"overheadUs\x12$\n" +
 	"\x05error\x18\t \x01(\v2\x0e.hive.v1.ErrorR\x05error\"\xed\x02\n" +
 	"\n" +
 	"InferChunk\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x03seq\x18\x02 \x01(\rR\x03seq\x12\x14\n" +
 	"\x05delta\x18\x03 \x01(\tR\x05delta\x12\x14\n" +
 	"\x05final\x18\x04 \x01(\bR\x05final\x125\n" +
 	"\aoutcome\x18\x05 \x01(\x0e2\x1b.hive.v1.InferChunk.OutcomeR\aoutcome\x12\x1b\n" +
@@ -2568,9 +2570,9 @@ const file_hive_proto_rawDesc = "" +
 	"\n" +
 	"incomplete\x10\x02\"\xc7\x02\n" +
 	"\bEvidence\x12\x14\n" +
-	"\x05calls\x18\x01 \x01(\x03R\x05calls\x12\x1a\n" +
-	"\bfailures\x18\x02 \x01(\x03R\bfailures\x121\n" +
-	"\x14consecutive_failures\x18\x03 \x01(\x03R\x13consecutiveFailures\x12!\n" +
+	"\x05calls\x18\x01 \x01(\x05R\x05calls\x12\x1a\n" +
+	"\bfailures\x18\x02 \x01(\x05R\bfailures\x121\n" +
+	"\x14consecutive_failures\x18\x03 \x01(\x05R\x13consecutiveFailures\x12!\n" +
 	"\fsuccess_rate\x18\x04 \x01(\x01R\vsuccessRate\x12\x1b\n" +
 	"\tslow_rate\x18\x05 \x01(\x01R\bslowRate\x12$\n" +
 	"\x0elatency_avg_ms\x18\x06 \x01(\x01R\flatencyAvgMs\x12$\n" +
@@ -2593,7 +2595,7 @@ const file_hive_proto_rawDesc = "" +
 	"\x02to\x18\x05 \x01(\x0e2\x15.hive.v1.BreakerStateR\x02to\x129\n" +
 	"\x06reason\x18\x06 \x01(\x0e2!.hive.v1.BreakerTransition.ReasonR\x06reason\x12\x1e\n" +
 	"\n" +
-	"generation\x18\a \x01(\x04R\n" +
+	"generation\x18\a \x01(\rR\n" +
 	"generation\x129\n" +
 	"\n" +
 	"open_until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\topenUntil\x12\x14\n" +
@@ -2620,7 +2622,7 @@ const file_hive_proto_rawDesc = "" +
 	"\x04kind\x18\x04 \x01(\x0e2\x1b.hive.v1.RecoveryEvent.KindR\x04kind\x12\x18\n" +
 	"\atrigger\x18\x05 \x01(\tR\atrigger\x12\x18\n" +
 	"\aattempt\x18\x06 \x01(\x05R\aattempt\x12\x1f\n" +
-	"\vduration_ms\x18\a \x01(\x03R\n" +
+	"\vduration_ms\x18\a \x01(\x05R\n" +
 	"durationMs\x12!\n" +
 	"\framp_percent\x18\b \x01(\x05R\vrampPercent\x12\x14\n" +
 	"\x05actor\x18\t \x01(\tR\x05actor\x12\x16\n" +
@@ -2659,7 +2661,7 @@ const file_hive_proto_rawDesc = "" +
 	"\fAdminCommand\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x19\n" +
 	"\balert_id\x18\x02 \x01(\tR\aalertId\x12\x1f\n" +
-	"\vduration_ms\x18\x03 \x01(\x03R\n" +
+	"\vduration_ms\x18\x03 \x01(\x05R\n" +
 	"durationMs\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xae\x03\n" +
@@ -2703,13 +2705,13 @@ const file_hive_proto_rawDesc = "" +
 	"statusCode\x12 \n" +
 	"\vprobability\x18\x06 \x01(\x01R\vprobability\x12\x1d\n" +
 	"\n" +
-	"latency_ms\x18\a \x01(\x03R\tlatencyMs\x12\x1b\n" +
-	"\tjitter_ms\x18\b \x01(\x03R\bjitterMs\x12!\n" +
+	"latency_ms\x18\a \x01(\x05R\tlatencyMs\x12\x1b\n" +
+	"\tjitter_ms\x18\b \x01(\x05R\bjitterMs\x12!\n" +
 	"\fafter_tokens\x18\t \x01(\x05R\vafterTokens\x12$\n" +
 	"\x0eretry_after_ms\x18\n" +
-	" \x01(\x03R\fretryAfterMs\x12$\n" +
-	"\x0estart_after_ms\x18\v \x01(\x03R\fstartAfterMs\x12\x1f\n" +
-	"\vduration_ms\x18\f \x01(\x03R\n" +
+	" \x01(\x05R\fretryAfterMs\x12$\n" +
+	"\x0estart_after_ms\x18\v \x01(\x05R\fstartAfterMs\x12\x1f\n" +
+	"\vduration_ms\x18\f \x01(\x05R\n" +
 	"durationMs\"\xbf\x01\n" +
 	"\x04Kind\x12\t\n" +
 	"\x05error\x10\x00\x12\v\n" +

@@ -21,6 +21,9 @@ func modelSpecs(cfg *config.Config, log zerolog.Logger) ([]actors.ModelSpec, err
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: models.%s: %w", m.File, m.Line, name, err)
 		}
+		if m.Strategy != config.StrategySequential {
+			log.Warn().Str("model", name).Str("strategy", m.Strategy).Msg("this strategy is not implemented yet: the fallbacks are tried sequentially")
+		}
 		if m.ProviderDefaulted {
 			log.Warn().Str("model", name).Msg("no provider configured: serving it with the simulator (set provider: to call a real model)")
 		}
