@@ -39,8 +39,8 @@ type ModelSpec struct {
 type Config struct {
 	Node           string
 	Models         []ModelSpec
-	RequestTimeout time.Duration // a request's total deadline when it gives none; 60s when zero
-	Logger         zerolog.Logger // should carry the node key; actors add model
+	RequestTimeout time.Duration    // a request's total deadline when it gives none; 60s when zero
+	Logger         zerolog.Logger   // should carry the node key; actors add model
 	Now            func() time.Time // time.Now when nil
 }
 
