@@ -158,7 +158,7 @@ func StartIngress(c IngressConfig) (*Ingress, error) {
 	svc, err := micro.AddService(c.Conn, micro.Config{
 		Name:         ServiceName,
 		Version:      version,
-		Description:  "Hive resilience: inference with circuit breakers and fallbacks",
+		Description:  "Hive resilience: AI model calls that survive model failures",
 		Metadata:     map[string]string{"node": c.Node},
 		QueueGroup:   QueueGroup,
 		StatsHandler: func(*micro.Endpoint) any { return in.stats() },
