@@ -13,29 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/bus/bustest"
 )
 
 // These tests join a real nats-server, started in process on a random
 // loopback port with the authentication an existing deployment would use,
 // through bus.Connect with each kind of credential it offers.
-
-// newServerWith starts a nats-server on 127.0.0.1 and a random port with
-// the authentication and TLS settings in o, waits until it accepts
-// clients and shuts it down at cleanup. bustest.NewServer takes no
-// options, hence this copy.
-func newServerWith(t *testing.T, o server.Options) *server.Server {
-	t.Helper()
-	o.Host, o.Port, o.NoSigs = "127.0.0.1", -1, true
-	s, err := server.NewServer(&o)
-	require.NoError(t, err, "new server")
-	s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	require.True(t, s.ReadyForConnections(wait), "server ready for connections")
-	return s
-}
 
 // connect calls bus.Connect with o and closes the connection at cleanup.
 func connect(t *testing.T, o bus.ConnectOptions) (*nats.Conn, error) {
@@ -122,7 +105,7 @@ func TestConnectSecretsFromEnv(t *testing.T) {
 			for _, env := range []string{bus.EnvUser, bus.EnvPassword, bus.EnvToken} {
 				t.Setenv(env, tt.env[env]) // empty when unset: FromEnv must not pick up the caller's
 			}
-			s := newServerWith(t, tt.server)
+			s := bustest.NewServerWith(t, tt.server)
 			logs := newLogSink()
 			o := bus.ConnectOptions{URLs: "nats://" + tt.url + s.Addr().String(), Logger: logs.logger()}
 			o.FromEnv()
@@ -150,7 +133,7 @@ func TestConnectSecretsFromEnv(t *testing.T) {
 func TestConnectNKeyFile(t *testing.T) {
 	known, knownSeed := newUserKey(t)
 	_, strangerSeed := newUserKey(t)
-	s := newServerWith(t, server.Options{Nkeys: []*server.NkeyUser{{Nkey: known}}})
+	s := bustest.NewServerWith(t, server.Options{Nkeys: []*server.NkeyUser{{Nkey: known}}})
 
 	t.Run("known user", func(t *testing.T) {
 		nc, err := connect(t, bus.ConnectOptions{URLs: s.ClientURL(), NKeyFile: writeFile(t, "user.nk", knownSeed)})
@@ -211,7 +194,7 @@ func TestConnectCredsFile(t *testing.T) {
 			require.NoError(t, resolver.Store(ac.Subject, accountJWT))
 		}
 	}
-	s := newServerWith(t, server.Options{TrustedOperators: []*jwt.OperatorClaims{trusted}, AccountResolver: resolver})
+	s := bustest.NewServerWith(t, server.Options{TrustedOperators: []*jwt.OperatorClaims{trusted}, AccountResolver: resolver})
 
 	t.Run("user of a known account", func(t *testing.T) {
 		nc, err := connect(t, bus.ConnectOptions{URLs: s.ClientURL(), CredsFile: newCreds(t, account)})
@@ -273,7 +256,7 @@ func publicKey(t *testing.T, kp nkeys.KeyPair) string {
 // TestConnectURLList connects through a list whose first server is down:
 // the client skips it and joins the live one.
 func TestConnectURLList(t *testing.T) {
-	s := newServerWith(t, server.Options{})
+	s := bustest.NewServerWith(t, server.Options{})
 	nc, err := connect(t, bus.ConnectOptions{URLs: "nats://127.0.0.1:1," + s.ClientURL()})
 	require.NoError(t, err)
 	assert.Equal(t, s.ClientURL(), nc.ConnectedUrl())

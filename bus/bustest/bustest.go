@@ -17,14 +17,20 @@ const readyTimeout = 10 * time.Second
 // server down and waits for its goroutines to end.
 func NewServer(t testing.TB) *server.Server {
 	t.Helper()
-	dir := t.TempDir() // removed after the server's cleanup below has run
-	s, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      -1,
-		JetStream: true,
-		StoreDir:  dir,
-		NoSigs:    true,
-	})
+	return NewServerWith(t, server.Options{JetStream: true})
+}
+
+// NewServerWith is NewServer with the test's own options (authorisation,
+// TLS, operator mode ...). Host, Port and NoSigs are always set to loopback,
+// a random port and true; with JetStream on and no StoreDir, the store goes
+// under t.TempDir().
+func NewServerWith(t testing.TB, o server.Options) *server.Server {
+	t.Helper()
+	o.Host, o.Port, o.NoSigs = "127.0.0.1", -1, true
+	if o.JetStream && o.StoreDir == "" {
+		o.StoreDir = t.TempDir() // removed after the server's cleanup below has run
+	}
+	s, err := server.NewServer(&o)
 	if err != nil {
 		t.Fatalf("bustest: new server: %v", err)
 	}
