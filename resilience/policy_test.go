@@ -34,3 +34,21 @@ func TestPolicyFor(t *testing.T) {
 		})
 	}
 }
+
+func TestOutcomeCounts(t *testing.T) {
+	tests := []struct {
+		class      messages.ErrorClass
+		wantCounts bool
+	}{
+		{messages.ErrorClass_ok, true},
+		{messages.ErrorClass_timeout, true},
+		{messages.ErrorClass_bad_request, false},
+		{messages.ErrorClass_cancelled, false},
+		{messages.ErrorClass_circuit_open, false},
+	}
+	for _, tt := range tests {
+		if got := (Outcome{Class: tt.class}).Counts(); got != tt.wantCounts {
+			t.Errorf("Outcome{%v}.Counts() = %v, want %v", tt.class, got, tt.wantCounts)
+		}
+	}
+}
