@@ -229,9 +229,9 @@ func (r *Ramp) Start(now time.Time) RampEvent {
 func (r *Ramp) Stop() { r.ramping = false }
 
 // Observe records the outcome of a call the ramp admitted, finished at now,
-// and judges the step. Outcomes that do not count (the caller's own
-// mistakes, see Outcome.Counts) and outcomes while not ramping are ignored,
-// but the step is still judged against now, as Tick does.
+// and judges the step. An outcome that does not count (the caller's own
+// mistake, see Outcome.Counts) is no evidence, but the step is still judged
+// against now, as Tick does. Observe does nothing when not ramping.
 func (r *Ramp) Observe(now time.Time, o Outcome) (RampEvent, bool) {
 	if !r.ramping {
 		return RampEvent{}, false
