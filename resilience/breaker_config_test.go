@@ -45,6 +45,9 @@ func TestBreakerConfigValidate(t *testing.T) {
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.want)
 			}
+			if _, nerr := NewBreaker(tt.c, nil); (nerr == nil) != (err == nil) {
+				t.Fatalf("NewBreaker error = %v, Validate error = %v, want both or neither", nerr, err)
+			}
 		})
 	}
 }
