@@ -36,9 +36,11 @@ func (e *OpenError) Error() string {
 // Unwrap returns ErrOpen.
 func (e *OpenError) Unwrap() error { return ErrOpen }
 
-// Permit is an admitted call's ticket, to hand back to Done or Release. It
-// ties the call to the breaker's generation at admission, so a result that
-// arrives after a state change is dropped. The zero Permit is stale.
+// Permit is an admitted call's ticket, to hand back to Done or Release: a
+// small value that costs no allocation. It ties the call to the breaker's
+// generation at admission. Every change of generation frees all half-open
+// leases, so a permit from an older generation holds no slot and is simply
+// dropped: its result is never recorded. The zero Permit is stale.
 type Permit struct {
 	generation uint64
 	lease      uint64 // the half-open lease held; 0 for other states
@@ -74,9 +76,10 @@ type Transition struct {
 // Changed reports whether the transition changed the state.
 func (t Transition) Changed() bool { return t.From != t.To }
 
-// Evidence is what the breaker's window holds: the counted calls of the
-// window (for NoWindow, since the breaker last closed), and the counted
-// failures in a row. Rates are 0 when the window is empty.
+// Evidence is what the breaker's window holds: the counted calls in it
+// (for NoWindow, all of them), and the counted failures in a row. The
+// window starts afresh whenever the breaker closes or turns half-open, so
+// in half-open it holds the trials. Rates are 0 when the window is empty.
 type Evidence struct {
 	Calls, Failures, Slow, Consecutive int
 	FailureRate, SlowRate              float64
@@ -101,13 +104,14 @@ type Breaker struct {
 	openUntil   time.Time
 	closedSince time.Time // when the breaker last closed, for TripReset
 
-	window      outcomeWindow
+	window      breakerWindow
 	consecutive int // counted failures in a row
 	successes   int // half-open: successful trials so far
-	crossed     bool
+	// crossed is set in metrics-only once a crossing is reported, until
+	// the evidence is back under every threshold.
+	crossed bool
 
 	leases   []breakerLease // half-open trial permits, HalfOpenPermits long
-	held     int            // leases in use
 	leaseSeq uint64         // the last lease id handed out
 }
 
@@ -124,13 +128,10 @@ func NewBreaker(c BreakerConfig, random func() float64) (*Breaker, error) {
 		random:     random,
 		state:      messages.BreakerState_closed,
 		generation: 1,
-		window:     newOutcomeWindow(c),
+		window:     newBreakerWindow(c),
 		leases:     make([]breakerLease, c.HalfOpenPermits),
 	}, nil
 }
-
-// Config returns the configuration in use, defaults filled in.
-func (b *Breaker) Config() BreakerConfig { return b.cfg }
 
 // State returns the current state.
 func (b *Breaker) State() messages.BreakerState { return b.state }

@@ -8,11 +8,11 @@ import (
 	"github.com/cmmv-hive/resilience/messages"
 )
 
-// benchOutcomes is a mix that never trips the benchmarked breakers: one
+// breakerBenchOutcomes is a mix that never trips the benchmarked breakers: one
 // failure in four, a slow call in eight.
-var benchOutcomes = [8]Outcome{
-	okCall, okCall, okCall, failCall,
-	okCall, okCall, {Class: messages.ErrorClass_ok, Latency: 90 * time.Second}, failCall,
+var breakerBenchOutcomes = [8]Outcome{
+	breakerOK, breakerOK, breakerOK, breakerFail,
+	breakerOK, breakerOK, {Class: messages.ErrorClass_ok, Latency: 90 * time.Second}, breakerFail,
 }
 
 // BenchmarkBreakerAllowDone is the closed breaker's hot path: bip03's count
@@ -27,8 +27,8 @@ func BenchmarkBreakerAllowDone(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if ts := br.Done(p, now, benchOutcomes[i&7]); ts != nil {
-			b.Fatalf("transition %v", summary(ts))
+		if ts := br.Done(p, now, breakerBenchOutcomes[i&7]); ts != nil {
+			b.Fatalf("transition %v", breakerSummary(ts))
 		}
 		i++
 	}
@@ -47,8 +47,8 @@ func BenchmarkBreakerTimeWindow(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if ts := br.Done(p, now, benchOutcomes[i&7]); ts != nil {
-			b.Fatalf("transition %v", summary(ts))
+		if ts := br.Done(p, now, breakerBenchOutcomes[i&7]); ts != nil {
+			b.Fatalf("transition %v", breakerSummary(ts))
 		}
 		i++
 	}
@@ -86,7 +86,7 @@ func TestBreakerTimeWindowMemory(t *testing.T) {
 	for i := range 10_000 {
 		now = now.Add(5 * time.Millisecond) // 10,000 calls in 50 s
 		p, _ := br.Allow(now)
-		br.Done(p, now, benchOutcomes[i&7])
+		br.Done(p, now, breakerBenchOutcomes[i&7])
 	}
 	runtime.ReadMemStats(&after)
 	if e := br.Evidence(); e.Calls != 10_000 {
@@ -100,7 +100,7 @@ func TestBreakerTimeWindowMemory(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		now = now.Add(time.Millisecond)
 		p, _ := br.Allow(now)
-		br.Done(p, now, okCall)
+		br.Done(p, now, breakerOK)
 	})
 	if allocs != 0 {
 		t.Fatalf("Allow+Done allocates %v times a call, want 0", allocs)

@@ -16,39 +16,39 @@ func TestBreakerCase6MetricsOnlyAndDisabled(t *testing.T) {
 	b := presetBreaker(t, "bip03", BreakerConfig{}, nil)
 	now := breakerT0
 	ts := b.MetricsOnly(now)
-	wantSummary(t, "MetricsOnly", ts, "closed->metrics_only manual")
+	wantBreakerSummary(t, "MetricsOnly", ts, "closed->metrics_only manual")
 	gen := ts[0].Generation
-	wantSummary(t, "MetricsOnly again", b.MetricsOnly(now), "")
+	wantBreakerSummary(t, "MetricsOnly again", b.MetricsOnly(now), "")
 
 	var reports []Transition
 	for range 20 {
-		reports = append(reports, call(t, b, now, failCall)...)
+		reports = append(reports, breakerCall(t, b, now, breakerFail)...)
 	}
-	wantSummary(t, "20 failures", reports, "metrics_only->metrics_only consecutive")
+	wantBreakerSummary(t, "20 failures", reports, "metrics_only->metrics_only consecutive")
 	r := reports[0]
-	if r.Changed() || r.Generation != gen || r.Evidence.Consecutive != 5 || r.Class != failCall.Class {
+	if r.Changed() || r.Generation != gen || r.Evidence.Consecutive != 5 || r.Class != breakerFail.Class {
 		t.Fatalf("report %+v, want unchanged state, generation %d, 5 in a row, class server_error", r, gen)
 	}
 	if b.State() != messages.BreakerState_metrics_only || b.Evidence().Consecutive != 20 {
 		t.Fatalf("state %v evidence %+v, want metrics_only with 20 in a row recorded", b.State(), b.Evidence())
 	}
 	// Back under the threshold re-arms the report.
-	call(t, b, now, okCall)
+	breakerCall(t, b, now, breakerOK)
 	reports = nil
 	for range 5 {
-		reports = append(reports, call(t, b, now, failCall)...)
+		reports = append(reports, breakerCall(t, b, now, breakerFail)...)
 	}
-	wantSummary(t, "a new crossing", reports, "metrics_only->metrics_only consecutive")
+	wantBreakerSummary(t, "a new crossing", reports, "metrics_only->metrics_only consecutive")
 
-	wantSummary(t, "Disable", b.Disable(now), "metrics_only->disabled manual")
-	wantSummary(t, "Disable again", b.Disable(now), "")
+	wantBreakerSummary(t, "Disable", b.Disable(now), "metrics_only->disabled manual")
+	wantBreakerSummary(t, "Disable again", b.Disable(now), "")
 	before := b.Evidence()
 	reports = nil
-	for _, o := range []Outcome{failCall, failCall, failCall, failCall, failCall, failCall,
+	for _, o := range []Outcome{breakerFail, breakerFail, breakerFail, breakerFail, breakerFail, breakerFail,
 		{Class: messages.ErrorClass_auth}, {Class: messages.ErrorClass_rate_limited, RetryAfter: time.Second}} {
-		reports = append(reports, call(t, b, now, o)...)
+		reports = append(reports, breakerCall(t, b, now, o)...)
 	}
-	wantSummary(t, "failures while disabled", reports, "")
+	wantBreakerSummary(t, "failures while disabled", reports, "")
 	if after := b.Evidence(); after != before || b.State() != messages.BreakerState_disabled {
 		t.Fatalf("disabled: state %v, evidence %+v -> %+v; want disabled, nothing recorded", b.State(), before, after)
 	}
@@ -60,42 +60,42 @@ func TestBreakerCase6MetricsOnlyAndDisabled(t *testing.T) {
 func TestBreakerForceOpen(t *testing.T) {
 	b := presetBreaker(t, "bip03", BreakerConfig{}, nil)
 	now := breakerT0
-	wantSummary(t, "ForceOpen", b.ForceOpen(now, 0, messages.BreakerTransition_unspecified), "closed->forced_open manual")
-	if u := refusedUntil(t, b, now); !u.IsZero() {
+	wantBreakerSummary(t, "ForceOpen", b.ForceOpen(now, 0, messages.BreakerTransition_unspecified), "closed->forced_open manual")
+	if u := breakerRefusedUntil(t, b, now); !u.IsZero() {
 		t.Fatalf("forced open until changed: OpenError.Until = %v, want zero", u)
 	}
 	if _, ok := b.NextDeadline(); ok {
 		t.Fatalf("forced open until changed: NextDeadline() ok, want nothing to do")
 	}
-	wantSummary(t, "a day later", b.Tick(now.Add(24*time.Hour)), "")
+	wantBreakerSummary(t, "a day later", b.Tick(now.Add(24*time.Hour)), "")
 	ts := b.ForceOpen(now, time.Minute, messages.BreakerTransition_manual)
-	wantSummary(t, "ForceOpen for 1 m", ts, "forced_open->forced_open manual")
+	wantBreakerSummary(t, "ForceOpen for 1 m", ts, "forced_open->forced_open manual")
 	if !ts[0].OpenUntil.Equal(now.Add(time.Minute)) || ts[0].Trips != 0 {
 		t.Fatalf("re-forced: OpenUntil %v trips %d, want now+1m and no trip", ts[0].OpenUntil, ts[0].Trips)
 	}
-	wantSummary(t, "after 1 m", b.Tick(now.Add(time.Minute)), "forced_open->half_open timer")
+	wantBreakerSummary(t, "after 1 m", b.Tick(now.Add(time.Minute)), "forced_open->half_open timer")
 }
 
 func TestBreakerReset(t *testing.T) {
 	b := presetBreaker(t, "bip03", BreakerConfig{}, nil)
 	now := breakerT0
 	for range 5 {
-		call(t, b, now, failCall)
+		breakerCall(t, b, now, breakerFail)
 	}
 	ts := b.Reset(now)
-	wantSummary(t, "Reset from open", ts, "open->closed manual")
+	wantBreakerSummary(t, "Reset from open", ts, "open->closed manual")
 	if ts[0].Trips != 0 || b.Evidence() != (Evidence{}) {
 		t.Fatalf("after Reset: trips %d evidence %+v, want both cleared", ts[0].Trips, b.Evidence())
 	}
 	// Reset of a closed breaker clears the evidence and is no transition;
 	// a call admitted before stays valid.
-	call(t, b, now, failCall)
+	breakerCall(t, b, now, breakerFail)
 	p, _ := b.Allow(now)
-	wantSummary(t, "Reset when closed", b.Reset(now), "")
+	wantBreakerSummary(t, "Reset when closed", b.Reset(now), "")
 	if e := b.Evidence(); e != (Evidence{}) {
 		t.Fatalf("evidence after Reset %+v, want zero", e)
 	}
-	b.Done(p, now, failCall)
+	b.Done(p, now, breakerFail)
 	if e := b.Evidence(); e.Calls != 1 {
 		t.Fatalf("evidence %+v, want the earlier call recorded", e)
 	}
@@ -131,7 +131,7 @@ func TestBreakerRestore(t *testing.T) {
 			}
 			own := b.Snapshot().Generation
 			ts := b.Restore(tt.snap, tt.now)
-			wantSummary(t, "Restore", ts, tt.want)
+			wantBreakerSummary(t, "Restore", ts, tt.want)
 			got := b.Snapshot()
 			if want := max(own, tt.snap.Generation) + 1; got.Generation != want || ts[0].Generation != want {
 				t.Errorf("generation %d (transition %d), want %d", got.Generation, ts[0].Generation, want)
@@ -148,18 +148,18 @@ func TestBreakerRestoreKeepsTrips(t *testing.T) {
 	a := presetBreaker(t, "bip03", BreakerConfig{}, nil)
 	now := breakerT0
 	for range 5 {
-		call(t, a, now, failCall)
+		breakerCall(t, a, now, breakerFail)
 	}
 	snap := a.Snapshot()
 	b := presetBreaker(t, "bip03", BreakerConfig{}, nil)
 	now = now.Add(30 * time.Second)
 	b.Restore(snap, now)
-	if u := refusedUntil(t, b, now); !u.Equal(snap.OpenUntil) {
+	if u := breakerRefusedUntil(t, b, now); !u.Equal(snap.OpenUntil) {
 		t.Fatalf("restored breaker refuses until %v, want the original %v", u, snap.OpenUntil)
 	}
 	now = snap.OpenUntil
 	b.Tick(now)
-	ts := call(t, b, now, failCall)
+	ts := breakerCall(t, b, now, breakerFail)
 	if got := fmt.Sprint(ts[0].OpenUntil.Sub(now), ts[0].Trips); got != "2m0s 2" {
 		t.Fatalf("after restore, failed trial opens %s (period, trips), want 2m0s 2", got)
 	}

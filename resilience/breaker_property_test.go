@@ -38,7 +38,7 @@ func TestBreakerProperties(t *testing.T) {
 				m.expectNoChange(t, "Allow", nil)
 			},
 			"burst": func(t *rapid.T) {
-				o := drawOutcome(t)
+				o := drawBreakerOutcome(t)
 				for range rapid.IntRange(1, 8).Draw(t, "calls") {
 					p, err := m.b.Allow(m.now)
 					if err != nil {
@@ -54,7 +54,7 @@ func TestBreakerProperties(t *testing.T) {
 				i := rapid.IntRange(0, len(m.held)-1).Draw(t, "permit")
 				p := m.held[i]
 				m.held = slices.Delete(m.held, i, i+1)
-				o := drawOutcome(t)
+				o := drawBreakerOutcome(t)
 				m.step(t, "Done", p, func() []Transition { return m.b.Done(p, m.now, o) })
 			},
 			"release": func(t *rapid.T) {
@@ -152,9 +152,9 @@ func newBreakerModel(t *rapid.T) *breakerModel {
 	return &breakerModel{b: b, now: breakerT0, state: b.State(), gen: b.Snapshot().Generation}
 }
 
-// drawOutcome draws any class, including the ones that do not count and
+// drawBreakerOutcome draws any class, including the ones that do not count and
 // the ones that open at once.
-func drawOutcome(t *rapid.T) Outcome {
+func drawBreakerOutcome(t *rapid.T) Outcome {
 	class := messages.ErrorClass(rapid.IntRange(0, len(messages.ErrorClass_name)-1).Draw(t, "class"))
 	if rapid.IntRange(0, 2).Draw(t, "ok bias") == 0 {
 		class = messages.ErrorClass_ok
@@ -177,7 +177,7 @@ func (m *breakerModel) step(t *rapid.T, what string, p Permit, run func() []Tran
 	ts := run()
 	if stale {
 		if len(ts) != 0 || !sameBreakerForTest(before, m.b) {
-			t.Fatalf("%s with a stale permit (generation %d, now %d) returned %v and changed the breaker", what, p.generation, m.gen, summary(ts))
+			t.Fatalf("%s with a stale permit (generation %d, now %d) returned %v and changed the breaker", what, p.generation, m.gen, breakerSummary(ts))
 		}
 		return
 	}
@@ -204,10 +204,10 @@ func (m *breakerModel) expectNoChange(t *rapid.T, what string, ts []Transition) 
 		m.state, m.gen = tr.To, tr.Generation
 	}
 	if got := m.b.State(); got != m.state {
-		t.Fatalf("%s: state %v after transitions %q, want %v", what, got, summary(ts), m.state)
+		t.Fatalf("%s: state %v after transitions %q, want %v", what, got, breakerSummary(ts), m.state)
 	}
 	if got := m.b.Snapshot().Generation; got != m.gen {
-		t.Fatalf("%s: generation %d after transitions %q, want %d", what, got, summary(ts), m.gen)
+		t.Fatalf("%s: generation %d after transitions %q, want %d", what, got, breakerSummary(ts), m.gen)
 	}
 }
 
@@ -218,15 +218,6 @@ func (m *breakerModel) checkInvariants(t *rapid.T) {
 		e.Failures > e.Calls || e.Slow > e.Calls ||
 		e.FailureRate < 0 || e.FailureRate > 1 || e.SlowRate < 0 || e.SlowRate > 1 {
 		t.Fatalf("evidence out of bounds: %+v", e)
-	}
-	held := 0
-	for _, l := range b.leases {
-		if l.id != 0 {
-			held++
-		}
-	}
-	if held != b.held || b.held < 0 || b.held > len(b.leases) {
-		t.Fatalf("held = %d, leases in use %d of %d", b.held, held, len(b.leases))
 	}
 	if b.trips < 0 || b.successes < 0 {
 		t.Fatalf("trips %d successes %d, want >= 0", b.trips, b.successes)
@@ -248,7 +239,7 @@ func (m *breakerModel) checkInvariants(t *rapid.T) {
 func (m *breakerModel) checkHalfOpenLive(t *rapid.T) {
 	k := m.b.cfg.SuccessThreshold
 	for _, how := range []string{"released", "expired"} {
-		for _, final := range []Outcome{okCall, failCall} {
+		for _, final := range []Outcome{breakerOK, breakerFail} {
 			c := cloneBreakerForTest(m.b)
 			now := m.now
 			if how == "released" {
@@ -275,7 +266,7 @@ func (m *breakerModel) checkHalfOpenLive(t *rapid.T) {
 				want = messages.BreakerState_open
 			}
 			if c.State() != want || len(ts) != 1 {
-				t.Fatalf("half-open with permits %s: %d trials ending %v gave %q, want one move to %v", how, n, final.Class, summary(ts), want)
+				t.Fatalf("half-open with permits %s: %d trials ending %v gave %q, want one move to %v", how, n, final.Class, breakerSummary(ts), want)
 			}
 		}
 	}
@@ -305,5 +296,5 @@ func sameBreakerForTest(a, b *Breaker) bool {
 		x.trips == y.trips && x.openUntil.Equal(y.openUntil) && x.closedSince.Equal(y.closedSince) &&
 		x.window.calls == y.window.calls && x.window.failures == y.window.failures && x.window.slow == y.window.slow &&
 		x.window.next == y.window.next && x.window.head == y.window.head && x.consecutive == y.consecutive &&
-		x.successes == y.successes && x.crossed == y.crossed && x.held == y.held && x.leaseSeq == y.leaseSeq
+		x.successes == y.successes && x.crossed == y.crossed && x.leaseSeq == y.leaseSeq
 }

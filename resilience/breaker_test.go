@@ -17,8 +17,8 @@ import (
 var breakerT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 var (
-	okCall   = Outcome{Class: messages.ErrorClass_ok, Latency: 100 * time.Millisecond}
-	failCall = Outcome{Class: messages.ErrorClass_server_error, Latency: 100 * time.Millisecond}
+	breakerOK   = Outcome{Class: messages.ErrorClass_ok, Latency: 100 * time.Millisecond}
+	breakerFail = Outcome{Class: messages.ErrorClass_server_error, Latency: 100 * time.Millisecond}
 )
 
 // presetBreaker builds a breaker from a preset with overrides.
@@ -35,8 +35,8 @@ func presetBreaker(t testing.TB, preset string, over BreakerConfig, random func(
 	return b
 }
 
-// call admits one call at now and records o; the call must be admitted.
-func call(t testing.TB, b *Breaker, now time.Time, o Outcome) []Transition {
+// breakerCall admits one call at now and records o; the call must be admitted.
+func breakerCall(t testing.TB, b *Breaker, now time.Time, o Outcome) []Transition {
 	t.Helper()
 	p, err := b.Allow(now)
 	if err != nil {
@@ -45,9 +45,9 @@ func call(t testing.TB, b *Breaker, now time.Time, o Outcome) []Transition {
 	return b.Done(p, now, o)
 }
 
-// summary renders transitions as "from->to reason" lines, so a table can
+// breakerSummary renders transitions as "from->to reason" lines, so a table can
 // say which transitions it wants in a few words.
-func summary(ts []Transition) string {
+func breakerSummary(ts []Transition) string {
 	s := make([]string, len(ts))
 	for i, t := range ts {
 		s[i] = fmt.Sprintf("%v->%v %v", t.From, t.To, t.Reason)
@@ -55,16 +55,16 @@ func summary(ts []Transition) string {
 	return strings.Join(s, "; ")
 }
 
-func wantSummary(t testing.TB, what string, got []Transition, want string) {
+func wantBreakerSummary(t testing.TB, what string, got []Transition, want string) {
 	t.Helper()
-	if s := summary(got); s != want {
+	if s := breakerSummary(got); s != want {
 		t.Fatalf("%s: transitions %q, want %q", what, s, want)
 	}
 }
 
-// openUntil returns the *OpenError's Until of Allow at now, which must
+// breakerRefusedUntil returns the *OpenError's Until of Allow at now, which must
 // refuse.
-func refusedUntil(t testing.TB, b *Breaker, now time.Time) time.Time {
+func breakerRefusedUntil(t testing.TB, b *Breaker, now time.Time) time.Time {
 	t.Helper()
 	_, err := b.Allow(now)
 	var oe *OpenError
@@ -79,10 +79,10 @@ func TestBreakerCase1Gobreaker(t *testing.T) {
 	b := presetBreaker(t, "gobreaker", BreakerConfig{}, nil)
 	now := breakerT0
 	for i := range 5 {
-		wantSummary(t, fmt.Sprintf("failure %d", i+1), call(t, b, now, failCall), "")
+		wantBreakerSummary(t, fmt.Sprintf("failure %d", i+1), breakerCall(t, b, now, breakerFail), "")
 	}
-	ts := call(t, b, now, failCall)
-	wantSummary(t, "failure 6", ts, "closed->open consecutive")
+	ts := breakerCall(t, b, now, breakerFail)
+	wantBreakerSummary(t, "failure 6", ts, "closed->open consecutive")
 	if got, want := ts[0].OpenUntil, now.Add(60*time.Second); !got.Equal(want) {
 		t.Fatalf("OpenUntil = %v, want %v", got, want)
 	}
@@ -92,41 +92,41 @@ func TestBreakerCase1Gobreaker(t *testing.T) {
 	if d, ok := b.NextDeadline(); !ok || !d.Equal(now.Add(60*time.Second)) {
 		t.Fatalf("NextDeadline() = %v, %v; want 60 s", d, ok)
 	}
-	wantSummary(t, "tick at 60 s - 1 ms", b.Tick(now.Add(60*time.Second-time.Millisecond)), "")
-	if u := refusedUntil(t, b, now.Add(60*time.Second-time.Millisecond)); !u.Equal(now.Add(60 * time.Second)) {
+	wantBreakerSummary(t, "tick at 60 s - 1 ms", b.Tick(now.Add(60*time.Second-time.Millisecond)), "")
+	if u := breakerRefusedUntil(t, b, now.Add(60*time.Second-time.Millisecond)); !u.Equal(now.Add(60 * time.Second)) {
 		t.Fatalf("OpenError.Until = %v, want 60 s", u)
 	}
 	now = now.Add(60 * time.Second)
-	wantSummary(t, "tick at 60 s", b.Tick(now), "open->half_open timer")
+	wantBreakerSummary(t, "tick at 60 s", b.Tick(now), "open->half_open timer")
 	p, err := b.Allow(now)
 	if err != nil {
 		t.Fatalf("first half-open Allow: %v", err)
 	}
-	refusedUntil(t, b, now) // gobreaker's MaxRequests 1
-	wantSummary(t, "half-open success", b.Done(p, now, okCall), "half_open->closed probe")
+	breakerRefusedUntil(t, b, now) // gobreaker's MaxRequests 1
+	wantBreakerSummary(t, "half-open success", b.Done(p, now, breakerOK), "half_open->closed probe")
 
 	// Any half-open failure reopens, for the same 60 s.
 	for range 6 {
-		call(t, b, now, failCall)
+		breakerCall(t, b, now, breakerFail)
 	}
 	now = now.Add(60 * time.Second)
 	b.Tick(now)
-	ts = call(t, b, now, failCall)
-	wantSummary(t, "half-open failure", ts, "half_open->open probe")
+	ts = breakerCall(t, b, now, breakerFail)
+	wantBreakerSummary(t, "half-open failure", ts, "half_open->open probe")
 	if got := ts[0].OpenUntil.Sub(now); got != 60*time.Second || ts[0].Trips != 3 {
 		t.Fatalf("reopened for %v with %d trips, want 60 s and 3 trips", got, ts[0].Trips)
 	}
 }
 
-// tripAgain moves an open breaker to half-open and fails the trial,
+// breakerTripAgain moves an open breaker to half-open and fails the trial,
 // returning the new open period.
-func tripAgain(t *testing.T, b *Breaker, now *time.Time) time.Duration {
+func breakerTripAgain(t *testing.T, b *Breaker, now *time.Time) time.Duration {
 	t.Helper()
 	until, _ := b.NextDeadline()
 	*now = until
-	wantSummary(t, "timer", b.Tick(*now), "open->half_open timer")
-	ts := call(t, b, *now, failCall)
-	wantSummary(t, "failed trial", ts, "half_open->open probe")
+	wantBreakerSummary(t, "timer", b.Tick(*now), "open->half_open timer")
+	ts := breakerCall(t, b, *now, breakerFail)
+	wantBreakerSummary(t, "failed trial", ts, "half_open->open probe")
 	return ts[0].OpenUntil.Sub(*now)
 }
 
@@ -147,11 +147,11 @@ func TestBreakerCase2OpenGrowth(t *testing.T) {
 			now := breakerT0
 			var ts []Transition
 			for range 5 {
-				ts = call(t, b, now, failCall)
+				ts = breakerCall(t, b, now, breakerFail)
 			}
 			got := []time.Duration{ts[0].OpenUntil.Sub(now) / time.Second}
 			for len(got) < len(tt.want) {
-				got = append(got, tripAgain(t, b, &now)/time.Second)
+				got = append(got, breakerTripAgain(t, b, &now)/time.Second)
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Fatalf("open periods %v s, want %v s", got, tt.want)
@@ -163,7 +163,7 @@ func TestBreakerCase2OpenGrowth(t *testing.T) {
 				until, _ := b.NextDeadline()
 				now = until
 				b.Tick(now)
-				wantSummary(t, "close", call(t, b, now, okCall), "half_open->closed probe")
+				wantBreakerSummary(t, "close", breakerCall(t, b, now, breakerOK), "half_open->closed probe")
 			}
 			closeAgain()
 			if d, ok := b.NextDeadline(); !ok || d.Sub(now) != 60*time.Second {
@@ -171,7 +171,7 @@ func TestBreakerCase2OpenGrowth(t *testing.T) {
 			}
 			now = now.Add(60*time.Second - time.Millisecond)
 			for range 5 {
-				ts = call(t, b, now, failCall)
+				ts = breakerCall(t, b, now, breakerFail)
 			}
 			if got := ts[0].OpenUntil.Sub(now); got != longest {
 				t.Fatalf("trip after 60 s - 1 ms closed: open %v, want %v", got, longest)
@@ -187,7 +187,7 @@ func TestBreakerCase2OpenGrowth(t *testing.T) {
 				t.Fatalf("NextDeadline() ok after the trip reset, want nothing to do")
 			}
 			for range 5 {
-				ts = call(t, b, now, failCall)
+				ts = breakerCall(t, b, now, breakerFail)
 			}
 			if got := ts[0].OpenUntil.Sub(now); got != 30*time.Second || ts[0].Trips != 1 {
 				t.Fatalf("trip after the reset: open %v trips %d, want 30 s and 1", got, ts[0].Trips)
@@ -208,7 +208,7 @@ func TestBreakerOpenJitter(t *testing.T) {
 		b := presetBreaker(t, "bip03", BreakerConfig{}, func() float64 { return tt.r })
 		var ts []Transition
 		for range 5 {
-			ts = call(t, b, breakerT0, failCall)
+			ts = breakerCall(t, b, breakerT0, breakerFail)
 		}
 		if got := ts[0].OpenUntil.Sub(breakerT0); got != tt.want {
 			t.Errorf("bip03 with random %v: open %v, want %v", tt.r, got, tt.want)
@@ -221,10 +221,10 @@ func TestBreakerCase3HalfOpenPermits(t *testing.T) {
 	b := presetBreaker(t, "bip03", BreakerConfig{}, nil) // 3 permits, 3 successes, 60 s lease
 	now := breakerT0
 	for range 5 {
-		call(t, b, now, failCall)
+		breakerCall(t, b, now, breakerFail)
 	}
 	now = now.Add(60 * time.Second)
-	wantSummary(t, "timer", b.Tick(now), "open->half_open timer")
+	wantBreakerSummary(t, "timer", b.Tick(now), "open->half_open timer")
 	h := now
 	allow := func(at time.Time) Permit {
 		t.Helper()
@@ -235,19 +235,19 @@ func TestBreakerCase3HalfOpenPermits(t *testing.T) {
 		return p
 	}
 	p1, p2, p3 := allow(h), allow(h), allow(h)
-	if u := refusedUntil(t, b, h); !u.Equal(h.Add(60 * time.Second)) {
+	if u := breakerRefusedUntil(t, b, h); !u.Equal(h.Add(60 * time.Second)) {
 		t.Fatalf("4th call refused until h+%v, want the first lease's expiry h+60s", u.Sub(h))
 	}
 
 	// An ignored result frees a permit.
-	wantSummary(t, "release", b.Release(p1, h.Add(time.Second)), "")
+	wantBreakerSummary(t, "release", b.Release(p1, h.Add(time.Second)), "")
 	p4 := allow(h.Add(time.Second))
-	refusedUntil(t, b, h.Add(time.Second))
+	breakerRefusedUntil(t, b, h.Add(time.Second))
 
 	// A cancelled caller frees a permit, and records nothing.
-	wantSummary(t, "cancelled", b.Done(p2, h.Add(2*time.Second), Outcome{Class: messages.ErrorClass_cancelled}), "")
+	wantBreakerSummary(t, "cancelled", b.Done(p2, h.Add(2*time.Second), Outcome{Class: messages.ErrorClass_cancelled}), "")
 	p5 := allow(h.Add(2 * time.Second))
-	refusedUntil(t, b, h.Add(2*time.Second))
+	breakerRefusedUntil(t, b, h.Add(2*time.Second))
 	if e := b.Evidence(); e.Calls != 0 {
 		t.Fatalf("evidence after a release and a cancellation: %+v, want no calls", e)
 	}
@@ -256,22 +256,22 @@ func TestBreakerCase3HalfOpenPermits(t *testing.T) {
 	if d, _ := b.NextDeadline(); !d.Equal(h.Add(60 * time.Second)) {
 		t.Fatalf("NextDeadline() = h+%v, want p3's lease expiry h+60s", d.Sub(h))
 	}
-	wantSummary(t, "tick before expiry", b.Tick(h.Add(60*time.Second-time.Nanosecond)), "")
-	refusedUntil(t, b, h.Add(60*time.Second-time.Nanosecond))
-	wantSummary(t, "tick at expiry", b.Tick(h.Add(60*time.Second)), "")
+	wantBreakerSummary(t, "tick before expiry", b.Tick(h.Add(60*time.Second-time.Nanosecond)), "")
+	breakerRefusedUntil(t, b, h.Add(60*time.Second-time.Nanosecond))
+	wantBreakerSummary(t, "tick at expiry", b.Tick(h.Add(60*time.Second)), "")
 	if d, _ := b.NextDeadline(); !d.Equal(h.Add(61 * time.Second)) {
 		t.Fatalf("NextDeadline() after the expiry = h+%v, want p4's lease expiry h+61s", d.Sub(h))
 	}
 	p6 := allow(h.Add(60 * time.Second))
-	refusedUntil(t, b, h.Add(60*time.Second))
+	breakerRefusedUntil(t, b, h.Add(60*time.Second))
 
 	// p3's late success is dropped: its lease went to p6. So it takes
 	// three more successes, not two, to close.
 	end := h.Add(61 * time.Second)
-	wantSummary(t, "late p3", b.Done(p3, end, okCall), "")
-	wantSummary(t, "p4", b.Done(p4, end, okCall), "")
-	wantSummary(t, "p5", b.Done(p5, end, okCall), "")
-	wantSummary(t, "p6", b.Done(p6, end, okCall), "half_open->closed probe")
+	wantBreakerSummary(t, "late p3", b.Done(p3, end, breakerOK), "")
+	wantBreakerSummary(t, "p4", b.Done(p4, end, breakerOK), "")
+	wantBreakerSummary(t, "p5", b.Done(p5, end, breakerOK), "")
+	wantBreakerSummary(t, "p6", b.Done(p6, end, breakerOK), "half_open->closed probe")
 }
 
 // Allow reclaims an expired lease itself, so a late Tick cannot leave the
@@ -280,14 +280,14 @@ func TestBreakerAllowReclaimsExpiredLease(t *testing.T) {
 	b := presetBreaker(t, "gobreaker", BreakerConfig{PermitLease: 10 * time.Second}, nil)
 	now := breakerT0
 	for range 6 {
-		call(t, b, now, failCall)
+		breakerCall(t, b, now, breakerFail)
 	}
 	now = now.Add(60 * time.Second)
 	b.Tick(now)
 	lost, _ := b.Allow(now)
-	refusedUntil(t, b, now.Add(10*time.Second-1))
-	wantSummary(t, "trial after the lease", call(t, b, now.Add(10*time.Second), okCall), "half_open->closed probe")
-	wantSummary(t, "lost call's result", b.Done(lost, now.Add(11*time.Second), failCall), "")
+	breakerRefusedUntil(t, b, now.Add(10*time.Second-1))
+	wantBreakerSummary(t, "trial after the lease", breakerCall(t, b, now.Add(10*time.Second), breakerOK), "half_open->closed probe")
+	wantBreakerSummary(t, "lost call's result", b.Done(lost, now.Add(11*time.Second), breakerFail), "")
 }
 
 // Case 4: a late success from before a forced open does not close it.
@@ -295,33 +295,33 @@ func TestBreakerCase4LateSuccess(t *testing.T) {
 	b := presetBreaker(t, "gobreaker", BreakerConfig{}, nil)
 	now := breakerT0
 	for range 6 {
-		call(t, b, now, failCall)
+		breakerCall(t, b, now, breakerFail)
 	}
 	now = now.Add(60 * time.Second)
 	b.Tick(now)
 	p, _ := b.Allow(now)
-	wantSummary(t, "force open", b.ForceOpen(now, 10*time.Second, messages.BreakerTransition_manual), "half_open->forced_open manual")
-	wantSummary(t, "late success while forced open", b.Done(p, now, okCall), "")
+	wantBreakerSummary(t, "force open", b.ForceOpen(now, 10*time.Second, messages.BreakerTransition_manual), "half_open->forced_open manual")
+	wantBreakerSummary(t, "late success while forced open", b.Done(p, now, breakerOK), "")
 	if b.State() != messages.BreakerState_forced_open {
 		t.Fatalf("state %v, want forced_open", b.State())
 	}
 	now = now.Add(10 * time.Second)
-	wantSummary(t, "forced period over", b.Tick(now), "forced_open->half_open timer")
-	wantSummary(t, "late success in the next half-open", b.Done(p, now, okCall), "")
+	wantBreakerSummary(t, "forced period over", b.Tick(now), "forced_open->half_open timer")
+	wantBreakerSummary(t, "late success in the next half-open", b.Done(p, now, breakerOK), "")
 	if b.State() != messages.BreakerState_half_open {
 		t.Fatalf("state %v, want half_open", b.State())
 	}
-	wantSummary(t, "a fresh trial", call(t, b, now, okCall), "half_open->closed probe")
+	wantBreakerSummary(t, "a fresh trial", breakerCall(t, b, now, breakerOK), "half_open->closed probe")
 
 	// A closed-state permit from before a trip records nothing either.
 	old, _ := b.Allow(now)
 	for range 6 {
-		call(t, b, now, failCall)
+		breakerCall(t, b, now, breakerFail)
 	}
 	before := b.Evidence()
-	wantSummary(t, "stale failure", b.Done(old, now, failCall), "")
+	wantBreakerSummary(t, "stale failure", b.Done(old, now, breakerFail), "")
 	if after := b.Evidence(); after != before {
 		t.Fatalf("evidence moved from %+v to %+v on a stale permit", before, after)
 	}
-	wantSummary(t, "zero permit", b.Done(Permit{}, now, okCall), "")
+	wantBreakerSummary(t, "zero permit", b.Done(Permit{}, now, breakerOK), "")
 }

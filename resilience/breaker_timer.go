@@ -97,18 +97,26 @@ func (b *Breaker) resetTripsIfDue(now time.Time) {
 // acquireLease takes a free trial permit, reclaiming expired leases when
 // none is free.
 func (b *Breaker) acquireLease(now time.Time) (Permit, bool) {
-	if b.held == len(b.leases) {
+	i := b.freeLeaseSlot()
+	if i < 0 {
 		b.expireLeases(now)
-	}
-	for i := range b.leases {
-		if l := &b.leases[i]; l.id == 0 {
-			b.leaseSeq++
-			l.id, l.expires = b.leaseSeq, now.Add(b.cfg.PermitLease)
-			b.held++
-			return Permit{generation: b.generation, lease: l.id, slot: int32(i)}, true
+		if i = b.freeLeaseSlot(); i < 0 {
+			return Permit{}, false
 		}
 	}
-	return Permit{}, false
+	b.leaseSeq++
+	b.leases[i] = breakerLease{id: b.leaseSeq, expires: now.Add(b.cfg.PermitLease)}
+	return Permit{generation: b.generation, lease: b.leaseSeq, slot: int32(i)}, true
+}
+
+// freeLeaseSlot returns the index of a free lease, or -1.
+func (b *Breaker) freeLeaseSlot() int {
+	for i, l := range b.leases {
+		if l.id == 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // releaseLease frees p's lease and reports whether p still held it; an
@@ -118,7 +126,6 @@ func (b *Breaker) releaseLease(p Permit) bool {
 		return false
 	}
 	b.leases[p.slot] = breakerLease{}
-	b.held--
 	return true
 }
 
@@ -127,7 +134,6 @@ func (b *Breaker) expireLeases(now time.Time) {
 	for i := range b.leases {
 		if l := &b.leases[i]; l.id != 0 && !now.Before(l.expires) {
 			*l = breakerLease{}
-			b.held--
 		}
 	}
 }
@@ -135,7 +141,6 @@ func (b *Breaker) expireLeases(now time.Time) {
 // freeLeases frees every lease, at a change of generation.
 func (b *Breaker) freeLeases() {
 	clear(b.leases)
-	b.held = 0
 }
 
 // earliestLease returns the first expiry among the held leases.

@@ -2,61 +2,61 @@ package resilience
 
 import "time"
 
-// outcomeWindow remembers a breaker's recent counted outcomes. Its totals
+// breakerWindow remembers a breaker's recent counted outcomes. Its totals
 // are kept current on every change, so reading them costs nothing, and its
 // memory is fixed when it is built: a count window holds one byte per call
 // of WindowSize, a time window 12 bytes per bucket however many calls it
 // sees, and NoWindow only the totals.
-type outcomeWindow struct {
+type breakerWindow struct {
 	kind WindowKind
 	// calls, failures and slow are the totals over the window.
 	calls, failures, slow int
 
 	// Count window: a ring of the last len(ring) calls.
-	ring []windowCall
+	ring []breakerWindowCall
 	next int // the slot the next call overwrites
 
 	// Time window: len(buckets) buckets of width each, the newest being
 	// the absolute bucket number head, counted from epoch.
-	buckets []windowBucket
+	buckets []breakerWindowBucket
 	width   time.Duration
 	epoch   time.Time
 	head    int64
 	started bool // epoch is set; the first outcome or advance sets it
 }
 
-// windowCall is one call in a count window.
-type windowCall uint8
+// breakerWindowCall is one call in a count window.
+type breakerWindowCall uint8
 
 const (
-	windowCallFailed windowCall = 1 << iota
-	windowCallSlow
+	breakerCallFailed breakerWindowCall = 1 << iota
+	breakerCallSlow
 )
 
-// windowBucket holds the totals of one slice of a time window.
-type windowBucket struct{ calls, failures, slow int32 }
+// breakerWindowBucket holds the totals of one slice of a time window.
+type breakerWindowBucket struct{ calls, failures, slow int32 }
 
-// newOutcomeWindow builds the window c describes; c has its defaults.
-func newOutcomeWindow(c BreakerConfig) outcomeWindow {
-	w := outcomeWindow{kind: c.Window}
+// newBreakerWindow builds the window c describes; c has its defaults.
+func newBreakerWindow(c BreakerConfig) breakerWindow {
+	w := breakerWindow{kind: c.Window}
 	switch c.Window {
 	case CountWindow:
-		w.ring = make([]windowCall, c.WindowSize)
+		w.ring = make([]breakerWindowCall, c.WindowSize)
 	case TimeWindow:
-		w.buckets = make([]windowBucket, c.WindowBuckets)
+		w.buckets = make([]breakerWindowBucket, c.WindowBuckets)
 		w.width = c.WindowDuration / time.Duration(c.WindowBuckets)
 	}
 	return w
 }
 
 // record adds one counted outcome at now.
-func (w *outcomeWindow) record(now time.Time, failed, slow bool) {
-	var call windowCall
+func (w *breakerWindow) record(now time.Time, failed, slow bool) {
+	var call breakerWindowCall
 	if failed {
-		call |= windowCallFailed
+		call |= breakerCallFailed
 	}
 	if slow {
-		call |= windowCallSlow
+		call |= breakerCallSlow
 	}
 	switch w.kind {
 	case CountWindow:
@@ -72,8 +72,8 @@ func (w *outcomeWindow) record(now time.Time, failed, slow bool) {
 		w.advance(now)
 		b := &w.buckets[w.head%int64(len(w.buckets))]
 		b.calls++
-		b.failures += int32(call & windowCallFailed)
-		b.slow += int32(call&windowCallSlow) >> 1
+		b.failures += int32(call & breakerCallFailed)
+		b.slow += int32(call&breakerCallSlow) >> 1
 	}
 	w.calls++
 	if failed {
@@ -85,12 +85,12 @@ func (w *outcomeWindow) record(now time.Time, failed, slow bool) {
 }
 
 // remove takes one count-window call out of the totals.
-func (w *outcomeWindow) remove(call windowCall) {
+func (w *breakerWindow) remove(call breakerWindowCall) {
 	w.calls--
-	if call&windowCallFailed != 0 {
+	if call&breakerCallFailed != 0 {
 		w.failures--
 	}
-	if call&windowCallSlow != 0 {
+	if call&breakerCallSlow != 0 {
 		w.slow--
 	}
 }
@@ -98,7 +98,7 @@ func (w *outcomeWindow) remove(call windowCall) {
 // advance expires the time window's buckets that now has left behind. A
 // clock that went back records into the newest bucket rather than
 // corrupting older ones.
-func (w *outcomeWindow) advance(now time.Time) {
+func (w *breakerWindow) advance(now time.Time) {
 	if w.kind != TimeWindow {
 		return
 	}
@@ -116,13 +116,13 @@ func (w *outcomeWindow) advance(now time.Time) {
 		w.calls -= int(b.calls)
 		w.failures -= int(b.failures)
 		w.slow -= int(b.slow)
-		*b = windowBucket{}
+		*b = breakerWindowBucket{}
 	}
 	w.head = n
 }
 
 // clear forgets every outcome, keeping the memory.
-func (w *outcomeWindow) clear() {
+func (w *breakerWindow) clear() {
 	clear(w.ring)
 	clear(w.buckets)
 	w.calls, w.failures, w.slow = 0, 0, 0
