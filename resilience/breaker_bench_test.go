@@ -18,31 +18,23 @@ var breakerBenchOutcomes = [8]Outcome{
 // BenchmarkBreakerAllowDone is the closed breaker's hot path: bip03's count
 // window of 100, consecutive threshold 5.
 func BenchmarkBreakerAllowDone(b *testing.B) {
-	br := presetBreaker(b, "bip03", BreakerConfig{}, nil)
-	now := breakerT0
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		p, err := br.Allow(now)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if ts := br.Done(p, now, breakerBenchOutcomes[i&7]); ts != nil {
-			b.Fatalf("transition %v", breakerSummary(ts))
-		}
-		i++
-	}
+	benchBreakerCalls(b, presetBreaker(b, "bip03", BreakerConfig{}, nil), 0)
 }
 
 // BenchmarkBreakerTimeWindow is the same path over a 10 s time window of
 // 10 buckets whose clock moves 1 ms a call, so buckets keep expiring.
 func BenchmarkBreakerTimeWindow(b *testing.B) {
-	br := presetBreaker(b, "hystrix", BreakerConfig{FailureRate: 0.9}, nil)
+	benchBreakerCalls(b, presetBreaker(b, "hystrix", BreakerConfig{FailureRate: 0.9}, nil), time.Millisecond)
+}
+
+// benchBreakerCalls runs Allow and Done with breakerBenchOutcomes, moving
+// the clock step a call.
+func benchBreakerCalls(b *testing.B, br *Breaker, step time.Duration) {
 	now := breakerT0
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		now = now.Add(time.Millisecond)
+		now = now.Add(step)
 		p, err := br.Allow(now)
 		if err != nil {
 			b.Fatal(err)

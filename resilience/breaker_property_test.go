@@ -35,7 +35,7 @@ func TestBreakerProperties(t *testing.T) {
 				if err == nil {
 					m.held = append(m.held, p)
 				}
-				m.expectNoChange(t, "Allow", nil)
+				m.followTransitions(t, "Allow", nil)
 			},
 			"burst": func(t *rapid.T) {
 				o := drawBreakerOutcome(t)
@@ -48,22 +48,12 @@ func TestBreakerProperties(t *testing.T) {
 				}
 			},
 			"done": func(t *rapid.T) {
-				if len(m.held) == 0 {
-					t.Skip("no permit out")
-				}
-				i := rapid.IntRange(0, len(m.held)-1).Draw(t, "permit")
-				p := m.held[i]
-				m.held = slices.Delete(m.held, i, i+1)
+				p := m.takePermit(t)
 				o := drawBreakerOutcome(t)
 				m.step(t, "Done", p, func() []Transition { return m.b.Done(p, m.now, o) })
 			},
 			"release": func(t *rapid.T) {
-				if len(m.held) == 0 {
-					t.Skip("no permit out")
-				}
-				i := rapid.IntRange(0, len(m.held)-1).Draw(t, "permit")
-				p := m.held[i]
-				m.held = slices.Delete(m.held, i, i+1)
+				p := m.takePermit(t)
 				m.step(t, "Release", p, func() []Transition { return m.b.Release(p, m.now) })
 			},
 			"advance": func(t *rapid.T) {
@@ -152,6 +142,18 @@ func newBreakerModel(t *rapid.T) *breakerModel {
 	return &breakerModel{b: b, now: breakerT0, state: b.State(), gen: b.Snapshot().Generation}
 }
 
+// takePermit hands back one of the permits out, skipping the step when
+// there is none.
+func (m *breakerModel) takePermit(t *rapid.T) Permit {
+	if len(m.held) == 0 {
+		t.Skip("no permit out")
+	}
+	i := rapid.IntRange(0, len(m.held)-1).Draw(t, "permit")
+	p := m.held[i]
+	m.held = slices.Delete(m.held, i, i+1)
+	return p
+}
+
 // drawBreakerOutcome draws any class, including the ones that do not count and
 // the ones that open at once.
 func drawBreakerOutcome(t *rapid.T) Outcome {
@@ -181,12 +183,12 @@ func (m *breakerModel) step(t *rapid.T, what string, p Permit, run func() []Tran
 		}
 		return
 	}
-	m.expectNoChange(t, what, ts)
+	m.followTransitions(t, what, ts)
 }
 
-// expectNoChange checks transitions against the state and generation the
+// followTransitions checks transitions against the state and generation the
 // model last saw, and moves the model on.
-func (m *breakerModel) expectNoChange(t *rapid.T, what string, ts []Transition) {
+func (m *breakerModel) followTransitions(t *rapid.T, what string, ts []Transition) {
 	for _, tr := range ts {
 		if tr.From != m.state {
 			t.Fatalf("%s: transition %v->%v, but the state was %v", what, tr.From, tr.To, m.state)

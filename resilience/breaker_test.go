@@ -74,6 +74,19 @@ func breakerRefusedUntil(t testing.TB, b *Breaker, now time.Time) time.Time {
 	return oe.Until
 }
 
+// halfOpenBreaker builds a breaker from a preset, trips it with failures
+// and ticks it half-open at its deadline, which it returns.
+func halfOpenBreaker(t testing.TB, preset string, over BreakerConfig) (*Breaker, time.Time) {
+	t.Helper()
+	b := presetBreaker(t, preset, over, nil)
+	for b.State() == messages.BreakerState_closed {
+		breakerCall(t, b, breakerT0, breakerFail)
+	}
+	now, _ := b.NextDeadline()
+	wantBreakerSummary(t, "timer", b.Tick(now), "open->half_open timer")
+	return b, now
+}
+
 // Case 1: gobreaker's defaults.
 func TestBreakerCase1Gobreaker(t *testing.T) {
 	b := presetBreaker(t, "gobreaker", BreakerConfig{}, nil)
@@ -218,14 +231,7 @@ func TestBreakerOpenJitter(t *testing.T) {
 
 // Case 3: half-open with 3 permits and 3 slow calls in flight.
 func TestBreakerCase3HalfOpenPermits(t *testing.T) {
-	b := presetBreaker(t, "bip03", BreakerConfig{}, nil) // 3 permits, 3 successes, 60 s lease
-	now := breakerT0
-	for range 5 {
-		breakerCall(t, b, now, breakerFail)
-	}
-	now = now.Add(60 * time.Second)
-	wantBreakerSummary(t, "timer", b.Tick(now), "open->half_open timer")
-	h := now
+	b, h := halfOpenBreaker(t, "bip03", BreakerConfig{}) // 3 permits, 3 successes, 60 s lease
 	allow := func(at time.Time) Permit {
 		t.Helper()
 		p, err := b.Allow(at)
@@ -277,13 +283,7 @@ func TestBreakerCase3HalfOpenPermits(t *testing.T) {
 // Allow reclaims an expired lease itself, so a late Tick cannot leave the
 // breaker stuck.
 func TestBreakerAllowReclaimsExpiredLease(t *testing.T) {
-	b := presetBreaker(t, "gobreaker", BreakerConfig{PermitLease: 10 * time.Second}, nil)
-	now := breakerT0
-	for range 6 {
-		breakerCall(t, b, now, breakerFail)
-	}
-	now = now.Add(60 * time.Second)
-	b.Tick(now)
+	b, now := halfOpenBreaker(t, "gobreaker", BreakerConfig{PermitLease: 10 * time.Second})
 	lost, _ := b.Allow(now)
 	breakerRefusedUntil(t, b, now.Add(10*time.Second-1))
 	wantBreakerSummary(t, "trial after the lease", breakerCall(t, b, now.Add(10*time.Second), breakerOK), "half_open->closed probe")
@@ -292,13 +292,7 @@ func TestBreakerAllowReclaimsExpiredLease(t *testing.T) {
 
 // Case 4: a late success from before a forced open does not close it.
 func TestBreakerCase4LateSuccess(t *testing.T) {
-	b := presetBreaker(t, "gobreaker", BreakerConfig{}, nil)
-	now := breakerT0
-	for range 6 {
-		breakerCall(t, b, now, breakerFail)
-	}
-	now = now.Add(60 * time.Second)
-	b.Tick(now)
+	b, now := halfOpenBreaker(t, "gobreaker", BreakerConfig{})
 	p, _ := b.Allow(now)
 	wantBreakerSummary(t, "force open", b.ForceOpen(now, 10*time.Second, messages.BreakerTransition_manual), "half_open->forced_open manual")
 	wantBreakerSummary(t, "late success while forced open", b.Done(p, now, breakerOK), "")
