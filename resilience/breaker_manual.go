@@ -1,0 +1,107 @@
+package resilience
+
+import (
+	"time"
+
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// ForceOpen refuses every call for d, then turns half-open (reason timer)
+// so the model earns its traffic back through trials; d <= 0 keeps it open
+// until another manual action. Forcing open does not count as a trip.
+// reason is what the owner publishes, manual when unspecified. Forcing a
+// forced-open breaker again sets the new period and is reported as a
+// forced_open -> forced_open transition.
+func (b *Breaker) ForceOpen(now time.Time, d time.Duration, reason messages.BreakerTransition_Reason) []Transition {
+	if reason == messages.BreakerTransition_unspecified {
+		reason = messages.BreakerTransition_manual
+	}
+	var until time.Time
+	if d > 0 {
+		until = now.Add(d)
+	}
+	return b.moveTo(messages.BreakerState_forced_open, now, reason, messages.ErrorClass_ok, until)
+}
+
+// Disable forces the breaker closed: it admits every call, never trips,
+// records nothing and reports nothing until Reset, ForceOpen or
+// MetricsOnly. It returns nil when already disabled.
+func (b *Breaker) Disable(now time.Time) []Transition {
+	if b.state == messages.BreakerState_disabled {
+		return nil
+	}
+	return b.moveTo(messages.BreakerState_disabled, now, messages.BreakerTransition_manual, messages.ErrorClass_ok, time.Time{})
+}
+
+// MetricsOnly admits every call and records outcomes but never trips:
+// when the evidence crosses a threshold it returns one report (a
+// Transition from metrics_only to metrics_only with the reason it would
+// have tripped for, Generation unchanged), and again only after the
+// evidence has fallen back under every threshold. The window carries over
+// from the state before. It returns nil when already metrics-only.
+func (b *Breaker) MetricsOnly(now time.Time) []Transition {
+	if b.state == messages.BreakerState_metrics_only {
+		return nil
+	}
+	return b.moveTo(messages.BreakerState_metrics_only, now, messages.BreakerTransition_manual, messages.ErrorClass_ok, time.Time{})
+}
+
+// Reset closes the breaker with its evidence and trips cleared (reason
+// manual). A closed breaker only has its evidence and trips cleared, which
+// is not a transition: it returns nil, and calls already admitted stay
+// valid.
+func (b *Breaker) Reset(now time.Time) []Transition {
+	b.trips = 0
+	if b.state == messages.BreakerState_closed {
+		b.window.clear()
+		b.consecutive = 0
+		b.closedSince = now
+		return nil
+	}
+	return b.moveTo(messages.BreakerState_closed, now, messages.BreakerTransition_manual, messages.ErrorClass_ok, time.Time{})
+}
+
+// BreakerSnapshot is the part of a breaker worth persisting across a
+// restart. Evidence is not kept: a restarted breaker starts a fresh
+// window.
+type BreakerSnapshot struct {
+	State      messages.BreakerState
+	Generation uint64
+	Trips      int
+	// OpenUntil ends an open or forced-open period; zero otherwise, and
+	// for forced open until changed.
+	OpenUntil time.Time
+}
+
+// Snapshot returns the breaker's persistent state.
+func (b *Breaker) Snapshot() BreakerSnapshot {
+	return BreakerSnapshot{State: b.state, Generation: b.generation, Trips: b.trips, OpenUntil: b.openUntil}
+}
+
+// Restore puts the breaker in s's state (reason restored) with a
+// generation above both its own and s's, so generations keep increasing
+// across restarts. It always returns one Transition, so the restore is on
+// the record even when the state is unchanged.
+//
+// An open breaker stays open until its OpenUntil, so a restart never
+// reopens traffic to a failing model; one whose period ended while it was
+// down, and a half-open one, restore as half-open with fresh permits. An
+// unknown state restores as half-open too. The trip count is kept, and
+// TripReset counts from the moment it is closed again.
+func (b *Breaker) Restore(s BreakerSnapshot, now time.Time) []Transition {
+	to, until := s.State, s.OpenUntil
+	switch to {
+	case messages.BreakerState_open, messages.BreakerState_forced_open:
+		if (to == messages.BreakerState_open || !until.IsZero()) && !now.Before(until) {
+			to, until = messages.BreakerState_half_open, time.Time{}
+		}
+	case messages.BreakerState_closed, messages.BreakerState_half_open,
+		messages.BreakerState_disabled, messages.BreakerState_metrics_only:
+		until = time.Time{}
+	default:
+		to, until = messages.BreakerState_half_open, time.Time{}
+	}
+	b.generation = max(b.generation, s.Generation)
+	b.trips = max(s.Trips, 0)
+	return b.moveTo(to, now, messages.BreakerTransition_restored, messages.ErrorClass_ok, until)
+}
