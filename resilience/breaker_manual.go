@@ -105,3 +105,29 @@ func (b *Breaker) Restore(s BreakerSnapshot, now time.Time) []Transition {
 	b.trips = max(s.Trips, 0)
 	return b.moveTo(to, now, messages.BreakerTransition_restored, messages.ErrorClass_ok, until)
 }
+
+// Trip opens a closed or half-open breaker as if a threshold had tripped
+// it: one more trip, for the grown open period. The owner uses it when
+// evidence outside the breaker condemns the model, such as a regression
+// during progressive restoration (reason threshold when unspecified). In
+// any other state it returns nil.
+func (b *Breaker) Trip(now time.Time, reason messages.BreakerTransition_Reason) []Transition {
+	if b.state != messages.BreakerState_closed && b.state != messages.BreakerState_half_open {
+		return nil
+	}
+	if reason == messages.BreakerTransition_unspecified {
+		reason = messages.BreakerTransition_threshold
+	}
+	return b.open(now, reason, messages.ErrorClass_ok, 0)
+}
+
+// HalfOpen ends an open period early (reason probe), so trial calls test
+// a model that recovery has just restarted with a fresh client. Only an
+// open breaker moves; a forced-open one stays as the operator set it, and
+// other states return nil.
+func (b *Breaker) HalfOpen(now time.Time) []Transition {
+	if b.state != messages.BreakerState_open {
+		return nil
+	}
+	return b.moveTo(messages.BreakerState_half_open, now, messages.BreakerTransition_probe, messages.ErrorClass_ok, time.Time{})
+}

@@ -164,3 +164,37 @@ func TestBreakerRestoreKeepsTrips(t *testing.T) {
 		t.Fatalf("after restore, failed trial opens %s (period, trips), want 2m0s 2", got)
 	}
 }
+
+func TestBreakerTrip(t *testing.T) {
+	b := presetBreaker(t, "bip03", BreakerConfig{OpenJitter: -1}, nil)
+	now := breakerT0
+	ts := b.Trip(now, messages.BreakerTransition_unspecified)
+	wantBreakerSummary(t, "Trip when closed", ts, "closed->open threshold")
+	if ts[0].Trips != 1 || !ts[0].OpenUntil.Equal(now.Add(60*time.Second)) {
+		t.Fatalf("Trip: trips %d until %v, want 1 trip for the base 60 s", ts[0].Trips, ts[0].OpenUntil.Sub(now))
+	}
+	wantBreakerSummary(t, "Trip when open", b.Trip(now, messages.BreakerTransition_threshold), "")
+	now = now.Add(60 * time.Second)
+	wantBreakerSummary(t, "open period over", b.Tick(now), "open->half_open timer")
+	ts = b.Trip(now, messages.BreakerTransition_probe)
+	wantBreakerSummary(t, "Trip when half-open", ts, "half_open->open probe")
+	if ts[0].Trips != 2 || !ts[0].OpenUntil.Equal(now.Add(120*time.Second)) {
+		t.Fatalf("second Trip: trips %d for %v, want 2 trips for 120 s", ts[0].Trips, ts[0].OpenUntil.Sub(now))
+	}
+}
+
+func TestBreakerHalfOpen(t *testing.T) {
+	b := presetBreaker(t, "bip03", BreakerConfig{}, nil)
+	now := breakerT0
+	wantBreakerSummary(t, "HalfOpen when closed", b.HalfOpen(now), "")
+	b.Trip(now, messages.BreakerTransition_threshold)
+	wantBreakerSummary(t, "HalfOpen when open", b.HalfOpen(now), "open->half_open probe")
+	for range 3 {
+		breakerCall(t, b, now, breakerOK)
+	}
+	if b.State() != messages.BreakerState_closed {
+		t.Fatalf("after 3 trial successes: %v, want closed", b.State())
+	}
+	b.ForceOpen(now, 0, messages.BreakerTransition_manual)
+	wantBreakerSummary(t, "HalfOpen when forced open", b.HalfOpen(now), "")
+}
