@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,17 +39,24 @@ type upstream struct {
 	release chan struct{}
 	got     chan *http.Request // every request, with its body read into gotBody
 	bodies  chan []byte
+	conns   atomic.Int32 // connections accepted
 }
 
 func serve(t *testing.T, h func(w http.ResponseWriter, r *http.Request, u *upstream)) (*Model, *upstream) {
 	t.Helper()
 	u := &upstream{release: make(chan struct{}), got: make(chan *http.Request, 16), bodies: make(chan []byte, 16)}
-	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		u.got <- r
 		u.bodies <- body
 		h(w, r, u)
 	}))
+	u.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			u.conns.Add(1)
+		}
+	}
+	u.srv.Start()
 	t.Cleanup(u.srv.Close)
 	t.Cleanup(func() { close(u.release) })
 	m, err := New(Config{Name: "gpt", BaseURL: u.srv.URL + "/v1", APIKey: apiKey, UpstreamModel: "gpt-up", Client: u.srv.Client()})

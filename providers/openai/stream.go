@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
@@ -66,6 +68,7 @@ type stream struct {
 	refusal  strings.Builder // refusal deltas, reported at the finish
 	err      error           // the sticky end
 
+	complete  atomic.Bool // the answer ended complete: Close may drain the body
 	closeOnce sync.Once
 }
 
@@ -88,6 +91,9 @@ func (s *stream) Recv() (providers.Chunk, error) {
 	}
 	c, err := s.next()
 	if err != nil {
+		if err == io.EOF {
+			s.complete.Store(true)
+		}
 		s.err = err
 		return providers.Chunk{}, err
 	}
@@ -179,9 +185,24 @@ func (s *stream) failed(data []byte) error {
 	return providers.Errorf(messages.ErrorClass_malformed, "error event without an error object")
 }
 
+// Drain bounds on Close after a complete answer: reading the rest of the
+// body ([DONE] and the end of the chunked body) hands the connection back
+// to the pool instead of closing it.
+const (
+	drainWithin = 100 * time.Millisecond
+	maxDrain    = 64 << 10
+)
+
 // Close ends the upstream call; it is safe at any time and more than once.
+// After a complete answer it first reads what is left of the body, for at
+// most 100 ms, so that the connection can be reused.
 func (s *stream) Close() error {
 	s.closeOnce.Do(func() {
+		if s.complete.Load() {
+			t := time.AfterFunc(drainWithin, s.cancel)
+			_, _ = io.Copy(io.Discard, io.LimitReader(s.body, maxDrain))
+			t.Stop()
+		}
 		s.cancel()
 		s.body.Close()
 	})

@@ -130,6 +130,22 @@ func TestStreamFinalisedAtOnce(t *testing.T) {
 	}
 }
 
+// TestStreamReusesConnections: a stream that ended complete hands its
+// connection back to the pool, [DONE] or not.
+func TestStreamReusesConnections(t *testing.T) {
+	m, u := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
+		events(w, delta("a"), finish("stop"), usageLine, done)
+	})
+	for range 3 {
+		s, err := m.Stream(bounded(t), hello)
+		require.NoError(t, err)
+		_, _, err = collect(s)
+		assert.ErrorIs(t, err, io.EOF)
+		require.NoError(t, s.Close())
+	}
+	assert.Equal(t, int32(1), u.conns.Load(), "three streams, one connection")
+}
+
 func TestStreamNotAnEventStream(t *testing.T) {
 	m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
 		w.Header().Set("Content-Type", "application/json")
