@@ -295,13 +295,17 @@ func scrub(s string) string {
 	return s
 }
 
-// Redact removes every non-empty secret from e's Message, for the
-// credentials a provider knows exactly (its API key, configured header
-// values); the generic patterns were applied when e was built. It returns e.
+// Redact removes from e's Message what looks like a credential (API keys
+// as providers shape them, the values of Authorization, x-api-key and
+// api-key headers) and every non-empty secret given, for the credentials a
+// provider knows exactly (its API key, configured header values). It
+// returns e.
 func (e *Error) Redact(secrets ...string) *Error {
 	if e == nil {
 		return nil
 	}
+	e.Message = keyPattern.ReplaceAllString(e.Message, "[redacted]")
+	e.Message = headerPattern.ReplaceAllString(e.Message, "${1}[redacted]")
 	for _, s := range secrets {
 		if s != "" {
 			e.Message = strings.ReplaceAll(e.Message, s, "[redacted]")

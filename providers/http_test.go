@@ -175,3 +175,8 @@ func TestRedact(t *testing.T) {
 	assert.Equal(t, "auth: key [redacted] rejected", e.Redact("", "my-secret-value").Error())
 	assert.Nil(t, (*Error)(nil).Redact("x"))
 }
+
+func TestRedactPatterns(t *testing.T) {
+	e := Errorf(messages.ErrorClass_server_error, "exit status 1: using key sk-ant-api03-AAAAbbbbCCCC, header x-api-key: abc123")
+	assert.Equal(t, "server_error: exit status 1: using key [redacted], header x-api-key: [redacted]", e.Redact().Error())
+}
