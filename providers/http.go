@@ -49,13 +49,12 @@ func ClassifyHTTP(status int, header http.Header, body []byte) *Error {
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
-	e := &Error{
+	return &Error{
 		Class:      class,
 		StatusCode: status,
 		RetryAfter: retryAfter(header, time.Now()),
 		Message:    fmt.Sprintf("HTTP %d: %s", status, scrub(msg)),
 	}
-	return e
 }
 
 // ClassifyEvent classifies an error object that arrived inside a successful

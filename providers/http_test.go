@@ -180,3 +180,12 @@ func TestRedactPatterns(t *testing.T) {
 	e := Errorf(messages.ErrorClass_server_error, "exit status 1: using key sk-ant-api03-AAAAbbbbCCCC, header x-api-key: abc123")
 	assert.Equal(t, "server_error: exit status 1: using key [redacted], header x-api-key: [redacted]", e.Redact().Error())
 }
+
+func TestHTTPClient(t *testing.T) {
+	c := HTTPClient()
+	assert.Same(t, c, HTTPClient(), "one shared client")
+	tr := c.Transport.(*http.Transport)
+	assert.GreaterOrEqual(t, tr.MaxIdleConnsPerHost, 100, "sized for many concurrent calls to one host")
+	assert.True(t, tr.Protocols.HTTP1() && !tr.Protocols.HTTP2(), "HTTP/1.1 keep-alive only")
+	assert.Zero(t, c.Timeout, "calls are bounded by their context")
+}

@@ -254,3 +254,19 @@ func TestKeyNeverInErrors(t *testing.T) {
 	_, _, err = collect(s)
 	assert.Equal(t, messages.ErrorClass_server_error, class(t, err))
 }
+
+// TestDefaultClient: with no Client the shared pooled one is used.
+func TestDefaultClient(t *testing.T) {
+	_, u := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
+		w.Write([]byte(`{"choices":[{"message":{"content":"pooled"},"finish_reason":"stop"}]}`))
+	})
+	t.Cleanup(providers.HTTPClient().CloseIdleConnections)
+	m, err := New(Config{Name: "gpt", BaseURL: u.srv.URL})
+	require.NoError(t, err)
+	assert.Same(t, providers.HTTPClient(), m.client)
+	res, err := m.Complete(bounded(t), hello)
+	require.NoError(t, err)
+	assert.Equal(t, "pooled", res.Content)
+	r := <-u.got
+	assert.Equal(t, 1, r.ProtoMajor, "HTTP/1.1: one connection per stream")
+}
