@@ -1,9 +1,18 @@
 // Package providers defines the one small interface every model backend
 // implements, and the classification of every failure into a
 // messages.ErrorClass. Backends live in sub-packages: sim (deterministic
-// simulated models for tests and demos); openai, anthropic and exec follow.
+// simulated models for tests and demos), openai (any OpenAI-compatible chat
+// completions API), anthropic (the Messages API) and exec (a command line,
+// as CLI agents are run).
+//
+// What the backends share lives here: ClassifyHTTP, ClassifyEvent,
+// ClassifyTransport and ParseRetryAfter turn upstream answers into classes
+// (REFERENCE.md's table); HTTPClient is the pooled client the HTTP backends
+// use by default; WithDeadlines enforces a stream's three deadlines (first
+// token, idle, total) on any backend's Stream.
 //
 // Providers may import messages only. A Provider is called from many
 // goroutines at once and must be safe for that; it must return promptly when
-// its context ends.
+// its context ends. A Stream is read by one goroutine, and Close may be
+// called from another to end a Recv in progress.
 package providers

@@ -22,6 +22,9 @@ type Config struct {
 	ErrorClass  messages.ErrorClass
 	Seed        uint64 // same seed and call order give the same outcomes
 	Reply       string // fixed answer; empty builds one from the prompt
+	// TokenDelay paces a streamed answer: the wait between two tokens
+	// (words). The first token comes after the drawn latency.
+	TokenDelay time.Duration
 }
 
 // Model is a simulated provider.
@@ -33,13 +36,17 @@ type Model struct {
 }
 
 // New returns a simulated model. A FailureRate outside [0, 1] or a negative
-// latency is an error; an ErrorClass of ok means server_error.
+// latency, jitter or token delay is an error; an ErrorClass of ok means
+// server_error.
 func New(cfg Config) (*Model, error) {
 	if cfg.FailureRate < 0 || cfg.FailureRate > 1 {
 		return nil, fmt.Errorf("sim %s: failure rate %v outside [0, 1]", cfg.Name, cfg.FailureRate)
 	}
 	if cfg.Latency < 0 || cfg.Jitter < 0 {
 		return nil, fmt.Errorf("sim %s: negative latency or jitter", cfg.Name)
+	}
+	if cfg.TokenDelay < 0 {
+		return nil, fmt.Errorf("sim %s: negative token delay", cfg.Name)
 	}
 	if cfg.ErrorClass == messages.ErrorClass_ok {
 		cfg.ErrorClass = messages.ErrorClass_server_error
@@ -62,36 +69,50 @@ func (m *Model) draw() (time.Duration, bool) {
 // Complete waits the drawn latency, then answers or fails with the
 // configured class. It returns early with ctx's error when ctx ends.
 func (m *Model) Complete(ctx context.Context, req *messages.InferRequest) (*providers.Result, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, err
+	}
+	reply := m.reply(req)
+	return &providers.Result{Content: reply, Usage: usage(req, reply), StatusCode: 200}, nil
+}
+
+// begin draws one call's outcome and waits its latency: the time to the
+// whole answer, or to the first token of a stream. It returns the
+// simulated failure, or ctx's error when ctx ends first.
+func (m *Model) begin(ctx context.Context) error {
 	d, fail := m.draw()
 	if d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, providers.Classify(ctx.Err())
+			return providers.Classify(ctx.Err())
 		case <-t.C:
 		}
 	} else if err := ctx.Err(); err != nil {
-		return nil, providers.Classify(err)
+		return providers.Classify(err)
 	}
 	if fail {
 		e := providers.Errorf(m.cfg.ErrorClass, "simulated %s from %s", m.cfg.ErrorClass, m.cfg.Name)
 		e.StatusCode = simulatedStatus(m.cfg.ErrorClass)
-		return nil, e
+		return e
 	}
-	prompt := lastUserContent(req)
-	reply := m.cfg.Reply
-	if reply == "" {
-		reply = fmt.Sprintf("%s (simulated) received: %s", m.cfg.Name, prompt)
+	return nil
+}
+
+// reply is the answer to req: the fixed Reply, or one built from the prompt.
+func (m *Model) reply(req *messages.InferRequest) string {
+	if m.cfg.Reply != "" {
+		return m.cfg.Reply
 	}
-	return &providers.Result{
-		Content: reply,
-		Usage: &messages.Usage{
-			PromptTokens:     int32(countTokens(req)),
-			CompletionTokens: int32(len(strings.Fields(reply))),
-		},
-		StatusCode: 200,
-	}, nil
+	return fmt.Sprintf("%s (simulated) received: %s", m.cfg.Name, lastUserContent(req))
+}
+
+func usage(req *messages.InferRequest, reply string) *messages.Usage {
+	return &messages.Usage{
+		PromptTokens:     int32(countTokens(req)),
+		CompletionTokens: int32(len(strings.Fields(reply))),
+	}
 }
 
 // simulatedStatus is the HTTP status a real upstream would have sent for

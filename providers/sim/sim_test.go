@@ -119,3 +119,8 @@ func TestBadConfig(t *testing.T) {
 	_, err = New(Config{Name: "s", Latency: -time.Second})
 	assert.EqualError(t, err, "sim s: negative latency or jitter")
 }
+
+func TestBadTokenDelay(t *testing.T) {
+	_, err := New(Config{Name: "s", TokenDelay: -time.Millisecond})
+	assert.EqualError(t, err, "sim s: negative token delay")
+}

@@ -1,0 +1,243 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/providers"
+)
+
+// Bounds on what an upstream may send.
+const (
+	maxBody      = 8 << 20  // a plain answer
+	maxErrorBody = 64 << 10 // a non-2xx body, read for its error object
+	maxLine      = 1 << 20  // one line of an event stream
+)
+
+// Config names an OpenAI-compatible endpoint.
+type Config struct {
+	Name string // the configured model name, used in messages
+	// BaseURL is the API root, such as https://api.openai.com/v1 or
+	// http://127.0.0.1:11434/v1; /chat/completions is appended. Required.
+	BaseURL string
+	// APIKey is the key itself (the caller reads it from the environment),
+	// sent as a bearer token; empty sends no Authorization header, as local
+	// servers want. It never appears in an error.
+	APIKey string
+	// UpstreamModel is the model name the API knows; empty means Name.
+	UpstreamModel string
+	// MaxCompletionTokens sends the request's max_tokens as
+	// max_completion_tokens, which OpenAI's reasoning models (o-series,
+	// gpt-5) require; off sends max_tokens, which every compatible server
+	// understands.
+	MaxCompletionTokens bool
+	// Client makes the calls; nil means providers.HTTPClient(), a shared
+	// pool sized for many concurrent calls.
+	Client *http.Client
+	// Headers are added to every request (an organisation, a project, an
+	// Azure api-key); they may override the defaults. Values of 8 bytes or
+	// more are treated as secrets and removed from errors.
+	Headers map[string]string
+}
+
+// Model is an OpenAI-compatible chat model.
+type Model struct {
+	cfg      Config
+	endpoint string
+	model    string
+	client   *http.Client
+	secrets  []string
+}
+
+var _ providers.Streamer = (*Model)(nil)
+
+// New validates cfg and returns a Model. BaseURL must be an absolute http or
+// https URL, and one of UpstreamModel and Name must be set.
+func New(cfg Config) (*Model, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("openai %s: BaseURL %q is not an absolute http(s) URL", cfg.Name, cfg.BaseURL)
+	}
+	m := &Model{
+		cfg:      cfg,
+		endpoint: strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions",
+		model:    cfg.UpstreamModel,
+		client:   cfg.Client,
+	}
+	if m.model == "" {
+		m.model = cfg.Name
+	}
+	if m.model == "" {
+		return nil, fmt.Errorf("openai: neither UpstreamModel nor Name is set")
+	}
+	if m.client == nil {
+		m.client = providers.HTTPClient()
+	}
+	m.secrets = append(m.secrets, cfg.APIKey)
+	for _, v := range cfg.Headers {
+		if len(v) >= 8 {
+			m.secrets = append(m.secrets, v)
+		}
+	}
+	return m, nil
+}
+
+type chatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type chatRequest struct {
+	Model               string         `json:"model"`
+	Messages            []chatMessage  `json:"messages"`
+	MaxTokens           int32          `json:"max_tokens,omitempty"`
+	MaxCompletionTokens int32          `json:"max_completion_tokens,omitempty"`
+	Temperature         *float64       `json:"temperature,omitempty"`
+	Stream              bool           `json:"stream,omitempty"`
+	StreamOptions       *streamOptions `json:"stream_options,omitempty"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type usageJSON struct {
+	PromptTokens     int32 `json:"prompt_tokens"`
+	CompletionTokens int32 `json:"completion_tokens"`
+}
+
+func (u *usageJSON) usage() *messages.Usage {
+	if u == nil {
+		return nil
+	}
+	return &messages.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+}
+
+type chatResponse struct {
+	Choices []struct {
+		Message struct {
+			Content string `json:"content"`
+			Refusal string `json:"refusal"`
+		} `json:"message"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *usageJSON      `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+func (m *Model) body(req *messages.InferRequest, stream bool) chatRequest {
+	cr := chatRequest{Model: m.model, Messages: make([]chatMessage, 0, len(req.GetMessages()))}
+	for _, msg := range req.GetMessages() {
+		cr.Messages = append(cr.Messages, chatMessage{Role: msg.GetRole(), Content: msg.GetContent()})
+	}
+	if m.cfg.MaxCompletionTokens {
+		cr.MaxCompletionTokens = req.GetMaxTokens()
+	} else {
+		cr.MaxTokens = req.GetMaxTokens()
+	}
+	if req.Temperature != nil {
+		t := *req.Temperature
+		cr.Temperature = &t
+	}
+	if stream {
+		cr.Stream = true
+		cr.StreamOptions = &streamOptions{IncludeUsage: true}
+	}
+	return cr
+}
+
+// post sends the request and returns a 2xx response; any other outcome is a
+// classified *Error.
+func (m *Model) post(ctx context.Context, req *messages.InferRequest, stream bool) (*http.Response, *providers.Error) {
+	payload, err := json.Marshal(m.body(req, stream))
+	if err != nil {
+		return nil, providers.Errorf(messages.ErrorClass_bad_request, "encode request: %v", err)
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, m.endpoint, bytes.NewReader(payload))
+	if err != nil {
+		return nil, providers.Errorf(messages.ErrorClass_bad_request, "build request: %v", err)
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	if stream {
+		hr.Header.Set("Accept", "text/event-stream")
+	} else {
+		hr.Header.Set("Accept", "application/json")
+	}
+	if m.cfg.APIKey != "" {
+		hr.Header.Set("Authorization", "Bearer "+m.cfg.APIKey)
+	}
+	for k, v := range m.cfg.Headers {
+		hr.Header.Set(k, v)
+	}
+	resp, err := m.client.Do(hr)
+	if err != nil {
+		return nil, providers.ClassifyTransport(err).Redact(m.secrets...)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		if rerr != nil && ctx.Err() != nil {
+			return nil, providers.ClassifyTransport(ctx.Err())
+		}
+		return nil, providers.ClassifyHTTP(resp.StatusCode, resp.Header, body).Redact(m.secrets...)
+	}
+	return resp, nil
+}
+
+// Complete asks for a plain answer. See the package comment for what counts
+// as complete; an unparsable 2xx body, or one without choices, is malformed.
+func (m *Model) Complete(ctx context.Context, req *messages.InferRequest) (*providers.Result, error) {
+	resp, perr := m.post(ctx, req, false)
+	if perr != nil {
+		return nil, perr
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, providers.ClassifyTransport(err).Redact(m.secrets...)
+	}
+	malformed := func(format string, args ...any) error {
+		e := providers.Errorf(messages.ErrorClass_malformed, format, args...)
+		e.StatusCode = resp.StatusCode
+		return e
+	}
+	if len(body) > maxBody {
+		return nil, malformed("answer larger than %d bytes", maxBody)
+	}
+	var cr chatResponse
+	if err := json.Unmarshal(body, &cr); err != nil {
+		return nil, malformed("unparsable answer: %v", err)
+	}
+	if e, ok := providers.ClassifyEvent(body, messages.ErrorClass_server_error); ok && len(cr.Choices) == 0 {
+		e.StatusCode = resp.StatusCode
+		return nil, e.Redact(m.secrets...)
+	}
+	if len(cr.Choices) == 0 {
+		return nil, malformed("answer without choices")
+	}
+	choice := cr.Choices[0]
+	if err := refused(choice.FinishReason, choice.Message.Refusal); err != nil {
+		err.StatusCode = resp.StatusCode
+		return nil, err
+	}
+	return &providers.Result{Content: choice.Message.Content, Usage: cr.Usage.usage(), StatusCode: resp.StatusCode}, nil
+}
+
+// refused reports a content_policy failure when the provider filtered the
+// answer or the model refused, with the reason when there is one.
+func refused(finishReason, refusal string) *providers.Error {
+	switch {
+	case refusal != "":
+		return providers.Errorf(messages.ErrorClass_content_policy, "the model refused: %s", refusal)
+	case finishReason == "content_filter":
+		return providers.Errorf(messages.ErrorClass_content_policy, "the provider's content filter stopped the answer (finish_reason content_filter)")
+	}
+	return nil
+}
