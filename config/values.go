@@ -84,6 +84,11 @@ func parseDuration(s string) (time.Duration, error) {
 
 // count decodes a whole number of at least least.
 func (d *decoder) count(dst *int, least int) field {
+	return d.countIn(dst, least, math.MaxInt)
+}
+
+// countIn decodes a whole number from lo to hi.
+func (d *decoder) countIn(dst *int, lo, hi int) field {
 	return func(v *yaml.Node, path string) {
 		s, ok := d.scalar(v, path, "a whole number")
 		if !ok {
@@ -93,12 +98,46 @@ func (d *decoder) count(dst *int, least int) field {
 		switch {
 		case err != nil:
 			d.errorf(v, path, "%q is not a whole number", raw(v))
-		case x < least:
-			d.errorf(v, path, "%q is too small (must be at least %d)", raw(v), least)
+		case x < lo:
+			d.errorf(v, path, "%q is too small (must be at least %d)", raw(v), lo)
+		case x > hi:
+			d.errorf(v, path, "%q is too large (must be at most %d)", raw(v), hi)
 		default:
 			*dst = x
 		}
 	}
+}
+
+// offable wraps the decoder of a value that 0 turns off, for the fields of
+// resilience.BreakerConfig and the like, where zero means "not given" (or
+// "the default") and a negative value means off: a valid 0 is stored as -1,
+// any other valid value as is, and a bad one leaves *dst alone.
+func offable[T ~int | ~int64 | ~float64](dst *T, decode func(*T) field) field {
+	return func(v *yaml.Node, path string) {
+		x := T(-1) // stays -1 when the value is refused
+		decode(&x)(v, path)
+		switch {
+		case x == 0:
+			*dst = -1
+		case x > 0:
+			*dst = x
+		}
+	}
+}
+
+// offCount is count from 0, with 0 stored as -1 (see offable).
+func (d *decoder) offCount(dst *int) field {
+	return offable(dst, func(x *int) field { return d.count(x, 0) })
+}
+
+// offNumber is number within r (which holds 0), with 0 stored as -1.
+func (d *decoder) offNumber(dst *float64, r span) field {
+	return offable(dst, func(x *float64) field { return d.number(x, r) })
+}
+
+// offDuration is a duration from 0, with 0 stored as -1.
+func (d *decoder) offDuration(dst *time.Duration) field {
+	return offable(dst, func(x *time.Duration) field { return d.duration(x, zeroOK) })
 }
 
 // seed decodes any 64-bit integer.
@@ -126,6 +165,7 @@ var (
 	fractionBelow1 = span{Lo: 0, Hi: 1, HiOpen: true}           // [0, 1)
 	fractionAbove0 = span{Lo: 0, Hi: 1, LoOpen: true}           // (0, 1]
 	above0         = span{Lo: 0, Hi: math.Inf(1), LoOpen: true} // > 0
+	atLeast0       = span{Lo: 0, Hi: math.Inf(1)}               // >= 0
 	atLeast1       = span{Lo: 1, Hi: math.Inf(1)}               // >= 1
 )
 
@@ -136,9 +176,9 @@ func (r span) contains(x float64) bool {
 func (r span) String() string {
 	if math.IsInf(r.Hi, 1) {
 		if r.LoOpen {
-			return fmt.Sprintf("above %g", r.Lo)
+			return "above " + plain(r.Lo)
 		}
-		return fmt.Sprintf("at least %g", r.Lo)
+		return "at least " + plain(r.Lo)
 	}
 	lo, hi := "[", "]"
 	if r.LoOpen {
@@ -147,8 +187,11 @@ func (r span) String() string {
 	if r.HiOpen {
 		hi = ")"
 	}
-	return fmt.Sprintf("in %s%g, %g%s", lo, r.Lo, r.Hi, hi)
+	return fmt.Sprintf("in %s%s, %s%s", lo, plain(r.Lo), plain(r.Hi), hi)
 }
+
+// plain formats x without an exponent (1000000, not 1e+06).
+func plain(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
 
 // number decodes a number within r.
 func (d *decoder) number(dst *float64, r span) field {
@@ -387,5 +430,54 @@ func expand(s string) (string, error) {
 		}
 		b.WriteString(val)
 		s = s[i+end+1:]
+	}
+}
+
+// named decodes one of names into the value at the same index of values;
+// what names the kind in messages.
+func named[T any](d *decoder, dst *T, what string, names []string, values []T) field {
+	return func(v *yaml.Node, path string) {
+		var s string
+		d.choice(&s, what, names)(v, path)
+		if i := slices.Index(names, s); i >= 0 {
+			*dst = values[i]
+		}
+	}
+}
+
+const stepsHint = "such as [10, 25, 50, 100]; [100] turns the ramp off"
+
+// percents decodes the steps of a ramp: whole percentages, each 1 to 100,
+// strictly increasing, the last 100.
+func (d *decoder) percents(dst *[]int) field {
+	return func(v *yaml.Node, path string) {
+		v = resolve(v)
+		switch {
+		case v.Kind != yaml.SequenceNode:
+			d.errorf(v, path, "must be a list of percentages ending at 100 (%s), not %s", stepsHint, kindName(v))
+			return
+		case len(v.Content) == 0:
+			d.errorf(v, path, "is empty (give percentages ending at 100, %s)", stepsHint)
+			return
+		}
+		out := make([]int, len(v.Content))
+		before := len(d.errs)
+		for i, item := range v.Content {
+			d.countIn(&out[i], 1, 100)(item, path)
+		}
+		if len(d.errs) > before {
+			return
+		}
+		for i, item := range v.Content[1:] {
+			if out[i+1] <= out[i] {
+				d.errorf(item, path, "%d after %d: must be strictly increasing", out[i+1], out[i])
+				return
+			}
+		}
+		if last := v.Content[len(out)-1]; out[len(out)-1] != 100 {
+			d.errorf(last, path, "must end at 100 (full traffic), not %d", out[len(out)-1])
+			return
+		}
+		*dst = out
 	}
 }
