@@ -4,6 +4,8 @@ import (
 	"hash/fnv"
 	"os"
 	"time"
+
+	"github.com/cmmv-hive/resilience/messages"
 )
 
 // GlobalFile and ModelsFile are the names of the two files Load reads.
@@ -29,7 +31,8 @@ const (
 	StrategyRandom     = "random"
 )
 
-// Breaker preset names accepted by circuitBreaker.preset.
+// Breaker preset names accepted by circuitBreaker.preset: those of
+// resilience.Preset.
 const (
 	PresetBIP03        = "bip03"
 	PresetGobreaker    = "gobreaker"
@@ -61,31 +64,23 @@ type Config struct {
 // Global holds resilience.yml. Every field has a default, so the file and any
 // of its keys may be left out. Its blocks are also each model's defaults.
 type Global struct {
-	SubjectPrefix  string        // subjectPrefix: first token of every NATS subject, default "hive"; [A-Za-z0-9_-]+
-	Timeout        time.Duration // timeout: deadline of one attempt, default 30s
-	RequestTimeout time.Duration // requestTimeout: total deadline of a request that gives none, default 60s
-	MaxConcurrent  int           // maxConcurrentPerModel: calls in flight per model, default 10, >= 1
-	QueueSize      int           // queueSize: calls waiting for a slot per model, default 100; 0 means no queue
-	Strategy       string        // strategy: fallback strategy, default "sequential"
-	MaxParallel    int           // maxParallel: models raced at once by the parallel strategy, default 3, >= 1
-	ShutdownGrace  time.Duration // shutdownGrace: how long shutdown waits for requests in flight, default 10s; 0 waits for none
-	CircuitBreaker Breaker       // circuitBreaker: block, the models' default breaker
-	Retry          Retry         // retry: block, the models' default retry policy
-	HealthCheck    HealthCheck   // healthCheck: block, the models' default probing
-	Streaming      Streaming     // streaming: block, the models' default stream deadlines
-	Degradation    Degradation   // degradation: block, node-wide degradation levels
-}
-
-// Breaker configures a model's circuit breaker. Preset names the algorithm;
-// the other fields hold the values given, or else these BIP-03 defaults, and
-// the resilience package decides how a preset uses them.
-type Breaker struct {
-	Preset           string        // preset: bip03 (default) | gobreaker | resilience4j | hystrix | envoy
-	FailureThreshold int           // failureThreshold: consecutive failures that open it, default 5, >= 1
-	OpenDuration     time.Duration // openDuration: first open period, default 60s, > 0
-	MaxOpenDuration  time.Duration // maxOpenDuration: cap of growing open periods, default 300s, >= OpenDuration
-	SuccessThreshold int           // successThreshold: half-open successes that close it, default 3, >= 1
-	HalfOpenPermits  int           // halfOpenPermits: trial calls at once in half-open, default 1, >= 1
+	SubjectPrefix   string          // subjectPrefix: first token of every NATS subject, default "hive"; [A-Za-z0-9_-]+
+	Timeout         time.Duration   // timeout: deadline of one attempt, default 30s
+	RequestTimeout  time.Duration   // requestTimeout: total deadline of a request that gives none, default 60s
+	MaxConcurrent   int             // maxConcurrentPerModel: calls in flight per model, default 10, >= 1
+	QueueSize       int             // queueSize: calls waiting for a slot per model, default 100; 0 means no queue
+	Strategy        string          // strategy: fallback strategy, default "sequential"
+	MaxParallel     int             // maxParallel: models raced at once by the parallel strategy, default 3, >= 1
+	ShutdownGrace   time.Duration   // shutdownGrace: how long shutdown waits for requests in flight, default 10s; 0 waits for none
+	CircuitBreaker  Breaker         // circuitBreaker: block, the models' default breaker
+	Retry           Retry           // retry: block, the models' default retry policy
+	HealthCheck     HealthCheck     // healthCheck: block, the models' default probing and health thresholds
+	Streaming       Streaming       // streaming: block, the models' default stream deadlines
+	Restoration     Restoration     // restoration: block, the models' default progressive restoration
+	Degradation     Degradation     // degradation: block, node-wide degradation levels
+	GroupProtection GroupProtection // groupProtection: block, protection of each fallback group
+	RetryBudget     RetryBudget     // retryBudget: block, retries and hedges per fallback group
+	Hedging         Hedging         // hedging: block, the hedged strategy
 }
 
 // Retry configures retries of the same model: the n-th retry waits
@@ -98,13 +93,18 @@ type Retry struct {
 	Jitter     float64       // jitter: random fraction added or removed, default 0.1, in [0, 1)
 }
 
-// HealthCheck configures the prober of a model.
+// HealthCheck configures the prober of a model (Enabled, Interval, Timeout)
+// and the thresholds of its health (the rest, see Model.HealthConfig).
 type HealthCheck struct {
-	Enabled       bool          // enabled: probe the model, default true
-	Interval      time.Duration // interval: time between probes, default 30s, > 0
-	Timeout       time.Duration // timeout: deadline of one probe, default 5s, > 0
-	Retries       int           // retries: failed probes retried before one counts, default 3, >= 0
-	DegradedRatio float64       // degradedRatio: degraded when latency > ratio x model timeout, default 0.8, in (0, 1]
+	Enabled          bool          // enabled: probe the model, default true
+	Interval         time.Duration // interval: time between probes, default 30s, > 0
+	Timeout          time.Duration // timeout: deadline of one probe, default 5s, > 0
+	Retries          int           // retries: failed probes retried before one counts, default 3, >= 0
+	DegradedRatio    float64       // degradedRatio: degraded when latency > ratio x model timeout, default 0.8, in (0, 1]
+	SuccessFloor     float64       // successFloor: degraded when the success rate is under it, default 0.9, in [0, 1]; 0 turns the rule off
+	MinCalls         int           // minCalls: calls in the window before the success rate is judged, default 10, >= 1
+	UnavailableAfter int           // unavailableAfter: consecutive failed calls that make it unavailable, default 3, >= 0; 0 turns the rule off
+	Window           time.Duration // window: span of the success rate and latency quantiles, default 5m, > 0
 }
 
 // Streaming holds the three deadlines of a streamed answer.
@@ -114,17 +114,48 @@ type Streaming struct {
 	TotalTimeout      time.Duration // totalTimeout: whole stream, default 120s, > 0
 }
 
+// Restoration configures the progressive restoration of a model whose
+// breaker has just closed (see Model.RampConfig).
+type Restoration struct {
+	Steps        []int         // steps: shares of traffic in percent, default [10, 25, 50, 100]; strictly increasing, each 1..100, the last 100
+	Over         time.Duration // over: time from the breaker closing to full traffic, default 30s, > 0
+	SuccessFloor float64       // successFloor: success rate a step must keep, default 0.9, in (0, 1]
+	MinCalls     int           // minCalls: calls a step needs before it is judged, default 10, >= 1
+	MaxHold      time.Duration // maxHold: how long a step with fewer calls waits before it advances anyway; 0 (default) means three holds, over/(len(steps)-1) each
+}
+
 // Degradation sets the node's degradation levels, indexed minimal, moderate,
 // severe, critical: the most severe level whose threshold is crossed applies.
 type Degradation struct {
-	ResponseTime [4]time.Duration // responseTime: default [5s, 8s, 15s, 30s], strictly increasing
-	SuccessRate  [4]float64       // successRate: default [0.95, 0.90, 0.80, 0.60], strictly decreasing, each in (0, 1]
-	CriticalOnly bool             // criticalOnly: when degraded, admit only critical requests; default false
+	ResponseTime     [4]time.Duration     // responseTime: default [5s, 8s, 15s, 30s], strictly increasing
+	SuccessRate      [4]float64           // successRate: default [0.95, 0.90, 0.80, 0.60], strictly decreasing, each in (0, 1]
+	CriticalOnly     bool                 // criticalOnly: when degraded, admit only critical requests; default false
+	CriticalOnlyFrom messages.Degradation // criticalOnlyFrom: lowest level that counts as degraded for CriticalOnly, default minimal
+	LowerAfter       time.Duration        // lowerAfter: calm needed before the level is lowered, default 30s, >= 0; 0 lowers at once
+}
+
+// GroupProtection protects each fallback group (see Global.GroupConfig).
+type GroupProtection struct {
+	MaxOpenShare float64 // maxOpenShare: largest share of a group whose breakers may be open at once, default 0.5, in (0, 1]; 1 turns the cap off
+	PanicRate    float64 // panicRate: requests a second let through while no member admits, default 1; 0 means none, else at least 1/3600
+}
+
+// RetryBudget caps the retries and hedges of each fallback group (see
+// Global.BudgetConfig).
+type RetryBudget struct {
+	Ratio   float64 // ratio: share of the requests in flight, default 0.2, in (0, 1]
+	Minimum int     // minimum: allowed whatever the traffic, default 3, >= 0
+}
+
+// Hedging configures the hedged strategy.
+type Hedging struct {
+	Delay time.Duration // delay: wait before the next model starts, default 0, >= 0; 0 means the primary's observed p95 latency
 }
 
 // Model is one entry of models-resilience.yml. Fields it does not give take
 // the Global value: Timeout, MaxConcurrent, QueueSize, Strategy, and each key
-// of the CircuitBreaker, Retry, HealthCheck and Streaming blocks separately.
+// of the CircuitBreaker, Retry, HealthCheck, Streaming and Restoration blocks
+// separately.
 // The proposal's flat keys are aliases: maxRetries is retry.maxRetries and
 // circuitBreakerThreshold is circuitBreaker.failureThreshold.
 type Model struct {
@@ -149,6 +180,7 @@ type Model struct {
 	Retry          Retry       // retry: block; maxRetries is its maxRetries
 	HealthCheck    HealthCheck // healthCheck: block
 	Streaming      Streaming   // streaming: block
+	Restoration    Restoration // restoration: block
 	Sim            Sim         // sim: block, for provider sim only (zero for other providers)
 }
 
@@ -185,14 +217,7 @@ func defaultGlobal() Global {
 		Strategy:       StrategySequential,
 		MaxParallel:    3,
 		ShutdownGrace:  10 * time.Second,
-		CircuitBreaker: Breaker{
-			Preset:           PresetBIP03,
-			FailureThreshold: 5,
-			OpenDuration:     60 * time.Second,
-			MaxOpenDuration:  300 * time.Second,
-			SuccessThreshold: 3,
-			HalfOpenPermits:  1,
-		},
+		CircuitBreaker: Breaker{Preset: PresetBIP03}, // every other key is the preset's
 		Retry: Retry{
 			MaxRetries: 3,
 			BaseDelay:  time.Second,
@@ -201,21 +226,35 @@ func defaultGlobal() Global {
 			Jitter:     0.1,
 		},
 		HealthCheck: HealthCheck{
-			Enabled:       true,
-			Interval:      30 * time.Second,
-			Timeout:       5 * time.Second,
-			Retries:       3,
-			DegradedRatio: 0.8,
+			Enabled:          true,
+			Interval:         30 * time.Second,
+			Timeout:          5 * time.Second,
+			Retries:          3,
+			DegradedRatio:    0.8,
+			SuccessFloor:     0.9,
+			MinCalls:         10,
+			UnavailableAfter: 3,
+			Window:           5 * time.Minute,
 		},
 		Streaming: Streaming{
 			FirstTokenTimeout: 10 * time.Second,
 			IdleTimeout:       10 * time.Second,
 			TotalTimeout:      120 * time.Second,
 		},
-		Degradation: Degradation{
-			ResponseTime: [4]time.Duration{5 * time.Second, 8 * time.Second, 15 * time.Second, 30 * time.Second},
-			SuccessRate:  [4]float64{0.95, 0.90, 0.80, 0.60},
+		Restoration: Restoration{
+			Steps:        []int{10, 25, 50, 100},
+			Over:         30 * time.Second,
+			SuccessFloor: 0.9,
+			MinCalls:     10,
 		},
+		Degradation: Degradation{
+			ResponseTime:     [4]time.Duration{5 * time.Second, 8 * time.Second, 15 * time.Second, 30 * time.Second},
+			SuccessRate:      [4]float64{0.95, 0.90, 0.80, 0.60},
+			CriticalOnlyFrom: messages.Degradation_minimal,
+			LowerAfter:       30 * time.Second,
+		},
+		GroupProtection: GroupProtection{MaxOpenShare: 0.5, PanicRate: 1},
+		RetryBudget:     RetryBudget{Ratio: 0.2, Minimum: 3},
 	}
 }
 
@@ -235,6 +274,7 @@ func newModel(name, file string, line int, g *Global) *Model {
 		Retry:          g.Retry,
 		HealthCheck:    g.HealthCheck,
 		Streaming:      g.Streaming,
+		Restoration:    g.Restoration,
 		Sim: Sim{
 			Latency:    20 * time.Millisecond,
 			ErrorClass: "server_error",

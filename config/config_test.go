@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/cmmv-hive/resilience/resilience"
 )
 
 var defaultOrder = []string{"claude-4-sonnet", "gpt-5", "deepseek-v3", "gemini-2-5-pro", "grok-3"}
@@ -57,13 +59,14 @@ func TestDefaultFiles(t *testing.T) {
 				}
 			}
 			claude := c.Models["claude-4-sonnet"]
-			if claude.Retry.MaxRetries != 3 || claude.Timeout != 30*time.Second || claude.CircuitBreaker.FailureThreshold != 5 {
+			if claude.Retry.MaxRetries != 3 || claude.Timeout != 30*time.Second || claude.CircuitBreaker.Keys.ConsecutiveFailures != 5 {
 				t.Errorf("claude-4-sonnet flat keys: got maxRetries %d, timeout %v, threshold %d; want 3, 30s, 5",
-					claude.Retry.MaxRetries, claude.Timeout, claude.CircuitBreaker.FailureThreshold)
+					claude.Retry.MaxRetries, claude.Timeout, claude.CircuitBreaker.Keys.ConsecutiveFailures)
 			}
 			gpt := c.Models["gpt-5"]
-			wantBreaker := defaultGlobal().CircuitBreaker
-			wantBreaker.OpenDuration = 30 * time.Second
+			wantBreaker := Breaker{Preset: PresetBIP03}
+			wantBreaker.Keys.ConsecutiveFailures = 5
+			wantBreaker.Keys.OpenDuration = 30 * time.Second
 			if gpt.CircuitBreaker != wantBreaker || gpt.Retry.MaxRetries != 2 || gpt.Timeout != 25*time.Second {
 				t.Errorf("gpt-5 nested blocks: got breaker %+v, maxRetries %d, timeout %v; want %+v, 2, 25s",
 					gpt.CircuitBreaker, gpt.Retry.MaxRetries, gpt.Timeout, wantBreaker)
@@ -73,25 +76,30 @@ func TestDefaultFiles(t *testing.T) {
 }
 
 // TestGlobalFileGivesEveryKey keeps resilience.yml a complete reference: it
-// must write out every global key.
+// must write out every global key, commented out where the default depends
+// on other keys.
 func TestGlobalFileGivesEveryKey(t *testing.T) {
 	d := newDecoder(GlobalFile)
 	var g Global
-	root, _ := d.document(defaultGlobalFile)
+	root, _ := d.document([]byte(uncomment(string(defaultGlobalFile))))
 	d.fields(root, "", d.globalFields(&g))
 	if len(d.errs) > 0 {
-		t.Fatalf("decoding %s: got %v, want no error", GlobalFile, d.errs)
+		t.Fatalf("decoding %s uncommented: got %v, want no error", GlobalFile, d.errs)
 	}
 	var want []string
 	for key := range d.globalFields(&Global{}) {
 		want = append(want, key)
 	}
 	blocks := map[string]map[string]field{
-		"circuitBreaker": d.breakerFields(&Breaker{}),
-		"retry":          d.retryFields(&Retry{}),
-		"healthCheck":    d.healthFields(&HealthCheck{}),
-		"streaming":      d.streamingFields(&Streaming{}),
-		"degradation":    d.degradationFields(&Degradation{}),
+		"circuitBreaker":  d.breakerFields(&Breaker{}),
+		"retry":           d.retryFields(&Retry{}),
+		"healthCheck":     d.healthFields(&HealthCheck{}),
+		"streaming":       d.streamingFields(&Streaming{}),
+		"restoration":     d.restorationFields(&Restoration{}),
+		"degradation":     d.degradationFields(&Degradation{}),
+		"groupProtection": d.groupFields(&GroupProtection{}),
+		"retryBudget":     d.budgetFields(&RetryBudget{}),
+		"hedging":         d.hedgingFields(&Hedging{}),
 	}
 	for block, fs := range blocks {
 		for key := range fs {
@@ -102,6 +110,29 @@ func TestGlobalFileGivesEveryKey(t *testing.T) {
 		if _, ok := d.seen[key]; !ok {
 			t.Errorf("%s: got no %s, want every key written out", GlobalFile, key)
 		}
+	}
+}
+
+// TestGlobalFileCommentedValues checks that the keys resilience.yml writes
+// commented out show the values they take: uncommented, they change nothing
+// but the time window's keys, which the count window ignores.
+func TestGlobalFileCommentedValues(t *testing.T) {
+	c := mustParse(t, uncomment(string(defaultGlobalFile)), okModels)
+	want, _ := resilience.Preset(PresetBIP03)
+	want.WindowDuration, want.WindowBuckets = time.Minute, 10
+	if got := c.Models["a"].BreakerConfig(); got != want {
+		t.Errorf("breaker:\ngot  %+v\nwant %+v", got, want)
+	}
+	commented := Breaker{Preset: PresetBIP03, Keys: want}
+	commented.Keys.MinimumCalls, commented.Keys.FailureRate, commented.Keys.SlowRate, commented.Keys.SlowCall = -1, -1, -1, -1
+	if got := c.Global.CircuitBreaker; got != commented {
+		t.Errorf("circuitBreaker keys:\ngot  %+v\nwant %+v", got, commented)
+	}
+	wantGlobal := defaultGlobal()
+	wantGlobal.CircuitBreaker = commented
+	wantGlobal.Restoration.MaxHold = 30 * time.Second // three holds of 30s / 3
+	if !reflect.DeepEqual(c.Global, wantGlobal) {
+		t.Errorf("Global:\ngot  %+v\nwant %+v", c.Global, wantGlobal)
 	}
 }
 

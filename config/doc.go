@@ -8,6 +8,12 @@
 // environment variables never appear in those messages, and API keys never
 // enter a Config: a model names the variable that holds its key.
 //
-// It imports messages (for error class names) and nothing else of the project.
-// A Config is plain data: once loaded, it may be read from any goroutine.
+// A Config is plain data: once loaded, it may be read from any goroutine. Its
+// methods (Model.BreakerConfig, Model.RetryConfig, Global.GroupConfig ...)
+// resolve each block into the configuration of a resilience policy; Load has
+// validated every one of them, with the resilience package's own checks.
+//
+// It imports messages (for error class and degradation level names) and
+// resilience (for the policies' configurations and presets), and nothing else
+// of the project.
 package config

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cmmv-hive/resilience/messages"
 )
 
 // The tables below are the whole schema of both files: one entry per key, with
@@ -29,18 +31,40 @@ func (d *decoder) globalFields(g *Global) map[string]field {
 		"retry":                 d.block(d.retryFields(&g.Retry)),
 		"healthCheck":           d.block(d.healthFields(&g.HealthCheck)),
 		"streaming":             d.block(d.streamingFields(&g.Streaming)),
+		"restoration":           d.block(d.restorationFields(&g.Restoration)),
 		"degradation":           d.block(d.degradationFields(&g.Degradation)),
+		"groupProtection":       d.block(d.groupFields(&g.GroupProtection)),
+		"retryBudget":           d.block(d.budgetFields(&g.RetryBudget)),
+		"hedging":               d.block(d.hedgingFields(&g.Hedging)),
 	}
 }
 
+// breakerFields decodes into b.Keys in resilience.BreakerConfig.Merge's
+// terms (see Breaker). Upper bounds are resilience's, checked by its
+// Validate once the block is resolved.
 func (d *decoder) breakerFields(b *Breaker) map[string]field {
+	k := &b.Keys
 	return map[string]field{
 		"preset":           d.choice(&b.Preset, "preset", presets),
-		"failureThreshold": d.count(&b.FailureThreshold, 1),
-		"openDuration":     d.duration(&b.OpenDuration, positive),
-		"maxOpenDuration":  d.duration(&b.MaxOpenDuration, positive),
-		"successThreshold": d.count(&b.SuccessThreshold, 1),
-		"halfOpenPermits":  d.count(&b.HalfOpenPermits, 1),
+		"window":           named(d, &k.Window, "window", windowNames, windowKinds),
+		"windowSize":       d.count(&k.WindowSize, 1),
+		"windowDuration":   d.duration(&k.WindowDuration, positive),
+		"windowBuckets":    d.count(&k.WindowBuckets, 1),
+		"minimumCalls":     d.offCount(&k.MinimumCalls),
+		"failureRate":      d.offNumber(&k.FailureRate, fraction),
+		"slowRate":         d.offNumber(&k.SlowRate, fraction),
+		"slowCall":         d.offDuration(&k.SlowCall),
+		"failureThreshold": d.offCount(&k.ConsecutiveFailures),
+		"openDuration":     d.duration(&k.OpenDuration, positive),
+		"maxOpenDuration":  d.duration(&k.MaxOpenDuration, positive),
+		"multiplier":       d.number(&k.Multiplier, span{Lo: 1, Hi: 1e6}), // Validate's bound, whose message speaks of 0
+		"growth":           named(d, &k.Growth, "growth", growthNames, growths),
+		"openJitter":       d.offNumber(&k.OpenJitter, fractionBelow1),
+		"tripReset":        d.duration(&k.TripReset, positive),
+		"halfOpenPermits":  d.count(&k.HalfOpenPermits, 1),
+		"successThreshold": d.count(&k.SuccessThreshold, 1),
+		"permitLease":      d.duration(&k.PermitLease, positive),
+		"authOpen":         d.duration(&k.AuthOpen, positive),
 	}
 }
 
@@ -56,11 +80,15 @@ func (d *decoder) retryFields(r *Retry) map[string]field {
 
 func (d *decoder) healthFields(h *HealthCheck) map[string]field {
 	return map[string]field{
-		"enabled":       d.flag(&h.Enabled),
-		"interval":      d.duration(&h.Interval, positive),
-		"timeout":       d.duration(&h.Timeout, positive),
-		"retries":       d.count(&h.Retries, 0),
-		"degradedRatio": d.number(&h.DegradedRatio, fractionAbove0),
+		"enabled":          d.flag(&h.Enabled),
+		"interval":         d.duration(&h.Interval, positive),
+		"timeout":          d.duration(&h.Timeout, positive),
+		"retries":          d.count(&h.Retries, 0),
+		"degradedRatio":    d.number(&h.DegradedRatio, fractionAbove0),
+		"successFloor":     d.number(&h.SuccessFloor, fraction),
+		"minCalls":         d.count(&h.MinCalls, 1),
+		"unavailableAfter": d.count(&h.UnavailableAfter, 0),
+		"window":           d.duration(&h.Window, positive),
 	}
 }
 
@@ -88,14 +116,66 @@ func (d *decoder) degradationFields(g *Degradation) map[string]field {
 				g.SuccessRate = r
 			}
 		},
-		"criticalOnly": d.flag(&g.CriticalOnly),
+		"criticalOnly":     d.flag(&g.CriticalOnly),
+		"criticalOnlyFrom": named(d, &g.CriticalOnlyFrom, "level", levelNames, levels),
+		"lowerAfter":       d.duration(&g.LowerAfter, zeroOK),
 	}
 }
 
-// flatKeys holds the proposal's flat aliases of a model while it is decoded;
-// -1 means not given (or not valid).
+// The degradation levels criticalOnlyFrom accepts (all but none).
+var (
+	levelNames = []string{"minimal", "moderate", "severe", "critical"}
+	levels     = []messages.Degradation{messages.Degradation_minimal, messages.Degradation_moderate,
+		messages.Degradation_severe, messages.Degradation_critical}
+)
+
+func (d *decoder) restorationFields(r *Restoration) map[string]field {
+	return map[string]field{
+		"steps":        d.percents(&r.Steps),
+		"over":         d.duration(&r.Over, positive),
+		"successFloor": d.number(&r.SuccessFloor, fractionAbove0),
+		"minCalls":     d.count(&r.MinCalls, 1),
+		"maxHold":      d.duration(&r.MaxHold, zeroOK),
+	}
+}
+
+// minPanicRate is resilience.GroupConfig's slowest trickle, one request an hour.
+const minPanicRate = 1.0 / 3600
+
+func (d *decoder) groupFields(p *GroupProtection) map[string]field {
+	return map[string]field{
+		"maxOpenShare": d.number(&p.MaxOpenShare, fractionAbove0),
+		"panicRate": func(v *yaml.Node, path string) {
+			x := -1.0 // stays -1 when the value is refused
+			d.number(&x, atLeast0)(v, path)
+			switch {
+			case x > 0 && x < minPanicRate:
+				d.errorf(v, path, "%q is too small (must be 0 for none, or at least 1/3600: one request an hour)", raw(v))
+			case x >= 0:
+				p.PanicRate = x
+			}
+		},
+	}
+}
+
+func (d *decoder) budgetFields(b *RetryBudget) map[string]field {
+	return map[string]field{
+		"ratio":   d.number(&b.Ratio, fractionAbove0),
+		"minimum": d.count(&b.Minimum, 0),
+	}
+}
+
+func (d *decoder) hedgingFields(h *Hedging) map[string]field {
+	return map[string]field{
+		"delay": d.duration(&h.Delay, zeroOK),
+	}
+}
+
+// flatKeys holds the proposal's flat aliases of a model while it is decoded,
+// each in the terms of its nested key.
 type flatKeys struct {
-	maxRetries, threshold int
+	maxRetries int
+	threshold  int // circuitBreaker.failureThreshold, so -1 when given as 0 (off)
 }
 
 func (d *decoder) modelFields(m *Model, flat *flatKeys) map[string]field {
@@ -112,11 +192,12 @@ func (d *decoder) modelFields(m *Model, flat *flatKeys) map[string]field {
 		"strategy":                d.choice(&m.Strategy, "strategy", strategies),
 		"weight":                  d.number(&m.Weight, above0),
 		"maxRetries":              d.count(&flat.maxRetries, 0),
-		"circuitBreakerThreshold": d.count(&flat.threshold, 1),
+		"circuitBreakerThreshold": d.offCount(&flat.threshold),
 		"circuitBreaker":          d.block(d.breakerFields(&m.CircuitBreaker)),
 		"retry":                   d.block(d.retryFields(&m.Retry)),
 		"healthCheck":             d.block(d.healthFields(&m.HealthCheck)),
 		"streaming":               d.block(d.streamingFields(&m.Streaming)),
+		"restoration":             d.block(d.restorationFields(&m.Restoration)),
 		"sim":                     d.block(d.simFields(&m.Sim)),
 	}
 }
@@ -156,9 +237,9 @@ func (d *decoder) modelsFile(root *yaml.Node, c *Config) {
 			d.errorf(k, path, "model name %q is not allowed (use letters, digits, \"-\" and \"_\": it becomes a NATS subject token)", name)
 		}
 		m := newModel(name, d.file, k.Line, &c.Global)
-		flat := flatKeys{maxRetries: -1, threshold: -1} // -1: not given
+		var flat flatKeys
 		d.fields(v, path, d.modelFields(m, &flat))
-		d.finishModel(m, path, flat)
+		d.finishModel(m, path, flat, &c.Global)
 		c.Models[name] = m
 		c.Order = append(c.Order, name)
 	})

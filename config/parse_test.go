@@ -86,7 +86,7 @@ func TestInheritance(t *testing.T) {
 	g := c.Global
 	wantPlain := *newModel("plain", ModelsFile, 2, &g)
 	wantPlain.Provider, wantPlain.ProviderDefaulted, wantPlain.UpstreamModel = ProviderSim, true, "plain"
-	if g.Timeout != 10*time.Second || g.CircuitBreaker.Preset != PresetEnvoy || g.CircuitBreaker.FailureThreshold != 5 {
+	if g.Timeout != 10*time.Second || g.CircuitBreaker.Preset != PresetEnvoy || g.CircuitBreaker.Keys.OpenDuration != 30*time.Second {
 		t.Fatalf("global: got %+v, want the file's keys over the defaults", g)
 	}
 
@@ -94,7 +94,7 @@ func TestInheritance(t *testing.T) {
 	wantOwn.Provider, wantOwn.ProviderDefaulted, wantOwn.UpstreamModel = ProviderSim, true, "own"
 	wantOwn.Timeout, wantOwn.MaxConcurrent, wantOwn.QueueSize = 2*time.Second, 2, 5
 	wantOwn.Strategy, wantOwn.Weight = StrategyWeighted, 2.5
-	wantOwn.CircuitBreaker.FailureThreshold = 2
+	wantOwn.CircuitBreaker.Keys.ConsecutiveFailures = 2
 	wantOwn.Retry.BaseDelay = 100 * time.Millisecond
 	wantOwn.HealthCheck.Interval = time.Minute
 	wantOwn.Streaming.TotalTimeout = time.Minute
@@ -115,7 +115,7 @@ func TestInheritance(t *testing.T) {
 	}
 	// Spot checks, so that the test does not only compare newModel with itself.
 	own := c.Models["own"]
-	if own.CircuitBreaker.Preset != PresetEnvoy || own.CircuitBreaker.OpenDuration != 30*time.Second ||
+	if own.CircuitBreaker.Preset != PresetEnvoy || own.CircuitBreaker.Keys.OpenDuration != 30*time.Second ||
 		own.Retry.MaxRetries != 1 || own.HealthCheck.Enabled || own.Streaming.IdleTimeout != 3*time.Second {
 		t.Errorf("own: got %+v, want the global keys it does not give", own)
 	}
@@ -272,7 +272,7 @@ func TestAnchors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := c.Models[tt.name]
-			if m.Timeout != tt.timeout || m.CircuitBreaker.FailureThreshold != tt.threshold || m.CircuitBreaker.OpenDuration != 10*time.Second {
+			if b := m.BreakerConfig(); m.Timeout != tt.timeout || b.ConsecutiveFailures != tt.threshold || b.OpenDuration != 10*time.Second {
 				t.Errorf("got timeout %v, breaker %+v; want %v, threshold %d, open 10s", m.Timeout, m.CircuitBreaker, tt.timeout, tt.threshold)
 			}
 		})

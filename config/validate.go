@@ -5,23 +5,40 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/cmmv-hive/resilience/resilience"
 )
 
 // The checks here need more than one key, or every model: each single value
 // was already checked against its bounds while it was decoded.
 
-// checkGlobal checks the global blocks' keys that bound one another.
+// checkGlobal checks the global blocks' keys that bound one another, and
+// the policy each block configures as the resilience package validates it.
 func (d *decoder) checkGlobal(g *Global) {
-	d.checkBreaker("circuitBreaker", &g.CircuitBreaker)
+	d.checkBreaker("circuitBreaker", "", &g.CircuitBreaker, nil)
 	d.checkRetry("retry", &g.Retry)
-}
-
-func (d *decoder) checkBreaker(path string, b *Breaker) {
-	d.ordered(path, "openDuration", "maxOpenDuration", b.OpenDuration <= b.MaxOpenDuration)
+	d.checkPolicy("retry", g.Retry.config().Validate(), nil, retryKeys)
+	d.checkPolicy("healthCheck", g.HealthCheck.config(g.Timeout).Validate(), nil, healthKeys)
+	d.checkPolicy("restoration", g.Restoration.config().Validate(), nil, rampKeys)
+	d.checkPolicy("degradation", g.DegradationConfig().Validate(), nil, degradationKeys)
+	d.checkPolicy("groupProtection", g.GroupConfig().Validate(), nil, groupKeys)
+	_, err := resilience.NewBudget(g.BudgetConfig())
+	d.checkPolicy("retryBudget", err, nil, nil)
 }
 
 func (d *decoder) checkRetry(path string, r *Retry) {
 	d.ordered(path, "baseDelay", "maxDelay", r.BaseDelay <= r.MaxDelay)
+}
+
+// checkModelPolicies checks the policies of model m at path that take keys
+// from the global blocks g: a problem the global block has too was reported
+// with it.
+func (d *decoder) checkModelPolicies(m *Model, path string, g *Global) {
+	d.checkBreaker(path+".circuitBreaker", path+".circuitBreakerThreshold", &m.CircuitBreaker, &g.CircuitBreaker)
+	d.checkRetry(path+".retry", &m.Retry)
+	d.checkPolicy(path+".retry", m.RetryConfig().Validate(), g.Retry.config().Validate(), retryKeys)
+	d.checkPolicy(path+".healthCheck", m.HealthConfig().Validate(), g.HealthCheck.config(g.Timeout).Validate(), healthKeys)
+	d.checkPolicy(path+".restoration", m.RampConfig().Validate(), g.Restoration.config().Validate(), rampKeys)
 }
 
 // ordered reports that key lo of the block at path exceeds its key hi, when
@@ -40,13 +57,12 @@ func (d *decoder) ordered(path, lo, hi string, inOrder bool) {
 }
 
 // finishModel applies the defaults that depend on other keys (provider,
-// endpoint, upstream model, the flat aliases) and checks the keys that depend
-// on the provider.
-func (d *decoder) finishModel(m *Model, path string, flat flatKeys) {
+// endpoint, upstream model, the flat aliases), checks the model's policies
+// and the keys that depend on the provider.
+func (d *decoder) finishModel(m *Model, path string, flat flatKeys, g *Global) {
 	d.alias(path, "maxRetries", "retry.maxRetries", flat.maxRetries, &m.Retry.MaxRetries)
-	d.alias(path, "circuitBreakerThreshold", "circuitBreaker.failureThreshold", flat.threshold, &m.CircuitBreaker.FailureThreshold)
-	d.checkBreaker(path+".circuitBreaker", &m.CircuitBreaker)
-	d.checkRetry(path+".retry", &m.Retry)
+	d.alias(path, "circuitBreakerThreshold", "circuitBreaker.failureThreshold", flat.threshold, &m.CircuitBreaker.Keys.ConsecutiveFailures)
+	d.checkModelPolicies(m, path, g)
 	if m.UpstreamModel == "" {
 		m.UpstreamModel = m.Name
 	}
@@ -87,11 +103,11 @@ func (d *decoder) finishModel(m *Model, path string, flat flatKeys) {
 }
 
 // alias merges a flat key of the proposal (maxRetries) into its nested key
-// (retry.maxRetries); v is the flat value, -1 when not given or not valid.
+// (retry.maxRetries); v is the flat value, decoded as the nested key is.
 // Giving both with different values is an error.
 func (d *decoder) alias(path, flatKey, nestedKey string, v int, dst *int) {
 	flatPath, nestedPath := join(path, flatKey), join(path, nestedKey)
-	if v < 0 {
+	if _, given := d.seen[flatPath]; !given || d.failed(flatPath) {
 		return
 	}
 	if _, given := d.seen[nestedPath]; given {
