@@ -90,18 +90,7 @@ func TestGlobalFileGivesEveryKey(t *testing.T) {
 	for key := range d.globalFields(&Global{}) {
 		want = append(want, key)
 	}
-	blocks := map[string]map[string]field{
-		"circuitBreaker":  d.breakerFields(&Breaker{}),
-		"retry":           d.retryFields(&Retry{}),
-		"healthCheck":     d.healthFields(&HealthCheck{}),
-		"streaming":       d.streamingFields(&Streaming{}),
-		"restoration":     d.restorationFields(&Restoration{}),
-		"degradation":     d.degradationFields(&Degradation{}),
-		"groupProtection": d.groupFields(&GroupProtection{}),
-		"retryBudget":     d.budgetFields(&RetryBudget{}),
-		"hedging":         d.hedgingFields(&Hedging{}),
-	}
-	for block, fs := range blocks {
+	for block, fs := range globalBlocks(d) {
 		for key := range fs {
 			want = append(want, block+"."+key)
 		}
