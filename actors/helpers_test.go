@@ -11,6 +11,7 @@ import (
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
 	"github.com/cmmv-hive/resilience/providers/sim"
+	"github.com/cmmv-hive/resilience/resilience"
 )
 
 // waitLimit bounds every wait for a reply; replies normally come in
@@ -21,7 +22,7 @@ func simModel(t *testing.T, name string, failureRate float64, class messages.Err
 	t.Helper()
 	p, err := sim.New(sim.Config{Name: name, FailureRate: failureRate, ErrorClass: class, Seed: 1})
 	require.NoError(t, err)
-	return ModelSpec{Name: name, Kind: "sim", Provider: p, Fallbacks: fallbacks}
+	return ModelSpec{Name: name, Kind: "sim", Provider: p, Fallbacks: fallbacks, Retry: noRetry}
 }
 
 func startHive(t *testing.T, models ...ModelSpec) *Hive {
@@ -58,6 +59,9 @@ func infer(t *testing.T, h *Hive, model string) *messages.InferResponse {
 func request(model string) *messages.InferRequest {
 	return &messages.InferRequest{RequestId: "r-" + model, Model: model, Messages: []*messages.ChatMessage{{Role: "user", Content: "hello"}}}
 }
+
+// noRetry turns same-model retries off, for tests about fallback order.
+var noRetry = resilience.RetryConfig{MaxRetries: -1}
 
 // gate is a provider whose calls block until released or cancelled.
 type gate struct {

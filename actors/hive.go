@@ -2,26 +2,39 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/eventstream"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/providers"
 )
 
-// Hive is one node's actor system: a model actor per configured model and
-// the router in front of them.
-type Hive struct {
-	cfg    Config
-	system *actor.ActorSystem
-	router *actor.PID
-	models map[string]*actor.PID
+// askTimeout bounds a question to an actor (status, manual actions).
+const askTimeout = 5 * time.Second
 
-	calls   sync.WaitGroup // provider goroutines
+// ErrUnknownModel is returned for a model name that is not configured.
+var ErrUnknownModel = errors.New("unknown model")
+
+// Hive is one node's actor system: a supervised actor per configured
+// model, the router in front of them and the recovery actor.
+type Hive struct {
+	env        *env
+	system     *actor.ActorSystem
+	router     *actor.PID
+	supervisor *actor.PID
+	recovery   *actor.PID
+	models     map[string]*actor.PID
+	deadLetter *eventstream.Subscription
+
+	calls   sync.WaitGroup // provider and probe goroutines
 	stopped atomic.Bool
 	stop    sync.Once
 }
@@ -35,23 +48,49 @@ func New(cfg Config) (*Hive, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slogBridge{log: log.With().Str("component", "protoactor").Logger()})
 	}))
-	h := &Hive{cfg: cfg, system: system, models: make(map[string]*actor.PID, len(cfg.Models))}
-	for _, spec := range cfg.Models {
-		props := actor.PropsFromProducer(func() actor.Actor { return newModel(spec, log, cfg.Now, &h.calls) })
-		pid, err := system.Root.SpawnNamed(props, "model-"+spec.Name)
-		if err != nil {
-			h.Stop()
-			return nil, fmt.Errorf("actors: spawn model %s: %w", spec.Name, err)
-		}
-		h.models[spec.Name] = pid
-	}
-	rt := newRouter(&h.cfg, h.models)
-	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return rt }), "router")
+	h := &Hive{system: system}
+	e := &env{cfg: &cfg, log: log, now: cfg.Now, random: cfg.Random, pub: cfg.Publisher, store: cfg.Store, wg: &h.calls, system: system}
+	h.env = e
+
+	rt, err := newRouter(e)
 	if err != nil {
-		h.Stop()
+		return nil, fmt.Errorf("actors: %w", err)
+	}
+	if h.router, err = system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return rt }), "router"); err != nil {
 		return nil, fmt.Errorf("actors: spawn router: %w", err)
 	}
-	h.router = pid
+	e.router = h.router
+	h.supervisor = actor.NewPID(system.Address(), supervisorName)
+	rec := newRecovery(e, h.supervisor)
+	if h.recovery, err = system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return rec }), "recovery"); err != nil {
+		h.Stop()
+		return nil, fmt.Errorf("actors: spawn recovery: %w", err)
+	}
+	e.recovery = h.recovery
+	strategy := &backoff{cfg: cfg.Supervision, random: cfg.Random, system: system, supervisor: h.supervisor}
+	sup := &supervisor{env: e, children: make(map[string]*actor.PID), names: make(map[string]string)}
+	props := actor.PropsFromProducer(func() actor.Actor { return sup }, actor.WithSupervisor(strategy))
+	if _, err := system.Root.SpawnNamed(props, supervisorName); err != nil {
+		h.Stop()
+		return nil, fmt.Errorf("actors: spawn supervisor: %w", err)
+	}
+	res, err := system.Root.RequestFuture(h.supervisor, &childrenQuery{}, askTimeout).Result()
+	if err != nil {
+		h.Stop()
+		return nil, fmt.Errorf("actors: start models: %w", err)
+	}
+	h.models = res.(map[string]*actor.PID)
+	// A call that reaches a stopped model actor is answered, not lost.
+	h.deadLetter = system.EventStream.Subscribe(func(evt any) {
+		dl, ok := evt.(*actor.DeadLetterEvent)
+		if !ok {
+			return
+		}
+		if c, ok := dl.Message.(*call); ok {
+			system.Root.Send(c.replyTo, &callResult{run: c.run, attempt: c.attempt, model: dl.PID.GetId(),
+				err: providers.Errorf(messages.ErrorClass_server_error, "model actor is not running")})
+		}
+	})
 	return h, nil
 }
 
@@ -62,19 +101,66 @@ func (h *Hive) Dispatch(ctx context.Context, req *messages.InferRequest, done fu
 	if h.stopped.Load() {
 		done(&messages.InferResponse{
 			RequestId: req.GetRequestId(),
-			Node:      h.cfg.Node,
-			Error:     messages.Failure(messages.ErrorClass_cancelled, "shutting_down", "node %s is shutting down", h.cfg.Node),
+			Node:      h.env.cfg.Node,
+			Error:     messages.Failure(messages.ErrorClass_cancelled, "shutting_down", "node %s is shutting down", h.env.cfg.Node),
 		})
 		return
 	}
-	h.system.Root.Send(h.router, &route{ctx: ctx, req: req, done: done, received: h.cfg.Now()})
+	h.system.Root.Send(h.router, &route{ctx: ctx, req: req, done: done, received: h.env.now()})
 }
 
 // Node returns the node name.
-func (h *Hive) Node() string { return h.cfg.Node }
+func (h *Hive) Node() string { return h.env.cfg.Node }
 
-// Stop stops the router (answering its open requests with cancelled), then
-// the model actors (cancelling their provider calls), waits for every
+// Control applies a manual action to a model and returns its status after
+// it. actorName is who asked, for the audit trail.
+func (h *Hive) Control(model string, op ControlOp, d time.Duration, actorName, reason string) (*messages.ModelStatus, error) {
+	pid, ok := h.models[model]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
+	}
+	res, err := h.system.Root.RequestFuture(pid, &control{op: op, duration: d, actor: actorName, reason: reason}, askTimeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("model %s did not answer: %w", model, err)
+	}
+	cd := res.(*controlDone)
+	return cd.status, cd.err
+}
+
+// Status returns every model's status, in name order. A model whose actor
+// does not answer (given up, restarting) is reported unavailable.
+func (h *Hive) Status() []*messages.ModelStatus {
+	out := make([]*messages.ModelStatus, 0, len(h.env.cfg.Models))
+	for _, spec := range h.env.cfg.Models {
+		st, err := h.Control(spec.Name, OpStatus, 0, "", "")
+		if err != nil {
+			st = &messages.ModelStatus{Name: spec.Name, Provider: spec.Kind, Breaker: messages.BreakerState_open,
+				Health: messages.HealthStatus_unavailable, Fallbacks: spec.Fallbacks, Strategy: string(spec.Strategy)}
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Observe hands the Hive an event seen on the bus. Events of this node's
+// own models are ignored here (the model actors already told recovery);
+// those of other nodes are noted.
+func (h *Hive) Observe(ev any) {
+	switch ev := ev.(type) {
+	case *messages.HealthChanged:
+		if ev.GetNode() != h.env.cfg.Node {
+			h.system.Root.Send(h.recovery, ev)
+		}
+	case *messages.BreakerTransition:
+		if ev.GetNode() != h.env.cfg.Node {
+			h.system.Root.Send(h.recovery, ev)
+		}
+	}
+}
+
+// Stop stops the router (answering its open requests with cancelled), the
+// models (cancelling their provider calls) and recovery, waits for every
 // provider goroutine and shuts the actor system down. It is safe to call
 // more than once.
 func (h *Hive) Stop() {
@@ -84,15 +170,21 @@ func (h *Hive) Stop() {
 		if h.router != nil {
 			_ = h.system.Root.PoisonFuture(h.router).Wait()
 		}
-		for _, pid := range h.models {
-			_ = h.system.Root.StopFuture(pid).Wait()
+		if h.models != nil {
+			_ = h.system.Root.StopFuture(h.supervisor).Wait()
+		}
+		if h.recovery != nil {
+			_ = h.system.Root.StopFuture(h.recovery).Wait()
+		}
+		if h.deadLetter != nil {
+			h.system.EventStream.Unsubscribe(h.deadLetter)
 		}
 		waited := make(chan struct{})
 		go func() { h.calls.Wait(); close(waited) }()
 		select {
 		case <-waited:
 		case <-time.After(bound):
-			h.cfg.Logger.Error().Dur("waited", bound).Msg("provider calls ignored cancellation; shutting down without them")
+			h.env.log.Error().Dur("waited", bound).Msg("provider calls ignored cancellation; shutting down without them")
 		}
 		h.system.Shutdown()
 	})

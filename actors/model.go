@@ -11,62 +11,113 @@ import (
 
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
+	"github.com/cmmv-hive/resilience/resilience"
 )
 
-// call asks a model actor for one attempt. The reply is a *callResult sent
-// to replyTo, always exactly once.
-type call struct {
-	ctx      context.Context
-	req      *messages.InferRequest
-	deadline time.Time // the request's total deadline
-	run      uint64    // the router's request run
-	replyTo  *actor.PID
-}
+// healthTickEvery is how often a model's health window is advanced when
+// nothing else wakes the actor, so a quiet model's status can recover.
+const healthTickEvery = 5 * time.Second
 
-// callResult is the outcome of one attempt.
-type callResult struct {
-	run     uint64
-	model   string
-	result  *providers.Result
-	err     *providers.Error // nil on success
-	latency time.Duration
-}
-
-// finished reports a provider goroutine's end to its model actor.
-type finished struct {
-	seq     uint64
-	result  *providers.Result
-	err     *providers.Error
-	latency time.Duration
-}
+// p95Every is how many outcomes pass between two updates of the p95 the
+// router hedges against.
+const p95Every = 64
 
 // running is an attempt in progress.
 type running struct {
-	call   *call
-	cancel context.CancelFunc
+	call      *call
+	cancel    context.CancelFunc
+	permit    resilience.Permit
+	hasPermit bool
 }
 
-// model is the actor that owns one model: its concurrency limit, its queue
-// and its in-flight calls.
+// queued is an admitted call waiting for a concurrency slot.
+type queued struct {
+	call      *call
+	permit    resilience.Permit
+	hasPermit bool
+}
+
+type attemptKey struct{ run, attempt uint64 }
+
+// model is the actor that owns one model: its breaker, health, ramp,
+// concurrency limit, queue and in-flight calls. One incarnation lives
+// between a start and a restart; the breaker survives through the store.
 type model struct {
-	spec ModelSpec
-	log  zerolog.Logger
-	now  func() time.Time
-	wg   *sync.WaitGroup // owned by the Hive; lets shutdown wait for provider goroutines
+	spec     ModelSpec
+	provider providers.Provider
+	env      *env
 
-	next     uint64
-	inFlight map[uint64]*running
-	queue    []*call
+	breaker *resilience.Breaker
+	health  *resilience.Health
+	ramp    *resilience.Ramp
+	enabled bool
+	log     zerolog.Logger
+
+	next      uint64
+	inFlight  map[uint64]*running
+	byAttempt map[attemptKey]uint64
+	queue     []queued
+
+	timerSeq  uint64
+	timerAt   time.Time
+	timerStop func() bool
+	lastTick  time.Time
+	nextProbe time.Time
+	probing   bool
+
+	requests, successes, failures int64
+	p95                           time.Duration
+	sinceP95                      int
 }
 
-func newModel(spec ModelSpec, log zerolog.Logger, now func() time.Time, wg *sync.WaitGroup) *model {
-	return &model{
-		spec:     spec,
-		log:      log.With().Str("model", spec.Name).Logger(),
-		now:      now,
-		wg:       wg,
-		inFlight: make(map[uint64]*running),
+// env is what every actor of a Hive shares: configuration and the ports.
+// It is read-only after New, except wg, which counts goroutines.
+type env struct {
+	cfg      *Config
+	log      zerolog.Logger
+	now      func() time.Time
+	random   func() float64
+	pub      Publisher
+	store    StateStore
+	wg       *sync.WaitGroup
+	system   *actor.ActorSystem
+	router   *actor.PID
+	recovery *actor.PID
+}
+
+func newModel(spec ModelSpec, e *env) (*model, error) {
+	p := spec.Provider
+	if spec.NewProvider != nil {
+		fresh, err := spec.NewProvider()
+		if err != nil {
+			return nil, fmt.Errorf("model %s: new provider: %w", spec.Name, err)
+		}
+		p = fresh
 	}
+	b, err := resilience.NewBreaker(spec.Breaker, e.random)
+	if err != nil {
+		return nil, err
+	}
+	h, err := resilience.NewHealth(spec.Health)
+	if err != nil {
+		return nil, err
+	}
+	r, err := resilience.NewRamp(spec.Ramp)
+	if err != nil {
+		return nil, err
+	}
+	return &model{
+		spec:      spec,
+		provider:  p,
+		env:       e,
+		breaker:   b,
+		health:    h,
+		ramp:      r,
+		enabled:   true,
+		log:       e.log.With().Str("model", spec.Name).Logger(),
+		inFlight:  make(map[uint64]*running),
+		byAttempt: make(map[attemptKey]uint64),
+	}, nil
 }
 
 func (m *model) Receive(ctx actor.Context) {
@@ -75,31 +126,96 @@ func (m *model) Receive(ctx actor.Context) {
 		m.admit(ctx, msg)
 	case *finished:
 		m.finish(ctx, msg)
+	case *cancelCall:
+		m.cancel(ctx, msg)
+	case *timerFired:
+		if msg.seq == m.timerSeq {
+			m.timerAt = time.Time{}
+			m.tick(ctx)
+		}
+	case *probeDue:
+		m.probe(ctx)
+	case *probeDone:
+		m.probeFinished(ctx, msg)
+	case *control:
+		ctx.Respond(m.control(ctx, msg))
+	case *beginProbing:
+		m.beginProbing(ctx, msg)
+	case *providerPanicked:
+		m.crash(ctx, msg)
+	case *actor.Started:
+		m.started(ctx)
+	case *actor.Restarting:
+		m.abandonAll(ctx, providers.Errorf(messages.ErrorClass_server_error, "model %s is restarting", m.spec.Name))
+		m.stopTimer()
 	case *actor.Stopping:
-		m.abandonAll(ctx)
+		m.abandonAll(ctx, providers.Errorf(messages.ErrorClass_cancelled, "model %s stopped", m.spec.Name))
+		m.stopTimer()
 	}
 }
 
-// admit starts c when a slot is free, queues it when the queue has room, and
-// refuses it with no_capacity otherwise.
+// started restores the breaker from the store, so a restart never reopens
+// traffic to a failing model, and tells the router the model is up.
+func (m *model) started(ctx actor.Context) {
+	now := m.env.now()
+	m.lastTick = now
+	if snap, ok := m.env.store.Load(m.spec.Name); ok {
+		m.transitions(ctx, m.breaker.Restore(snap, now), "")
+	}
+	if m.spec.ProbeInterval > 0 {
+		m.nextProbe = now.Add(m.jittered(m.spec.ProbeInterval))
+	}
+	m.sendView(ctx)
+	m.schedule(ctx)
+}
+
+// admit checks the breaker, then the concurrency limit and the queue.
 func (m *model) admit(ctx actor.Context, c *call) {
+	now := m.env.now()
+	m.requests++
+	if !m.enabled {
+		m.refuse(ctx, c, &providers.Error{Class: messages.ErrorClass_circuit_open, Message: fmt.Sprintf("model %s is disabled by an operator", m.spec.Name)})
+		return
+	}
+	var permit resilience.Permit
+	hasPermit := false
+	if !c.panicMode {
+		p, err := m.breaker.Allow(now)
+		if err != nil {
+			m.refuse(ctx, c, m.openError(now, err))
+			return
+		}
+		permit, hasPermit = p, true
+	}
 	switch {
 	case len(m.inFlight) < m.spec.MaxConcurrent:
-		m.start(ctx, c)
+		m.start(ctx, c, permit, hasPermit, now)
 	case len(m.queue) < m.spec.QueueSize:
-		m.queue = append(m.queue, c)
+		m.queue = append(m.queue, queued{call: c, permit: permit, hasPermit: hasPermit})
 	default:
-		m.reply(ctx, c, nil, &providers.Error{
+		if hasPermit {
+			m.transitions(ctx, m.breaker.Release(permit, now), "")
+		}
+		m.refuse(ctx, c, &providers.Error{
 			Class:   messages.ErrorClass_no_capacity,
 			Message: fmt.Sprintf("%s has %d calls in flight and %d queued", m.spec.Name, len(m.inFlight), len(m.queue)),
-		}, 0)
+		})
 	}
+}
+
+// openError turns the breaker's refusal into circuit_open with a Retry-After.
+func (m *model) openError(now time.Time, err error) *providers.Error {
+	pe := &providers.Error{Class: messages.ErrorClass_circuit_open, Message: fmt.Sprintf("%s: %v", m.spec.Name, err)}
+	var oe *resilience.OpenError
+	if asOpenError(err, &oe) && oe.Until.After(now) {
+		pe.RetryAfter = oe.Until.Sub(now)
+	}
+	return pe
 }
 
 // start runs the provider call in a goroutine under the earlier of the
 // attempt timeout and the request deadline.
-func (m *model) start(ctx actor.Context, c *call) {
-	now := m.now()
+func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, hasPermit bool, now time.Time) {
 	deadline := now.Add(m.spec.Timeout)
 	if c.deadline.Before(deadline) {
 		deadline = c.deadline
@@ -107,69 +223,176 @@ func (m *model) start(ctx actor.Context, c *call) {
 	callCtx, cancel := context.WithDeadline(c.ctx, deadline)
 	m.next++
 	seq := m.next
-	m.inFlight[seq] = &running{call: c, cancel: cancel}
+	m.inFlight[seq] = &running{call: c, cancel: cancel, permit: permit, hasPermit: hasPermit}
+	m.byAttempt[attemptKey{c.run, c.attempt}] = seq
 
-	self, root, provider, clock, log := ctx.Self(), ctx.ActorSystem().Root, m.spec.Provider, m.now, m.log
-	m.wg.Add(1)
+	self, root, provider, clock, log := ctx.Self(), ctx.ActorSystem().Root, m.provider, m.env.now, m.log
+	m.env.wg.Add(1)
 	go func() {
-		defer m.wg.Done()
+		defer m.env.wg.Done()
 		defer cancel()
 		began := clock()
-		res, err := complete(callCtx, provider, c.req, log)
+		res, err, panicked := complete(callCtx, provider, c.req)
+		if panicked != nil {
+			log.Error().Interface("panic", panicked).Msg("provider panicked")
+			root.Send(self, &providerPanicked{seq: seq, value: panicked})
+			return
+		}
 		root.Send(self, &finished{seq: seq, result: res, err: err, latency: clock().Sub(began)})
 	}()
 }
 
-// complete calls the provider and turns a panic into a server_error, so a
-// bug in provider code costs one request, not the process.
-func complete(ctx context.Context, p providers.Provider, req *messages.InferRequest, log zerolog.Logger) (res *providers.Result, perr *providers.Error) {
+// complete calls the provider and catches a panic, which is a bug path:
+// the caller gets an error and the actor is restarted.
+func complete(ctx context.Context, p providers.Provider, req *messages.InferRequest) (res *providers.Result, perr *providers.Error, panicked any) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error().Interface("panic", r).Msg("provider panicked")
-			res, perr = nil, providers.Errorf(messages.ErrorClass_server_error, "provider panicked")
+			res, perr, panicked = nil, nil, r
 		}
 	}()
 	res, err := p.Complete(ctx, req)
 	if err != nil {
-		return nil, providers.Classify(err)
+		return nil, providers.Classify(err), nil
 	}
-	return res, nil
+	return res, nil, nil
 }
 
 func (m *model) finish(ctx actor.Context, f *finished) {
 	r, ok := m.inFlight[f.seq]
 	if !ok {
-		return // abandoned when the actor stopped
+		return // cancelled, or abandoned by an earlier incarnation
 	}
-	delete(m.inFlight, f.seq)
+	m.forget(f.seq, r)
+	now := m.env.now()
+	o := resilience.Outcome{Latency: f.latency}
+	if f.err != nil {
+		o.Class, o.RetryAfter = f.err.Class, f.err.RetryAfter
+	}
+	m.record(ctx, now, r, o)
 	m.reply(ctx, r.call, f.result, f.err, f.latency)
-	for len(m.queue) > 0 && len(m.inFlight) < m.spec.MaxConcurrent {
-		c := m.queue[0]
-		m.queue[0] = nil
-		m.queue = m.queue[1:]
-		if !m.now().Before(c.deadline) {
-			m.reply(ctx, c, nil, providers.Errorf(messages.ErrorClass_timeout, "deadline passed while queued for %s", m.spec.Name), 0)
-			continue
+	m.drainQueue(ctx, now)
+	m.schedule(ctx)
+}
+
+// record feeds an outcome to the breaker, health and ramp, and publishes
+// whatever changed.
+func (m *model) record(ctx actor.Context, now time.Time, r *running, o resilience.Outcome) {
+	if o.Success() {
+		m.successes++
+	} else if o.Counts() {
+		m.failures++
+	}
+	changed := false
+	if r.hasPermit {
+		changed = m.transitions(ctx, m.breaker.Done(r.permit, now, o), "") || changed
+	}
+	changed = m.healthChanges(ctx, m.health.Observe(now, o)) || changed
+	if m.ramp.Ramping() {
+		if ev, ok := m.ramp.Observe(now, o); ok {
+			m.rampEvent(ctx, now, ev)
+			changed = true
 		}
-		m.start(ctx, c)
+	}
+	m.sinceP95++
+	if m.sinceP95 >= p95Every {
+		m.sinceP95 = 0
+		snap := m.health.Snapshot()
+		if snap.P95 != m.p95 {
+			m.p95 = snap.P95
+			changed = true
+		}
+	}
+	if changed {
+		m.sendView(ctx)
 	}
 }
 
-// abandonAll answers every queued and in-flight call with cancelled, so no
-// caller waits on a stopped actor, and cancels the provider calls.
-func (m *model) abandonAll(ctx actor.Context) {
-	stopped := providers.Errorf(messages.ErrorClass_cancelled, "model %s stopped", m.spec.Name)
+func (m *model) drainQueue(ctx actor.Context, now time.Time) {
+	for len(m.queue) > 0 && len(m.inFlight) < m.spec.MaxConcurrent {
+		q := m.queue[0]
+		m.queue[0] = queued{}
+		m.queue = m.queue[1:]
+		if !now.Before(q.call.deadline) {
+			if q.hasPermit {
+				m.transitions(ctx, m.breaker.Release(q.permit, now), "")
+			}
+			m.refuse(ctx, q.call, providers.Errorf(messages.ErrorClass_timeout, "deadline passed while queued for %s", m.spec.Name))
+			continue
+		}
+		m.start(ctx, q.call, q.permit, q.hasPermit, now)
+	}
+}
+
+// cancel ends an attempt the router no longer wants. Its breaker permit is
+// released: a cancelled loser is no evidence against the model.
+func (m *model) cancel(ctx actor.Context, c *cancelCall) {
+	now := m.env.now()
+	if seq, ok := m.byAttempt[attemptKey{c.run, c.attempt}]; ok {
+		r := m.inFlight[seq]
+		m.forget(seq, r)
+		r.cancel()
+		if r.hasPermit {
+			m.transitions(ctx, m.breaker.Release(r.permit, now), "")
+		}
+		m.drainQueue(ctx, now)
+		return
+	}
+	for i, q := range m.queue {
+		if q.call.run == c.run && q.call.attempt == c.attempt {
+			m.queue = append(m.queue[:i], m.queue[i+1:]...)
+			if q.hasPermit {
+				m.transitions(ctx, m.breaker.Release(q.permit, now), "")
+			}
+			return
+		}
+	}
+}
+
+func (m *model) forget(seq uint64, r *running) {
+	delete(m.inFlight, seq)
+	delete(m.byAttempt, attemptKey{r.call.run, r.call.attempt})
+}
+
+// crash answers the caller of a call whose provider panicked, and every
+// other caller, then panics so the supervisor restarts this actor: a panic
+// in provider code is a bug, and a fresh incarnation is the safe state.
+func (m *model) crash(ctx actor.Context, p *providerPanicked) {
+	if r, ok := m.inFlight[p.seq]; ok {
+		m.forget(p.seq, r)
+		if r.hasPermit {
+			m.transitions(ctx, m.breaker.Done(r.permit, m.env.now(), resilience.Outcome{Class: messages.ErrorClass_server_error}), "")
+		}
+		m.reply(ctx, r.call, nil, providers.Errorf(messages.ErrorClass_server_error, "model %s crashed", m.spec.Name), 0)
+	}
+	panic(fmt.Sprintf("provider of model %s panicked: %v", m.spec.Name, p.value))
+}
+
+// abandonAll answers every queued and in-flight call with err, so no
+// caller waits on an actor that is going away, and cancels the calls.
+func (m *model) abandonAll(ctx actor.Context, err *providers.Error) {
+	now := m.env.now()
 	for seq, r := range m.inFlight {
 		r.cancel()
-		m.reply(ctx, r.call, nil, stopped, 0)
-		delete(m.inFlight, seq)
+		if r.hasPermit {
+			m.breaker.Release(r.permit, now)
+		}
+		m.reply(ctx, r.call, nil, err, 0)
+		m.forget(seq, r)
 	}
-	for _, c := range m.queue {
-		m.reply(ctx, c, nil, stopped, 0)
+	for _, q := range m.queue {
+		m.reply(ctx, q.call, nil, err, 0)
 	}
 	m.queue = nil
 }
 
+func (m *model) refuse(ctx actor.Context, c *call, err *providers.Error) {
+	m.reply(ctx, c, nil, err, 0)
+}
+
 func (m *model) reply(ctx actor.Context, c *call, res *providers.Result, err *providers.Error, latency time.Duration) {
-	ctx.Send(c.replyTo, &callResult{run: c.run, model: m.spec.Name, result: res, err: err, latency: latency})
+	ctx.Send(c.replyTo, &callResult{run: c.run, attempt: c.attempt, model: m.spec.Name, result: res, err: err, latency: latency})
+}
+
+func (m *model) jittered(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*m.env.random()))
 }

@@ -2,8 +2,6 @@ package actors
 
 import (
 	"context"
-
-	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +13,11 @@ import (
 	"github.com/cmmv-hive/resilience/resilience"
 )
 
+// sweepEvery is how often the router looks for runs past their deadline
+// that no reply will end (a call lost to a stopped actor). It is a safety
+// net: model calls carry the deadline themselves.
+const sweepEvery = 250 * time.Millisecond
+
 // route hands a decoded request to the router. done is called exactly once.
 type route struct {
 	ctx      context.Context
@@ -23,32 +26,98 @@ type route struct {
 	received time.Time
 }
 
-// run is one request being served: its candidates and the attempts so far.
-type run struct {
-	*route
-	id         uint64
-	candidates []string
-	next       int // index of the next candidate to try
-	deadline   time.Time
-	attempts   []*messages.Attempt
-	inModels   time.Duration // time spent waiting on models, for overhead
-	retryAfter time.Duration // the shortest Retry-After any model gave
+// runTimer wakes a run: a retry or hedge that is due, or the end of a
+// wait for recovery.
+type runTimer struct {
+	run  uint64
+	kind timerKind
+	seq  uint64
 }
 
-// router picks candidates for each request and runs the fallback strategy.
-// So far every strategy runs sequentially: the model, then its fallbacks in
-// order, each tried once, within the request's total deadline.
-type router struct {
-	node           string
-	specs          map[string]*ModelSpec
-	order          []string
-	models         map[string]*actor.PID
-	requestTimeout time.Duration
-	now            func() time.Time
-	log            zerolog.Logger
+type timerKind int
 
-	nextRun uint64
-	runs    map[uint64]*run
+const (
+	retryTimer timerKind = iota
+	hedgeTimer
+	waitTimer
+)
+
+type sweep struct{}
+
+// group is the router's state for one fallback group: the requests for one
+// configured model and its fallbacks.
+type group struct {
+	name        string
+	spec        *ModelSpec
+	budget      *resilience.Budget
+	protect     *resilience.Group
+	degradation *resilience.DegradationTracker
+	latency     time.Duration // moving average of served requests
+	success     float64       // moving average of request success
+	swrr        map[string]float64
+}
+
+// router picks candidates for each request and runs its group's strategy.
+// It never sends traffic where it cannot succeed: models whose breaker is
+// open, that are disabled, restarting or given up are skipped, and a
+// ramping model gets only its share.
+type router struct {
+	env    *env
+	log    zerolog.Logger
+	specs  map[string]*ModelSpec
+	order  []string
+	pids   map[string]*actor.PID
+	views  map[string]*view
+	groups map[string]*group
+
+	nextRun  uint64
+	runs     map[uint64]*run
+	waiting  map[uint64]*run // parked until a candidate admits traffic
+	timerSeq uint64
+	sweeping bool
+}
+
+func newRouter(e *env) (*router, error) {
+	r := &router{
+		env:     e,
+		log:     e.log,
+		specs:   make(map[string]*ModelSpec, len(e.cfg.Models)),
+		pids:    make(map[string]*actor.PID),
+		views:   make(map[string]*view),
+		groups:  make(map[string]*group),
+		runs:    make(map[uint64]*run),
+		waiting: make(map[uint64]*run),
+	}
+	for i := range e.cfg.Models {
+		spec := &e.cfg.Models[i]
+		r.specs[spec.Name] = spec
+		r.order = append(r.order, spec.Name)
+		// Up until told otherwise: a call sent before the actor started waits
+		// in its mailbox.
+		r.views[spec.Name] = &view{name: spec.Name, up: true, enabled: true, ramp: 100, score: 0.5, success: 1}
+		g, err := newGroup(spec, e.cfg)
+		if err != nil {
+			return nil, err
+		}
+		r.groups[spec.Name] = g
+	}
+	return r, nil
+}
+
+func newGroup(spec *ModelSpec, cfg *Config) (*group, error) {
+	b, err := resilience.NewBudget(cfg.BudgetRatio, cfg.BudgetMin)
+	if err != nil {
+		return nil, err
+	}
+	p, err := resilience.NewGroup(cfg.Group)
+	if err != nil {
+		return nil, err
+	}
+	d, err := resilience.NewDegradationTracker(cfg.Degradation)
+	if err != nil {
+		return nil, err
+	}
+	return &group{name: spec.Name, spec: spec, budget: b, protect: p, degradation: d, success: 1, swrr: make(map[string]float64)}, nil
 }
 
 func (r *router) Receive(ctx actor.Context) {
@@ -56,143 +125,174 @@ func (r *router) Receive(ctx actor.Context) {
 	case *route:
 		r.start(ctx, msg)
 	case *callResult:
-		r.onResult(ctx, msg)
+		if rn, ok := r.runs[msg.run]; ok {
+			r.onResult(ctx, rn, msg)
+		}
+	case *runTimer:
+		r.onTimer(ctx, msg)
+	case *view:
+		r.onView(ctx, msg)
+	case *register:
+		r.pids[msg.name] = msg.pid
+	case *modelDown:
+		if v, ok := r.views[msg.name]; ok {
+			v.up = false
+		}
+	case *sweep:
+		r.sweep(ctx)
 	case *actor.Stopping:
 		for _, rn := range r.runs {
-			r.fail(rn, providers.Errorf(messages.ErrorClass_cancelled, "node %s is shutting down", r.node), "shutting_down")
+			r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_cancelled, "node %s is shutting down", r.env.cfg.Node), "shutting_down")
 		}
 	}
 }
 
+// start validates a request, admits it against the group's degradation
+// level and starts its strategy.
 func (r *router) start(ctx actor.Context, rt *route) {
 	r.nextRun++
 	rn := &run{route: rt, id: r.nextRun}
 	r.runs[rn.id] = rn
+	r.armSweep(ctx)
 
 	req := rt.req
 	spec, ok := r.specs[req.GetModel()]
 	switch {
 	case req.GetModel() == "":
-		r.fail(rn, providers.Errorf(messages.ErrorClass_bad_request, "the request names no model"), "missing_model")
+		r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_bad_request, "the request names no model"), "missing_model")
 		return
 	case !ok:
-		r.fail(rn, providers.Errorf(messages.ErrorClass_bad_request, "unknown model %q (configured: %s)",
+		r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_bad_request, "unknown model %q (configured: %s)",
 			req.GetModel(), strings.Join(r.order, ", ")), "unknown_model")
 		return
 	case len(req.GetMessages()) == 0:
-		r.fail(rn, providers.Errorf(messages.ErrorClass_bad_request, "the request has no messages"), "missing_messages")
+		r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_bad_request, "the request has no messages"), "missing_messages")
 		return
 	}
-
-	budget := r.requestTimeout
+	rn.group = r.groups[spec.Name]
+	if !rn.group.degradation.Admit(req.GetPriority()) {
+		r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_no_capacity, "%s is degraded (%s): only critical requests are admitted",
+			spec.Name, rn.group.degradation.Level()), "shed_degraded")
+		return
+	}
+	rn.group.budget.Start()
+	rn.started = true
+	budget := r.env.cfg.RequestTimeout
 	if ms := req.GetDeadlineMs(); ms > 0 {
-		budget = time.Duration(ms) * time.Millisecond
+		budget = messages.Duration(ms)
 	}
 	rn.deadline = rt.received.Add(budget)
-	rn.candidates = append([]string{spec.Name}, spec.Fallbacks...)
-	r.tryNext(ctx, rn)
+	rn.order = r.candidates(rn.group, r.env.now())
+	r.launchInitial(ctx, rn)
 }
 
-// tryNext sends the request to the next candidate, or ends the run when
-// none is left or the deadline has passed.
-func (r *router) tryNext(ctx actor.Context, rn *run) {
-	if rn.next >= len(rn.candidates) {
-		r.failAll(rn)
+// onView records what a model actor says of itself, and resumes runs that
+// were waiting for a model to come back.
+func (r *router) onView(ctx actor.Context, v *view) {
+	r.views[v.name] = v
+	if len(r.waiting) == 0 || !v.admits(r.env.now()) {
 		return
 	}
-	if !r.now().Before(rn.deadline) {
-		r.fail(rn, providers.Errorf(messages.ErrorClass_timeout, "request deadline passed after %d attempts", len(rn.attempts)), "deadline_exceeded")
-		return
+	for id, rn := range r.waiting {
+		for _, name := range rn.order {
+			if name == v.name {
+				delete(r.waiting, id)
+				rn.waitSeq = 0
+				r.launchNext(ctx, rn)
+				break
+			}
+		}
 	}
-	name := rn.candidates[rn.next]
-	rn.next++
-	ctx.Send(r.models[name], &call{ctx: rn.ctx, req: rn.req, deadline: rn.deadline, run: rn.id, replyTo: ctx.Self()})
 }
 
-func (r *router) onResult(ctx actor.Context, res *callResult) {
-	rn, ok := r.runs[res.run]
-	if !ok {
-		return // the run already ended
-	}
-	rn.inModels += res.latency
-	at := &messages.Attempt{Model: res.model, Node: r.node, LatencyMs: float64(res.latency.Microseconds()) / 1000}
-	if res.result != nil {
-		at.StatusCode = int32(res.result.StatusCode)
-	}
-	if res.err != nil {
-		at.ErrorClass = res.err.Class
-		at.StatusCode = int32(res.err.StatusCode)
-	}
-	rn.attempts = append(rn.attempts, at)
-
-	if res.err == nil {
-		r.finish(rn, &messages.InferResponse{Content: res.result.Content, ServedBy: res.model, Usage: res.result.Usage})
+// armSweep makes sure a sweep is scheduled while runs are open.
+func (r *router) armSweep(ctx actor.Context) {
+	if r.sweeping {
 		return
 	}
-	if res.err.RetryAfter > 0 && (rn.retryAfter == 0 || res.err.RetryAfter < rn.retryAfter) {
-		rn.retryAfter = res.err.RetryAfter
-	}
-	if !resilience.PolicyFor(res.err.Class).FailOver {
-		r.fail(rn, res.err, "")
-		return
-	}
-	r.tryNext(ctx, rn)
+	r.sweeping = true
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	time.AfterFunc(sweepEvery, func() { root.Send(self, &sweep{}) })
 }
 
-// failAll ends a run whose every candidate failed. With one candidate the
-// caller gets that model's own error class; with several, all_failed.
-func (r *router) failAll(rn *run) {
-	if len(rn.attempts) == 1 {
-		last := rn.attempts[0]
-		r.fail(rn, providers.Errorf(last.ErrorClass, "model %s failed with %s", last.Model, last.ErrorClass), "")
-		return
+// sweep ends runs well past their deadline: a reply that will never come
+// (a model actor stopped with the call in its mailbox) must not leave the
+// caller waiting.
+func (r *router) sweep(ctx actor.Context) {
+	r.sweeping = false
+	now := r.env.now()
+	for _, rn := range r.runs {
+		if !rn.deadline.IsZero() && now.After(rn.deadline.Add(sweepEvery)) {
+			r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_timeout, "request deadline passed after %d attempts", len(rn.attempts)), "deadline_exceeded")
+		}
 	}
-	parts := make([]string, len(rn.attempts))
-	for i, a := range rn.attempts {
-		parts[i] = a.Model + ": " + a.ErrorClass.String()
+	if len(r.runs) > 0 {
+		r.armSweep(ctx)
 	}
-	r.fail(rn, providers.Errorf(messages.ErrorClass_all_failed, "every candidate failed (%s)", strings.Join(parts, "; ")), "")
 }
 
-func (r *router) fail(rn *run, err *providers.Error, code string) {
+// finish fills in what every reply carries, updates the group's service
+// level and hands the reply to the caller.
+func (r *router) finish(ctx actor.Context, rn *run, resp *messages.InferResponse) {
+	if rn.finished {
+		return
+	}
+	rn.finished = true
+	now := r.env.now()
+	delete(r.runs, rn.id)
+	delete(r.waiting, rn.id)
+	for id, a := range rn.live { // losers of a race, and anything still out
+		ctx.Send(r.pids[a.model], &cancelCall{run: rn.id, attempt: id})
+		rn.attempts = append(rn.attempts, &messages.Attempt{
+			Model: a.model, Node: r.env.cfg.Node, ErrorClass: messages.ErrorClass_cancelled,
+			LatencyMs: millis(now.Sub(a.began)), Retried: a.retried,
+		})
+		rn.busyEnd(now)
+	}
+	rn.live = nil
+	if g := rn.group; g != nil && rn.started {
+		g.budget.Finish()
+		for range rn.extra {
+			g.budget.Release()
+		}
+		r.observe(g, now, now.Sub(rn.received), resp.Error == nil)
+		resp.Degradation = max(resp.Degradation, g.degradation.Level())
+	}
+	resp.RequestId = rn.req.GetRequestId()
+	resp.Node = r.env.cfg.Node
+	resp.Attempts = rn.attempts
+	resp.OverheadUs = messages.Micros(now.Sub(rn.received) - rn.busy)
+	rn.done(resp)
+}
+
+// observe feeds a finished request into its group's service level.
+func (r *router) observe(g *group, now time.Time, took time.Duration, ok bool) {
+	const alpha = 0.1
+	s := 0.0
+	if ok {
+		s = 1
+		if g.latency == 0 {
+			g.latency = took
+		}
+		g.latency += time.Duration(alpha * float64(took-g.latency))
+	}
+	g.success += alpha * (s - g.success)
+	if ch, changed := g.degradation.Update(now, g.latency, g.success); changed {
+		r.log.Warn().Str("group", g.name).Str("from", ch.From.String()).Str("to", ch.To.String()).
+			Dur("latency", g.latency).Float64("success", g.success).Msg("degradation level changed")
+	}
+}
+
+func (r *router) fail(ctx actor.Context, rn *run, err *providers.Error, code string) {
 	if code == "" {
 		code = err.Class.String()
 	}
-	resp := &messages.InferResponse{Error: &messages.Error{
+	r.finish(ctx, rn, &messages.InferResponse{Error: &messages.Error{
 		Class:        err.Class,
 		Code:         code,
 		Message:      err.Message,
 		RetryAfterMs: messages.Millis(max(err.RetryAfter, rn.retryAfter)),
-	}}
-	r.finish(rn, resp)
+	}})
 }
 
-// finish fills in what every reply carries and hands it to the caller.
-func (r *router) finish(rn *run, resp *messages.InferResponse) {
-	delete(r.runs, rn.id)
-	resp.RequestId = rn.req.GetRequestId()
-	resp.Node = r.node
-	resp.Attempts = rn.attempts
-	resp.OverheadUs = messages.Micros(r.now().Sub(rn.received) - rn.inModels)
-	rn.done(resp)
-}
-
-func newRouter(cfg *Config, models map[string]*actor.PID) *router {
-	specs := make(map[string]*ModelSpec, len(cfg.Models))
-	order := make([]string, 0, len(cfg.Models))
-	for i := range cfg.Models {
-		specs[cfg.Models[i].Name] = &cfg.Models[i]
-		order = append(order, cfg.Models[i].Name)
-	}
-	slices.Sort(order)
-	return &router{
-		node:           cfg.Node,
-		specs:          specs,
-		order:          order,
-		models:         models,
-		requestTimeout: cfg.RequestTimeout,
-		now:            cfg.Now,
-		log:            cfg.Logger,
-		runs:           make(map[uint64]*run),
-	}
-}
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

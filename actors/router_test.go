@@ -135,7 +135,7 @@ func TestModelOverflowIsNoCapacity(t *testing.T) {
 
 func TestProviderPanicCostsOneRequest(t *testing.T) {
 	h := startHive(t,
-		ModelSpec{Name: "buggy", Provider: panicky{}, Fallbacks: []string{"good"}},
+		ModelSpec{Name: "buggy", Provider: panicky{}, Fallbacks: []string{"good"}, Retry: noRetry},
 		simModel(t, "good", 0, messages.ErrorClass_ok),
 	)
 	resp := infer(t, h, "buggy")

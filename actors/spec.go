@@ -2,46 +2,118 @@ package actors
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cmmv-hive/resilience/providers"
+	"github.com/cmmv-hive/resilience/resilience"
 )
 
-// Strategy names a fallback strategy. Only Sequential is served so far; the
-// others are accepted by configuration and run as Sequential until the
-// router implements them.
+// Strategy names how a request moves through a model and its fallbacks.
 type Strategy string
 
 // Fallback strategies.
 const (
+	// Sequential tries the model, then each fallback in order, with
+	// same-model retries as the error class allows.
 	Sequential Strategy = "sequential"
-	Parallel   Strategy = "parallel"
-	Hedged     Strategy = "hedged"
-	Weighted   Strategy = "weighted"
-	Random     Strategy = "random"
+	// Parallel races up to MaxParallel candidates; the first success wins
+	// and the others are cancelled (not counted as model failures).
+	Parallel Strategy = "parallel"
+	// Hedged starts the model, and the next candidate too if no answer came
+	// within the hedge delay and the retry budget allows.
+	Hedged Strategy = "hedged"
+	// Weighted orders candidates by smooth weighted choice over weight x
+	// health score x ramp share.
+	Weighted Strategy = "weighted"
+	// Random tries the candidates in a random order.
+	Random Strategy = "random"
 )
 
-// ModelSpec describes one model actor.
+// ModelSpec describes one model actor. Zero values take the defaults named
+// on each field.
 type ModelSpec struct {
-	Name          string
-	Kind          string // provider kind, for status and logs
-	Provider      providers.Provider
-	Timeout       time.Duration // one attempt's deadline; 30s when zero
-	MaxConcurrent int           // calls at once; 10 when zero
+	Name     string
+	Kind     string // provider kind, for status and logs
+	Provider providers.Provider
+	// NewProvider builds a fresh client when recovery restarts the model;
+	// nil reuses Provider.
+	NewProvider func() (providers.Provider, error)
+
+	Timeout       time.Duration // one attempt's deadline; 30s
+	MaxConcurrent int           // calls at once; 10
 	QueueSize     int           // calls waiting for a slot; overflow is no_capacity
-	Fallbacks     []string      // tried in order after the model itself
-	Strategy      Strategy
+	Fallbacks     []string      // tried after the model itself
+	Strategy      Strategy      // sequential
+	Weight        float64       // static weight for Weighted; 1
+	MaxParallel   int           // width of Parallel; 3
+	HedgeDelay    time.Duration // Hedged: 0 means the model's observed p95
+
+	Breaker resilience.BreakerConfig // zero: bip03
+	Retry   resilience.RetryConfig   // zero: 3 retries, 1 s x2, cap 30 s, 10 % jitter
+	Health  resilience.HealthConfig  // Timeout is set to the model's Timeout when zero
+	Ramp    resilience.RampConfig    // zero: 10/25/50/100 % over 30 s
+
+	// ProbeInterval is the active health probe's period (jittered by
+	// +-10 %); 0 turns probing off. ProbeTimeout bounds one probe; 5s.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+}
+
+// AllDown says what a request gets when no candidate can serve it.
+type AllDown struct {
+	// Wait holds the request up to this long for a model to come back
+	// (its breaker half-opening or a restart finishing); 0 fails fast
+	// with retry_after_ms set to the earliest half-open time.
+	Wait time.Duration
+	// Reply, when set, answers with this text as a degraded success
+	// (degradation critical, served_by "hive-degraded") instead of an
+	// error.
+	Reply string
+}
+
+// Supervision bounds restarts of a model actor that crashed.
+type Supervision struct {
+	MaxRestarts int           // within Within, then give up; 5
+	Within      time.Duration // 1m
+	BaseDelay   time.Duration // first restart delay; 100ms
+	MaxDelay    time.Duration // cap of the growing delay; 10s
+	Jitter      float64       // +- fraction of each delay; 0.2
+}
+
+// Recovery configures automatic recovery (REFERENCE.md triggers).
+type Recovery struct {
+	Disabled      bool
+	MaxConcurrent int           // recoveries at once; 3
+	ErrorRate     float64       // trigger above this failure rate; 0.5
+	MinCalls      int           // calls needed before the rate counts; 10
+	ResponseTime  time.Duration // trigger above this average latency; 30s
+	Failures      int           // trigger above this many failures in the window; 10
+	Timeout       time.Duration // a recovery not confirmed by then failed; 2m
+	Cooldown      time.Duration // no new recovery of the same model before; 30s
 }
 
 // Config configures a Hive.
 type Config struct {
 	Node           string
 	Models         []ModelSpec
-	RequestTimeout time.Duration    // a request's total deadline when it gives none; 60s when zero
-	Logger         zerolog.Logger   // should carry the node key; actors add model
+	RequestTimeout time.Duration // a request's total deadline when it gives none; 60s
+	Logger         zerolog.Logger
 	Now            func() time.Time // time.Now when nil
+	Random         func() float64   // in [0, 1); math/rand/v2 when nil
+
+	Publisher Publisher  // events; dropped when nil
+	Store     StateStore // breaker snapshots; a MemoryStore when nil
+
+	Degradation resilience.DegradationConfig
+	Group       resilience.GroupConfig
+	BudgetRatio float64 // retries and hedges per in-flight request of a group; 0.2
+	BudgetMin   int     // retries and hedges always allowed; 3
+	AllDown     AllDown
+	Supervision Supervision
+	Recovery    Recovery
 }
 
 func (c *Config) validate() error {
@@ -61,17 +133,8 @@ func (c *Config) validate() error {
 			return fmt.Errorf("model %q configured twice", m.Name)
 		}
 		known[m.Name] = true
-		if m.Timeout <= 0 {
-			m.Timeout = 30 * time.Second
-		}
-		if m.MaxConcurrent <= 0 {
-			m.MaxConcurrent = 10
-		}
-		if m.QueueSize < 0 {
-			return fmt.Errorf("model %q: queue size %d is negative", m.Name, m.QueueSize)
-		}
-		if m.Strategy == "" {
-			m.Strategy = Sequential
+		if err := m.applyDefaults(); err != nil {
+			return fmt.Errorf("model %q: %w", m.Name, err)
 		}
 	}
 	for _, m := range c.Models {
@@ -87,5 +150,112 @@ func (c *Config) validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Random == nil {
+		c.Random = rand.Float64
+	}
+	if c.Publisher == nil {
+		c.Publisher = nopPublisher{}
+	}
+	if c.Store == nil {
+		c.Store = NewMemoryStore()
+	}
+	if c.BudgetRatio == 0 {
+		c.BudgetRatio = 0.2
+	}
+	if c.BudgetMin == 0 {
+		c.BudgetMin = 3
+	}
+	if err := c.Degradation.Validate(); err != nil {
+		return err
+	}
+	if err := c.Group.Validate(); err != nil {
+		return err
+	}
+	c.Supervision.applyDefaults()
+	c.Recovery.applyDefaults()
 	return nil
+}
+
+func (m *ModelSpec) applyDefaults() error {
+	if m.Timeout <= 0 {
+		m.Timeout = 30 * time.Second
+	}
+	if m.MaxConcurrent <= 0 {
+		m.MaxConcurrent = 10
+	}
+	if m.QueueSize < 0 {
+		return fmt.Errorf("queue size %d is negative", m.QueueSize)
+	}
+	if m.Strategy == "" {
+		m.Strategy = Sequential
+	}
+	switch m.Strategy {
+	case Sequential, Parallel, Hedged, Weighted, Random:
+	default:
+		return fmt.Errorf("unknown strategy %q", m.Strategy)
+	}
+	if m.Weight <= 0 {
+		m.Weight = 1
+	}
+	if m.MaxParallel <= 0 {
+		m.MaxParallel = 3
+	}
+	if m.ProbeTimeout <= 0 {
+		m.ProbeTimeout = 5 * time.Second
+	}
+	if m.Health.Timeout <= 0 {
+		m.Health.Timeout = m.Timeout
+	}
+	if err := m.Breaker.Validate(); err != nil {
+		return err
+	}
+	if err := m.Retry.Validate(); err != nil {
+		return err
+	}
+	if err := m.Health.Validate(); err != nil {
+		return err
+	}
+	return m.Ramp.Validate()
+}
+
+func (s *Supervision) applyDefaults() {
+	if s.MaxRestarts <= 0 {
+		s.MaxRestarts = 5
+	}
+	if s.Within <= 0 {
+		s.Within = time.Minute
+	}
+	if s.BaseDelay <= 0 {
+		s.BaseDelay = 100 * time.Millisecond
+	}
+	if s.MaxDelay <= 0 {
+		s.MaxDelay = 10 * time.Second
+	}
+	if s.Jitter == 0 {
+		s.Jitter = 0.2
+	}
+}
+
+func (r *Recovery) applyDefaults() {
+	if r.MaxConcurrent <= 0 {
+		r.MaxConcurrent = 3
+	}
+	if r.ErrorRate <= 0 {
+		r.ErrorRate = 0.5
+	}
+	if r.MinCalls <= 0 {
+		r.MinCalls = 10
+	}
+	if r.ResponseTime <= 0 {
+		r.ResponseTime = 30 * time.Second
+	}
+	if r.Failures <= 0 {
+		r.Failures = 10
+	}
+	if r.Timeout <= 0 {
+		r.Timeout = 2 * time.Minute
+	}
+	if r.Cooldown <= 0 {
+		r.Cooldown = 30 * time.Second
+	}
 }

@@ -28,6 +28,7 @@ models:
   broken:
     provider: sim
     sim: {failureRate: 1.0, errorClass: server_error}
+    retry: {baseDelay: 1ms}
     fallbacks: [backup]
   backup:
     provider: sim
@@ -91,12 +92,16 @@ func TestNodeFailsOverToFallback(t *testing.T) {
 	assert.Nil(t, resp.Error)
 	assert.Equal(t, "backup", resp.ServedBy)
 	assert.Equal(t, "backup here", resp.Content)
-	require.Len(t, resp.Attempts, 2, "attempts: %v", resp.Attempts)
-	assert.Equal(t, "broken", resp.Attempts[0].Model)
-	assert.Equal(t, messages.ErrorClass_server_error, resp.Attempts[0].ErrorClass)
-	assert.Equal(t, int32(500), resp.Attempts[0].StatusCode)
-	assert.Equal(t, "backup", resp.Attempts[1].Model)
-	assert.Equal(t, messages.ErrorClass_ok, resp.Attempts[1].ErrorClass)
+	// server_error is retried once on the same model, then fails over.
+	require.Len(t, resp.Attempts, 3, "attempts: %v", resp.Attempts)
+	for i, a := range resp.Attempts[:2] {
+		assert.Equal(t, "broken", a.Model)
+		assert.Equal(t, messages.ErrorClass_server_error, a.ErrorClass)
+		assert.Equal(t, int32(500), a.StatusCode)
+		assert.Equal(t, i == 1, a.Retried, "attempt %d retried", i)
+	}
+	assert.Equal(t, "backup", resp.Attempts[2].Model)
+	assert.Equal(t, messages.ErrorClass_ok, resp.Attempts[2].ErrorClass)
 }
 
 func TestNodeRejectsBadInputAndKeepsServing(t *testing.T) {

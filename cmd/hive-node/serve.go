@@ -96,16 +96,11 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 	if err := n.connect(f, log); err != nil {
 		return err
 	}
-	specs, err := modelSpecs(cfg, log)
+	hc, err := hiveConfig(cfg, f.nodeID, log)
 	if err != nil {
 		return err
 	}
-	n.hive, err = actors.New(actors.Config{
-		Node:           f.nodeID,
-		Models:         specs,
-		RequestTimeout: cfg.Global.RequestTimeout,
-		Logger:         log,
-	})
+	n.hive, err = actors.New(hc)
 	if err != nil {
 		return err
 	}
@@ -128,7 +123,7 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		Str("nats", n.natsURL).
 		Str("subject", subjects.Infer()).
 		Str("http", n.httpURL).
-		Int("models", len(specs)).
+		Int("models", len(hc.Models)).
 		Str("version", version).
 		Msg("hive node serving")
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/rs/zerolog"
 
@@ -9,41 +10,78 @@ import (
 	"github.com/cmmv-hive/resilience/config"
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
+	"github.com/cmmv-hive/resilience/providers/anthropic"
+	"github.com/cmmv-hive/resilience/providers/exec"
+	"github.com/cmmv-hive/resilience/providers/openai"
 	"github.com/cmmv-hive/resilience/providers/sim"
 )
+
+// hiveConfig turns the loaded configuration into the actors' configuration.
+func hiveConfig(cfg *config.Config, node string, log zerolog.Logger) (actors.Config, error) {
+	specs, err := modelSpecs(cfg, log)
+	if err != nil {
+		return actors.Config{}, err
+	}
+	ratio, floor := cfg.Global.BudgetConfig()
+	return actors.Config{
+		Node:           node,
+		Models:         specs,
+		RequestTimeout: cfg.Global.RequestTimeout,
+		Logger:         log,
+		Degradation:    cfg.Global.DegradationConfig(),
+		Group:          cfg.Global.GroupConfig(),
+		BudgetRatio:    ratio,
+		BudgetMin:      floor,
+	}, nil
+}
 
 // modelSpecs turns configured models into actor specs with their providers.
 func modelSpecs(cfg *config.Config, log zerolog.Logger) ([]actors.ModelSpec, error) {
 	specs := make([]actors.ModelSpec, 0, len(cfg.Order))
 	for _, name := range cfg.Order {
 		m := cfg.Models[name]
+		if m.APIKeyEnv != "" && os.Getenv(m.APIKeyEnv) == "" {
+			return nil, fmt.Errorf("%s:%d: models.%s.apiKeyEnv: environment variable %s is not set", m.File, m.Line, name, m.APIKeyEnv)
+		}
 		p, err := newProvider(m)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: models.%s: %w", m.File, m.Line, name, err)
 		}
-		if m.Strategy != config.StrategySequential {
-			log.Warn().Str("model", name).Str("strategy", m.Strategy).Msg("this strategy is not implemented yet: the fallbacks are tried sequentially")
-		}
 		if m.ProviderDefaulted {
 			log.Warn().Str("model", name).Msg("no provider configured: serving it with the simulator (set provider: to call a real model)")
 		}
-		specs = append(specs, actors.ModelSpec{
+		spec := actors.ModelSpec{
 			Name:          name,
 			Kind:          m.Provider,
 			Provider:      p,
+			NewProvider:   func() (providers.Provider, error) { return newProvider(m) },
 			Timeout:       m.Timeout,
 			MaxConcurrent: m.MaxConcurrent,
 			QueueSize:     m.QueueSize,
 			Fallbacks:     m.Fallbacks,
 			Strategy:      actors.Strategy(m.Strategy),
-		})
+			Weight:        m.Weight,
+			MaxParallel:   cfg.Global.MaxParallel,
+			HedgeDelay:    cfg.Global.Hedging.Delay,
+			Breaker:       m.BreakerConfig(),
+			Retry:         m.RetryConfig(),
+			Health:        m.HealthConfig(),
+			Ramp:          m.RampConfig(),
+			ProbeTimeout:  m.HealthCheck.Timeout,
+		}
+		if m.HealthCheck.Enabled {
+			spec.ProbeInterval = m.HealthCheck.Interval
+		}
+		specs = append(specs, spec)
 	}
 	return specs, nil
 }
 
+// newProvider builds a model's backend client. API keys are read from the
+// environment here, at the last moment, and go nowhere else.
 func newProvider(m *config.Model) (providers.Provider, error) {
 	switch m.Provider {
-	case "sim":
+	case config.ProviderSim:
 		class, err := messages.ParseErrorClass(m.Sim.ErrorClass)
 		if err != nil {
 			return nil, err
@@ -56,7 +94,14 @@ func newProvider(m *config.Model) (providers.Provider, error) {
 			ErrorClass:  class,
 			Seed:        uint64(m.Sim.Seed),
 			Reply:       m.Sim.Reply,
+			TokenDelay:  m.Sim.TokenDelay,
 		})
+	case config.ProviderOpenAI:
+		return openai.New(openai.Config{Name: m.Name, BaseURL: m.Endpoint, APIKey: m.APIKey(), UpstreamModel: m.UpstreamModel})
+	case config.ProviderAnthropic:
+		return anthropic.New(anthropic.Config{Name: m.Name, BaseURL: m.Endpoint, APIKey: m.APIKey(), UpstreamModel: m.UpstreamModel})
+	case config.ProviderExec:
+		return exec.New(exec.Config{Name: m.Name, Command: m.Command, Timeout: m.Timeout})
 	}
-	return nil, fmt.Errorf("provider %q is not available in this build yet; only sim is", m.Provider)
+	return nil, fmt.Errorf("unknown provider %q", m.Provider)
 }

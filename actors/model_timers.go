@@ -1,0 +1,142 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/resilience"
+)
+
+// A model actor keeps one timer: at the earliest of the breaker's, the
+// ramp's, the next probe's and the next health tick's deadlines. A timer
+// is a message to itself; a stale one (superseded) is ignored by seq.
+
+// schedule (re)arms the timer for the earliest deadline.
+func (m *model) schedule(ctx actor.Context) {
+	at := m.lastTick.Add(healthTickEvery)
+	if d, ok := m.breaker.NextDeadline(); ok && d.Before(at) {
+		at = d
+	}
+	if d, ok := m.ramp.NextDeadline(); ok && d.Before(at) {
+		at = d
+	}
+	if !m.nextProbe.IsZero() && m.nextProbe.Before(at) {
+		at = m.nextProbe
+	}
+	if !m.timerAt.IsZero() && !at.Before(m.timerAt) {
+		return // an earlier or equal timer is already armed
+	}
+	m.stopTimer()
+	m.timerSeq++
+	m.timerAt = at
+	seq, self, root := m.timerSeq, ctx.Self(), ctx.ActorSystem().Root
+	m.timerStop = time.AfterFunc(max(at.Sub(m.env.now()), 0), func() { root.Send(self, &timerFired{seq: seq}) }).Stop
+}
+
+func (m *model) stopTimer() {
+	if m.timerStop != nil {
+		m.timerStop()
+		m.timerStop = nil
+	}
+	m.timerAt = time.Time{}
+}
+
+// tick gives every policy the time, then re-arms the timer.
+func (m *model) tick(ctx actor.Context) {
+	now := m.env.now()
+	changed := m.transitions(ctx, m.breaker.Tick(now), "")
+	if m.ramp.Ramping() {
+		if ev, ok := m.ramp.Tick(now); ok {
+			m.rampEvent(ctx, now, ev)
+			changed = true
+		}
+	}
+	if !now.Before(m.lastTick.Add(healthTickEvery)) {
+		m.lastTick = now
+		changed = m.healthChanges(ctx, m.health.Tick(now)) || changed
+	}
+	if !m.nextProbe.IsZero() && !now.Before(m.nextProbe) {
+		m.nextProbe = now.Add(m.jittered(m.spec.ProbeInterval))
+		m.probe(ctx)
+	}
+	if changed {
+		m.sendView(ctx)
+	}
+	m.schedule(ctx)
+}
+
+// probeRequest is the active health check: the smallest possible call.
+var probeRequest = &messages.InferRequest{
+	RequestId: "health-probe",
+	Messages:  []*messages.ChatMessage{{Role: "user", Content: "ping"}},
+	MaxTokens: 1,
+}
+
+// probe runs one health check in a goroutine. In half-open it takes a
+// trial permit, so probes can close a breaker that sees no traffic; in
+// open it only informs health.
+func (m *model) probe(ctx actor.Context) {
+	if m.probing || !m.enabled {
+		return
+	}
+	var permit resilience.Permit
+	trial := false
+	if m.breaker.State() == messages.BreakerState_half_open {
+		p, err := m.breaker.Allow(m.env.now())
+		if err != nil {
+			return // every trial permit is taken: real traffic is probing
+		}
+		permit, trial = p, true
+	}
+	m.probing = true
+	self, root, provider, clock, timeout := ctx.Self(), ctx.ActorSystem().Root, m.provider, m.env.now, m.spec.ProbeTimeout
+	m.env.wg.Add(1)
+	go func() {
+		defer m.env.wg.Done()
+		pctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		began := clock()
+		_, err, panicked := complete(pctx, provider, probeRequest)
+		o := resilience.Outcome{Latency: clock().Sub(began)}
+		switch {
+		case panicked != nil:
+			o.Class = messages.ErrorClass_server_error
+		case err != nil:
+			o.Class, o.RetryAfter = err.Class, err.RetryAfter
+		}
+		root.Send(self, &probeDone{outcome: o, permit: permit, trial: trial})
+	}()
+}
+
+func (m *model) probeFinished(ctx actor.Context, p *probeDone) {
+	m.probing = false
+	now := m.env.now()
+	changed := false
+	if p.trial {
+		changed = m.transitions(ctx, m.breaker.Done(p.permit, now, p.outcome), "probe")
+	}
+	changed = m.healthChanges(ctx, m.health.Probe(now, p.outcome)) || changed
+	if changed {
+		m.sendView(ctx)
+	}
+	// While half-open with no traffic, keep probing until it decides.
+	if m.breaker.State() == messages.BreakerState_half_open && p.outcome.Success() {
+		ctx.Send(ctx.Self(), &probeDue{})
+	}
+	m.schedule(ctx)
+}
+
+// beginProbing is recovery's request after a restart with a fresh client:
+// end the open period early and test the model now.
+func (m *model) beginProbing(ctx actor.Context, b *beginProbing) {
+	m.transitions(ctx, m.breaker.HalfOpen(m.env.now()), b.trigger)
+	m.sendView(ctx)
+	m.probe(ctx)
+	m.schedule(ctx)
+}
+
+func asOpenError(err error, target **resilience.OpenError) bool { return errors.As(err, target) }
