@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,4 +95,92 @@ func classes(attempts []*messages.Attempt) []string {
 		out = append(out, a.Model+"="+a.ErrorClass.String())
 	}
 	return out
+}
+
+// recorder is a Publisher that keeps every event and lets a test wait for
+// one, so tests wait on events, never on sleeps.
+type recorder struct {
+	mu     sync.Mutex // guards events and notify
+	events []any
+	notify chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{notify: make(chan struct{})} }
+
+func (r *recorder) add(ev any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+	close(r.notify)
+	r.notify = make(chan struct{})
+}
+
+func (r *recorder) Breaker(ev *messages.BreakerTransition) { r.add(ev) }
+func (r *recorder) Health(ev *messages.HealthChanged)      { r.add(ev) }
+func (r *recorder) Recovery(ev *messages.RecoveryEvent)    { r.add(ev) }
+func (r *recorder) Alert(ev *messages.Alert)               { r.add(ev) }
+
+// all returns the events so far.
+func (r *recorder) all() []any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]any(nil), r.events...)
+}
+
+// waitFor returns the first event (from index 0) that match accepts,
+// waiting for it up to waitLimit.
+func (r *recorder) waitFor(t *testing.T, what string, match func(any) bool) any {
+	t.Helper()
+	deadline := time.After(waitLimit)
+	for {
+		r.mu.Lock()
+		for _, ev := range r.events {
+			if match(ev) {
+				r.mu.Unlock()
+				return ev
+			}
+		}
+		ch := r.notify
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("no event %s within %v; events: %v", what, waitLimit, r.all())
+			return nil
+		}
+	}
+}
+
+// breakers returns the breaker transitions of model, in order.
+func (r *recorder) breakers(model string) []*messages.BreakerTransition {
+	var out []*messages.BreakerTransition
+	for _, ev := range r.all() {
+		if b, ok := ev.(*messages.BreakerTransition); ok && b.Model == model {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// breakerTo waits for model's breaker to move to state.
+func (r *recorder) breakerTo(t *testing.T, model string, to messages.BreakerState) *messages.BreakerTransition {
+	t.Helper()
+	return r.waitFor(t, model+" breaker -> "+to.String(), func(ev any) bool {
+		b, ok := ev.(*messages.BreakerTransition)
+		return ok && b.Model == model && b.To == to && b.From != to
+	}).(*messages.BreakerTransition)
+}
+
+// startHiveWith starts a Hive with cfg's Node, Logger and Publisher filled
+// in when empty.
+func startHiveWith(t *testing.T, cfg Config) *Hive {
+	t.Helper()
+	if cfg.Node == "" {
+		cfg.Node = "test"
+	}
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	h, err := New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(h.Stop)
+	return h
 }
