@@ -160,7 +160,13 @@ func (m *model) started(ctx actor.Context) {
 	now := m.env.now()
 	m.lastTick = now
 	if snap, ok := m.env.store.Load(m.spec.Name); ok {
-		m.transitions(ctx, m.breaker.Restore(snap, now), "")
+		ts := m.breaker.Restore(snap, now)
+		// The restore continues the saved breaker's story, not this fresh
+		// one's, so observers see an unbroken chain across a restart.
+		for i := range ts {
+			ts[i].From = snap.State
+		}
+		m.transitions(ctx, ts, "")
 	}
 	if m.spec.ProbeInterval > 0 {
 		m.nextProbe = now.Add(m.jittered(m.spec.ProbeInterval))
