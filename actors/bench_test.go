@@ -2,46 +2,134 @@ package actors
 
 import (
 	"context"
+	"fmt"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers/sim"
+	"github.com/cmmv-hive/resilience/resilience"
 )
 
-// BenchmarkDispatch measures the actor path alone: router, model actor,
-// provider goroutine (a sim with no latency) and back, one request at a
-// time and from many goroutines.
-func BenchmarkDispatch(b *testing.B) {
-	p, err := sim.New(sim.Config{Name: "instant"})
+// benchHive starts a Hive for a benchmark: "primary" with fallback
+// "backup", both zero-latency sims; primaryDown makes the primary fail
+// every call so its breaker is open for the whole run.
+func benchHive(b *testing.B, primaryDown bool) *Hive {
+	b.Helper()
+	rate := 0.0
+	if primaryDown {
+		rate = 1
+	}
+	primary, err := sim.New(sim.Config{Name: "primary", FailureRate: rate})
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := New(Config{Node: "bench", Models: []ModelSpec{{Name: "instant", Provider: p, MaxConcurrent: 1000}}, Logger: zerolog.Nop()})
+	backup, err := sim.New(sim.Config{Name: "backup"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := New(Config{
+		Node:   "bench",
+		Logger: zerolog.Nop(),
+		Models: []ModelSpec{
+			{Name: "primary", Provider: primary, MaxConcurrent: 1000, Fallbacks: []string{"backup"}, Retry: noRetry,
+				Breaker: resilience.BreakerConfig{OpenDuration: time.Hour, MaxOpenDuration: time.Hour}},
+			{Name: "backup", Provider: backup, MaxConcurrent: 1000, Retry: noRetry},
+		},
+		Recovery: Recovery{Disabled: true},
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(h.Stop)
-	req := request("instant")
-	one := func() {
-		done := make(chan *messages.InferResponse, 1)
-		h.Dispatch(context.Background(), req, func(r *messages.InferResponse) { done <- r })
-		if r := <-done; r.Error != nil {
-			b.Fatal(r.Error)
+	if primaryDown { // trip the breaker before measuring
+		for range 10 {
+			benchCall(b, h)
 		}
 	}
-	b.Run("serial", func(b *testing.B) {
-		for b.Loop() {
-			one()
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.SetParallelism(32)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				one()
+	return h
+}
+
+// benchCall sends one request and waits for its reply.
+func benchCall(b *testing.B, h *Hive) time.Duration {
+	began := time.Now()
+	done := make(chan *messages.InferResponse, 1)
+	h.Dispatch(context.Background(), request("primary"), func(r *messages.InferResponse) { done <- r })
+	if r := <-done; r.Error != nil {
+		b.Fatal(r.Error)
+	}
+	return time.Since(began)
+}
+
+// BenchmarkDispatch measures the actor path alone: router, model actor,
+// provider goroutine (a sim with no latency) and back, with no NATS. It
+// reports requests/s and the p50/p99 latency of a request.
+func BenchmarkDispatch(b *testing.B) {
+	for _, tc := range []struct {
+		name        string
+		callers     int
+		primaryDown bool
+	}{
+		{"serial", 1, false},
+		{"callers64", 64, false},
+		{"callers64/primary_down", 64, true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := benchHive(b, tc.primaryDown)
+			var mu sync.Mutex
+			hist := &resilience.Histogram{}
+			b.ResetTimer()
+			began := time.Now()
+			var wg sync.WaitGroup
+			per := max(b.N/tc.callers, 1)
+			for range tc.callers {
+				wg.Go(func() {
+					local := &resilience.Histogram{}
+					for range per {
+						local.Record(benchCall(b, h))
+					}
+					mu.Lock()
+					hist.Merge(local)
+					mu.Unlock()
+				})
 			}
+			wg.Wait()
+			elapsed := time.Since(began)
+			b.ReportMetric(float64(per*tc.callers)/elapsed.Seconds(), "req/s")
+			b.ReportMetric(float64(hist.Quantile(0.5).Microseconds()), "p50-µs")
+			b.ReportMetric(float64(hist.Quantile(0.99).Microseconds()), "p99-µs")
 		})
-	})
+	}
+}
+
+// BenchmarkIdleModels measures the memory of 1,000 idle model actors (the
+// heap in use after a collection, beside the process's resident set).
+func BenchmarkIdleModels(b *testing.B) {
+	for range b.N {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		specs := make([]ModelSpec, 1000)
+		for i := range specs {
+			p, err := sim.New(sim.Config{Name: fmt.Sprint("m", i)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			specs[i] = ModelSpec{Name: fmt.Sprint("m", i), Provider: p}
+		}
+		h, err := New(Config{Node: "bench", Logger: zerolog.Nop(), Models: specs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(after.Sys)/(1<<20), "sys-MiB")
+		h.Stop()
+	}
 }

@@ -49,6 +49,7 @@ type sweep struct{}
 type group struct {
 	name        string
 	spec        *ModelSpec
+	members     []string // the model, then its fallbacks; read-only
 	budget      *resilience.Budget
 	protect     *resilience.Group
 	degradation *resilience.DegradationTracker
@@ -117,7 +118,8 @@ func newGroup(spec *ModelSpec, cfg *Config) (*group, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &group{name: spec.Name, spec: spec, budget: b, protect: p, degradation: d, success: 1, swrr: make(map[string]float64)}, nil
+	members := append([]string{spec.Name}, spec.Fallbacks...)
+	return &group{name: spec.Name, spec: spec, members: members, budget: b, protect: p, degradation: d, success: 1, swrr: make(map[string]float64)}, nil
 }
 
 func (r *router) Receive(ctx actor.Context) {
@@ -241,8 +243,8 @@ func (r *router) finish(ctx actor.Context, rn *run, resp *messages.InferResponse
 	now := r.env.now()
 	delete(r.runs, rn.id)
 	delete(r.waiting, rn.id)
-	for id, a := range rn.live { // losers of a race, and anything still out
-		ctx.Send(r.pids[a.model], &cancelCall{run: rn.id, attempt: id})
+	for _, a := range rn.live { // losers of a race, and anything still out
+		ctx.Send(r.pids[a.model], &cancelCall{run: rn.id, attempt: a.id})
 		rn.attempts = append(rn.attempts, &messages.Attempt{
 			Model: a.model, Node: r.env.cfg.Node, ErrorClass: messages.ErrorClass_cancelled,
 			LatencyMs: millis(now.Sub(a.began)), Retried: a.retried,

@@ -24,7 +24,7 @@ type run struct {
 	order    []string // candidates, in the order this run tries them
 	next     int      // index of the next candidate to launch
 	attempts []*messages.Attempt
-	live     map[uint64]*liveAttempt // attempts out, by attempt id
+	live     []liveAttempt // attempts out
 	nextID   uint64
 	tries    map[string]int // failed attempts per model, for retries
 	extra    int            // retries and hedges taken from the budget
@@ -41,9 +41,21 @@ type run struct {
 }
 
 type liveAttempt struct {
+	id      uint64
 	model   string
 	began   time.Time
 	retried bool
+}
+
+// takeLive removes and returns the live attempt id.
+func (rn *run) takeLive(id uint64) (liveAttempt, bool) {
+	for i, a := range rn.live {
+		if a.id == id {
+			rn.live = append(rn.live[:i], rn.live[i+1:]...)
+			return a, true
+		}
+	}
+	return liveAttempt{}, false
 }
 
 func (rn *run) busyStart(now time.Time) {
@@ -65,7 +77,10 @@ func (rn *run) busyEnd(now time.Time) {
 // its share), then members kept in by the group's open cap, marked for a
 // panic-mode call.
 func (r *router) candidates(g *group, now time.Time) []string {
-	members := append([]string{g.spec.Name}, g.spec.Fallbacks...)
+	members := g.members
+	if r.allAdmit(members, now) && g.spec.Strategy != Weighted && g.spec.Strategy != Random {
+		return members // the common case: shared, read-only, no allocation
+	}
 	admitting := make([]string, 0, len(members))
 	var closedOut []string
 	for _, name := range members {
@@ -103,6 +118,16 @@ func (r *router) candidates(g *group, now time.Time) []string {
 		}
 	}
 	return admitting
+}
+
+// allAdmit reports whether every member admits all traffic now.
+func (r *router) allAdmit(members []string, now time.Time) bool {
+	for _, name := range members {
+		if v := r.views[name]; !v.admits(now) || v.ramp < 100 {
+			return false
+		}
+	}
+	return true
 }
 
 // panicPrefix marks a candidate to be called past its open breaker.
@@ -191,21 +216,17 @@ func (r *router) launch(ctx actor.Context, rn *run, model string, retried, panic
 	}
 	now := r.env.now()
 	rn.nextID++
-	if rn.live == nil {
-		rn.live = make(map[uint64]*liveAttempt, 2)
-	}
-	rn.live[rn.nextID] = &liveAttempt{model: model, began: now, retried: retried}
+	rn.live = append(rn.live, liveAttempt{id: rn.nextID, model: model, began: now, retried: retried})
 	rn.busyStart(now)
 	ctx.Send(pid, &call{ctx: rn.ctx, req: rn.req, deadline: rn.deadline, run: rn.id, attempt: rn.nextID, replyTo: ctx.Self(), panicMode: panicMode})
 }
 
 func (r *router) onResult(ctx actor.Context, rn *run, res *callResult) {
-	a, ok := rn.live[res.attempt]
+	a, ok := rn.takeLive(res.attempt)
 	if !ok {
 		return // cancelled by the run already
 	}
 	now := r.env.now()
-	delete(rn.live, res.attempt)
 	rn.busyEnd(now)
 	at := &messages.Attempt{Model: res.model, Node: r.env.cfg.Node, LatencyMs: millis(res.latency), Retried: a.retried}
 	if res.result != nil {
@@ -323,7 +344,7 @@ func (r *router) exhausted(ctx actor.Context, rn *run) {
 		r.timerSeq++
 		rn.waitSeq = r.timerSeq
 		rn.next = 0
-		rn.order = append([]string{g.spec.Name}, g.spec.Fallbacks...)
+		rn.order = g.members
 		r.waiting[rn.id] = rn
 		r.after(ctx, min(wait, rn.deadline.Sub(now)), &runTimer{run: rn.id, kind: waitTimer, seq: rn.waitSeq})
 		return
@@ -340,7 +361,7 @@ func (r *router) failAllDown(ctx actor.Context, rn *run) {
 	}
 	now := r.env.now()
 	var earliest time.Time
-	for _, name := range append([]string{rn.group.spec.Name}, rn.group.spec.Fallbacks...) {
+	for _, name := range rn.group.members {
 		v := r.views[name]
 		if v.breaker == messages.BreakerState_open && (earliest.IsZero() || v.openUntil.Before(earliest)) {
 			earliest = v.openUntil
@@ -359,7 +380,7 @@ const DegradedReply = "hive-degraded"
 // leastBad is the member of a group whose breaker opens earliest.
 func (r *router) leastBad(g *group) (string, bool) {
 	best := ""
-	for _, name := range append([]string{g.spec.Name}, g.spec.Fallbacks...) {
+	for _, name := range g.members {
 		v := r.views[name]
 		if !v.up || !v.enabled || v.breaker == messages.BreakerState_forced_open {
 			continue
@@ -373,7 +394,7 @@ func (r *router) leastBad(g *group) (string, bool) {
 
 func (r *router) describe(g *group) string {
 	parts := make([]string, 0, 1+len(g.spec.Fallbacks))
-	for _, name := range append([]string{g.spec.Name}, g.spec.Fallbacks...) {
+	for _, name := range g.members {
 		v := r.views[name]
 		state := v.breaker.String()
 		switch {
