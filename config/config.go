@@ -81,6 +81,9 @@ type Global struct {
 	GroupProtection GroupProtection // groupProtection: block, protection of each fallback group
 	RetryBudget     RetryBudget     // retryBudget: block, retries and hedges per fallback group
 	Hedging         Hedging         // hedging: block, the hedged strategy
+	WhenAllDown     WhenAllDown     // whenAllDown: block, what a request gets when no model can serve it
+	Supervision     Supervision     // supervision: block, restarts of crashed model actors
+	Recovery        Recovery        // recovery: block, automatic recovery of failing models
 }
 
 // Retry configures retries of the same model: the n-th retry waits
@@ -145,6 +148,34 @@ type GroupProtection struct {
 type RetryBudget struct {
 	Ratio   float64 // ratio: share of the requests in flight, default 0.2, in (0, 1]
 	Minimum int     // minimum: allowed whatever the traffic, default 3, >= 0
+}
+
+// WhenAllDown says what a request gets when no model of its group can take
+// traffic.
+type WhenAllDown struct {
+	Wait  time.Duration // wait: hold the request up to this long for a model to come back, default 0 (fail fast with retryAfterMs)
+	Reply string        // reply: answer with this text as a degraded success instead of an error, default "" (none)
+}
+
+// Supervision bounds restarts of a model actor that crashed.
+type Supervision struct {
+	MaxRestarts int           // maxRestarts: restarts within the window before giving up, default 5, >= 1
+	Within      time.Duration // within: the window, default 1m, > 0
+	BaseDelay   time.Duration // baseDelay: first restart delay, doubled each time, default 100ms, > 0
+	MaxDelay    time.Duration // maxDelay: cap of the delay, default 10s, > 0
+	Jitter      float64       // jitter: +- share of each delay, default 0.2, in [0, 1)
+}
+
+// Recovery configures automatic recovery.
+type Recovery struct {
+	Enabled       bool          // enabled: default true
+	MaxConcurrent int           // maxConcurrent: recoveries at once, default 3, >= 1
+	ErrorRate     float64       // errorRate: trigger above this failure rate, default 0.5, in (0, 1]
+	MinCalls      int           // minCalls: calls before the rate counts, default 10, >= 1
+	ResponseTime  time.Duration // responseTime: trigger above this average response time, default 30s, > 0
+	Failures      int           // failures: trigger above this many failures in the health window, default 10, >= 1
+	Timeout       time.Duration // timeout: a recovery not confirmed by then has failed, default 2m, > 0
+	Cooldown      time.Duration // cooldown: no new recovery of the same model before, default 30s, >= 0
 }
 
 // Hedging configures the hedged strategy.
@@ -255,6 +286,9 @@ func defaultGlobal() Global {
 		},
 		GroupProtection: GroupProtection{MaxOpenShare: 0.5, PanicRate: 1},
 		RetryBudget:     RetryBudget{Ratio: 0.2, Minimum: 3},
+		Supervision:     Supervision{MaxRestarts: 5, Within: time.Minute, BaseDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second, Jitter: 0.2},
+		Recovery: Recovery{Enabled: true, MaxConcurrent: 3, ErrorRate: 0.5, MinCalls: 10, ResponseTime: 30 * time.Second,
+			Failures: 10, Timeout: 2 * time.Minute, Cooldown: 30 * time.Second},
 	}
 }
 

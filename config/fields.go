@@ -36,6 +36,9 @@ func (d *decoder) globalFields(g *Global) map[string]field {
 		"groupProtection":       d.block(d.groupFields(&g.GroupProtection)),
 		"retryBudget":           d.block(d.budgetFields(&g.RetryBudget)),
 		"hedging":               d.block(d.hedgingFields(&g.Hedging)),
+		"whenAllDown":           d.block(d.allDownFields(&g.WhenAllDown)),
+		"supervision":           d.block(d.supervisionFields(&g.Supervision)),
+		"recovery":              d.block(d.recoveryFields(&g.Recovery)),
 	}
 }
 
@@ -162,6 +165,36 @@ func (d *decoder) budgetFields(b *RetryBudget) map[string]field {
 	return map[string]field{
 		"ratio":   d.number(&b.Ratio, fractionAbove0),
 		"minimum": d.count(&b.Minimum, 0),
+	}
+}
+
+func (d *decoder) allDownFields(a *WhenAllDown) map[string]field {
+	return map[string]field{
+		"wait":  d.duration(&a.Wait, zeroOK),
+		"reply": d.text(&a.Reply),
+	}
+}
+
+func (d *decoder) supervisionFields(s *Supervision) map[string]field {
+	return map[string]field{
+		"maxRestarts": d.count(&s.MaxRestarts, 1),
+		"within":      d.duration(&s.Within, positive),
+		"baseDelay":   d.duration(&s.BaseDelay, positive),
+		"maxDelay":    d.duration(&s.MaxDelay, positive),
+		"jitter":      d.number(&s.Jitter, fractionBelow1),
+	}
+}
+
+func (d *decoder) recoveryFields(r *Recovery) map[string]field {
+	return map[string]field{
+		"enabled":       d.flag(&r.Enabled),
+		"maxConcurrent": d.count(&r.MaxConcurrent, 1),
+		"errorRate":     d.number(&r.ErrorRate, fractionAbove0),
+		"minCalls":      d.count(&r.MinCalls, 1),
+		"responseTime":  d.duration(&r.ResponseTime, positive),
+		"failures":      d.count(&r.Failures, 1),
+		"timeout":       d.duration(&r.Timeout, positive),
+		"cooldown":      d.duration(&r.Cooldown, zeroOK),
 	}
 }
 

@@ -74,6 +74,9 @@ func globalBlocks(d *decoder) map[string]map[string]field {
 		"groupProtection": d.groupFields(&GroupProtection{}),
 		"retryBudget":     d.budgetFields(&RetryBudget{}),
 		"hedging":         d.hedgingFields(&Hedging{}),
+		"whenAllDown":     d.allDownFields(&WhenAllDown{}),
+		"supervision":     d.supervisionFields(&Supervision{}),
+		"recovery":        d.recoveryFields(&Recovery{}),
 	}
 }
 

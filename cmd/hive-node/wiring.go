@@ -22,7 +22,8 @@ func hiveConfig(cfg *config.Config, node string, log zerolog.Logger) (actors.Con
 	if err != nil {
 		return actors.Config{}, err
 	}
-	ratio, floor := cfg.Global.BudgetConfig()
+	g := &cfg.Global
+	ratio, floor := g.BudgetConfig()
 	return actors.Config{
 		Node:           node,
 		Models:         specs,
@@ -32,6 +33,12 @@ func hiveConfig(cfg *config.Config, node string, log zerolog.Logger) (actors.Con
 		Group:          cfg.Global.GroupConfig(),
 		BudgetRatio:    ratio,
 		BudgetMin:      floor,
+		AllDown:        actors.AllDown{Wait: g.WhenAllDown.Wait, Reply: g.WhenAllDown.Reply},
+		Supervision: actors.Supervision{MaxRestarts: g.Supervision.MaxRestarts, Within: g.Supervision.Within,
+			BaseDelay: g.Supervision.BaseDelay, MaxDelay: g.Supervision.MaxDelay, Jitter: zeroIsOff(g.Supervision.Jitter)},
+		Recovery: actors.Recovery{Disabled: !g.Recovery.Enabled, MaxConcurrent: g.Recovery.MaxConcurrent,
+			ErrorRate: g.Recovery.ErrorRate, MinCalls: g.Recovery.MinCalls, ResponseTime: g.Recovery.ResponseTime,
+			Failures: g.Recovery.Failures, Timeout: g.Recovery.Timeout, Cooldown: zeroIsOff(g.Recovery.Cooldown)},
 	}, nil
 }
 
@@ -104,4 +111,13 @@ func newProvider(m *config.Model) (providers.Provider, error) {
 		return exec.New(exec.Config{Name: m.Name, Command: m.Command, Timeout: m.Timeout})
 	}
 	return nil, fmt.Errorf("unknown provider %q", m.Provider)
+}
+
+// zeroIsOff passes a value the files allow to be 0 ("none") to the actors,
+// which read 0 as "the default" and a negative value as "none".
+func zeroIsOff[T ~int64 | ~float64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
