@@ -80,7 +80,7 @@ type Supervision struct {
 	Within      time.Duration // 1m
 	BaseDelay   time.Duration // first restart delay; 100ms
 	MaxDelay    time.Duration // cap of the growing delay; 10s
-	Jitter      float64       // +- fraction of each delay; 0.2
+	Jitter      float64       // +- fraction of each delay; 0.2, negative for none
 }
 
 // Recovery configures automatic recovery (REFERENCE.md triggers).
@@ -92,7 +92,7 @@ type Recovery struct {
 	ResponseTime  time.Duration // trigger above this average latency; 30s
 	Failures      int           // trigger above this many failures in the window; 10
 	Timeout       time.Duration // a recovery not confirmed by then failed; 2m
-	Cooldown      time.Duration // no new recovery of the same model before; 30s
+	Cooldown      time.Duration // no new recovery of the same model before; 30s, negative for none
 }
 
 // Config configures a Hive.
@@ -255,7 +255,7 @@ func (r *Recovery) applyDefaults() {
 	if r.Timeout <= 0 {
 		r.Timeout = 2 * time.Minute
 	}
-	if r.Cooldown <= 0 {
+	if r.Cooldown == 0 {
 		r.Cooldown = 30 * time.Second
 	}
 }
