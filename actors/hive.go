@@ -68,7 +68,7 @@ func New(cfg Config) (*Hive, error) {
 	}
 	e.recovery = h.recovery
 	strategy := &backoff{cfg: cfg.Supervision, random: cfg.Random, system: system, supervisor: h.supervisor}
-	sup := &supervisor{env: e, children: make(map[string]*actor.PID), names: make(map[string]string)}
+	sup := &supervisor{env: e, children: make(map[string]*actor.PID), names: make(map[string]string), counts: make(map[string]*modelCounts)}
 	props := actor.PropsFromProducer(func() actor.Actor { return sup }, actor.WithSupervisor(strategy))
 	if _, err := system.Root.SpawnNamed(props, supervisorName); err != nil {
 		h.Stop()

@@ -65,9 +65,14 @@ type model struct {
 	nextProbe time.Time
 	probing   bool
 
+	counts   *modelCounts
+	p95      time.Duration
+	sinceP95 int
+}
+
+// modelCounts are a model's request counters; they survive restarts.
+type modelCounts struct {
 	requests, successes, failures int64
-	p95                           time.Duration
-	sinceP95                      int
 }
 
 // env is what every actor of a Hive shares: configuration and the ports.
@@ -85,7 +90,7 @@ type env struct {
 	recovery *actor.PID
 }
 
-func newModel(spec ModelSpec, e *env) (*model, error) {
+func newModel(spec ModelSpec, e *env, counts *modelCounts) (*model, error) {
 	p := spec.Provider
 	if spec.NewProvider != nil {
 		fresh, err := spec.NewProvider()
@@ -114,6 +119,7 @@ func newModel(spec ModelSpec, e *env) (*model, error) {
 		health:    h,
 		ramp:      r,
 		enabled:   true,
+		counts:    counts,
 		log:       e.log.With().Str("model", spec.Name).Logger(),
 		inFlight:  make(map[uint64]*running),
 		byAttempt: make(map[attemptKey]uint64),
@@ -178,7 +184,7 @@ func (m *model) started(ctx actor.Context) {
 // admit checks the breaker, then the concurrency limit and the queue.
 func (m *model) admit(ctx actor.Context, c *call) {
 	now := m.env.now()
-	m.requests++
+	m.counts.requests++
 	if !m.enabled {
 		m.refuse(ctx, c, &providers.Error{Class: messages.ErrorClass_circuit_open, Message: fmt.Sprintf("model %s is disabled by an operator", m.spec.Name)})
 		return
@@ -284,9 +290,9 @@ func (m *model) finish(ctx actor.Context, f *finished) {
 // whatever changed.
 func (m *model) record(ctx actor.Context, now time.Time, r *running, o resilience.Outcome) {
 	if o.Success() {
-		m.successes++
+		m.counts.successes++
 	} else if o.Counts() {
-		m.failures++
+		m.counts.failures++
 	}
 	changed := false
 	if r.hasPermit {

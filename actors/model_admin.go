@@ -96,9 +96,9 @@ func (m *model) status() *messages.ModelStatus {
 		InFlight:      int32(len(m.inFlight)),
 		MaxConcurrent: int32(m.spec.MaxConcurrent),
 		Enabled:       m.enabled,
-		Requests:      m.requests,
-		Successes:     m.successes,
-		Failures:      m.failures,
+		Requests:      m.counts.requests,
+		Successes:     m.counts.successes,
+		Failures:      m.counts.failures,
 		Fallbacks:     m.spec.Fallbacks,
 		Strategy:      string(m.spec.Strategy),
 	}

@@ -107,10 +107,11 @@ func (r *router) candidates(g *group, now time.Time) []string {
 	}
 	// The open cap: while some member admits, members beyond the share
 	// allowed open still get traffic as a last resort, least bad first.
-	if len(admitting) > 0 && len(closedOut) > 0 && !g.protect.MayOpen(len(closedOut), len(members)) {
+	// MayOpen(open, total) asks whether one more may open when open are.
+	if len(admitting) > 0 && len(closedOut) > 0 && !g.protect.MayOpen(len(closedOut)-1, len(members)) {
 		slices.SortFunc(closedOut, func(a, b string) int { return r.views[a].openUntil.Compare(r.views[b].openUntil) })
 		allowed := len(closedOut)
-		for allowed > 0 && !g.protect.MayOpen(allowed, len(members)) {
+		for allowed > 0 && !g.protect.MayOpen(allowed-1, len(members)) {
 			allowed--
 		}
 		for _, name := range closedOut[:len(closedOut)-allowed] {

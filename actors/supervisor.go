@@ -21,6 +21,10 @@ type supervisor struct {
 	env      *env
 	children map[string]*actor.PID
 	names    map[string]string // child PID id -> model name
+	// counts outlive a model's incarnations: they are handed to each new
+	// one. Incarnations of a model run one after another on one mailbox,
+	// so they never touch them at the same time.
+	counts map[string]*modelCounts
 }
 
 // Supervisor messages.
@@ -53,7 +57,9 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		for i := range s.env.cfg.Models {
 			spec := s.env.cfg.Models[i]
-			props := actor.PropsFromProducer(func() actor.Actor { return s.produce(spec) })
+			counts := &modelCounts{}
+			s.counts[spec.Name] = counts
+			props := actor.PropsFromProducer(func() actor.Actor { return s.produce(spec, counts) })
 			pid, err := ctx.SpawnNamed(props, "model-"+spec.Name)
 			if err != nil {
 				s.env.log.Error().Err(err).Str("model", spec.Name).Msg("spawn model actor")
@@ -78,6 +84,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 			DurationMs: messages.Millis(msg.delay), Detail: fmt.Sprintf("restart in %v after: %v", msg.delay.Round(time.Millisecond), msg.reason),
 		})
 		s.env.log.Warn().Str("model", name).Int("attempt", msg.attempt).Dur("delay", msg.delay).Interface("reason", msg.reason).Msg("model actor crashed: restarting")
+		if sup, ok := ctx.(actor.Supervisor); ok {
+			child := msg.child
+			time.AfterFunc(msg.delay, func() { sup.RestartChildren(child) })
+		}
 	case *gaveUp:
 		s.gaveUp(ctx, msg)
 	case *restartModel:
@@ -100,8 +110,8 @@ func (s *supervisor) Receive(ctx actor.Context) {
 // produce builds a model actor; when that fails (a provider client that
 // cannot be built) the actor fails on start, which the supervisor treats
 // as a crash.
-func (s *supervisor) produce(spec ModelSpec) actor.Actor {
-	m, err := newModel(spec, s.env)
+func (s *supervisor) produce(spec ModelSpec, counts *modelCounts) actor.Actor {
+	m, err := newModel(spec, s.env, counts)
 	if err != nil {
 		return brokenModel{err: err}
 	}
@@ -163,8 +173,10 @@ func (b *backoff) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chil
 		return
 	}
 	delay := b.delay(n)
+	// The supervisor schedules the restart itself, after it has told the
+	// router the model is down, so that notice can never arrive after the
+	// fresh incarnation's "up".
 	b.system.Root.Send(b.supervisor, &restarting{child: child, attempt: n, delay: delay, reason: reason})
-	time.AfterFunc(delay, func() { sup.RestartChildren(child) })
 }
 
 // delay is the wait before restart n (1-based).

@@ -1,0 +1,63 @@
+package actors
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/resilience"
+)
+
+// When every candidate's breaker is open, a request fails at once with
+// circuit_open and a Retry-After of the earliest reopening, and no
+// provider is called.
+func TestAllDownFailsFastWithRetryAfter(t *testing.T) {
+	a, b := newSwitchable(answerFail), newSwitchable(answerFail)
+	h := startHiveWith(t, Config{
+		// The panic trickle would send one request to the least-bad model;
+		// this test is about the answer when nothing may be called.
+		Group: resilience.GroupConfig{PanicRate: -1},
+		Models: []ModelSpec{
+			{Name: "a", Provider: a, Fallbacks: []string{"b"}, Retry: noRetry,
+				Breaker: resilience.BreakerConfig{ConsecutiveFailures: 1, OpenDuration: time.Hour}},
+			{Name: "b", Provider: b, Retry: noRetry,
+				Breaker: resilience.BreakerConfig{ConsecutiveFailures: 1, OpenDuration: 2 * time.Hour}},
+		},
+	})
+	first := infer(t, h, "a")
+	require.Equal(t, []string{"a=server_error", "b=server_error"}, classes(first.GetAttempts()), "the request that opens both")
+
+	resp := infer(t, h, "a")
+	e := resp.GetError()
+	require.NotNil(t, e, "reply with every breaker open")
+	assert.Equal(t, messages.ErrorClass_circuit_open, e.GetClass(), "class")
+	assert.Equal(t, "all_unavailable", e.GetCode(), "code")
+	assert.Positive(t, e.GetRetryAfterMs(), "retry_after_ms")
+	assert.LessOrEqual(t, e.GetRetryAfterMs(), int32(time.Hour/time.Millisecond), "retry_after_ms: the earliest reopening (a's hour), not b's two")
+	assert.Empty(t, resp.GetAttempts(), "attempts")
+	assert.Equal(t, int64(1), a.calls.Load(), "calls to a")
+	assert.Equal(t, int64(1), b.calls.Load(), "calls to b")
+}
+
+// A group may have MaxOpenShare of its members open (and always one): an
+// open member within that share gets no traffic, even when the others
+// fail. Here one of two members is open, which the default share (0.5)
+// allows, so its breaker must be respected.
+func TestOpenMemberWithinGroupShareIsNotCalled(t *testing.T) {
+	a, b := newSwitchable(answerFail), newSwitchable(answerFail)
+	h := startHive(t,
+		ModelSpec{Name: "a", Provider: a, Fallbacks: []string{"b"}, Retry: noRetry,
+			Breaker: resilience.BreakerConfig{ConsecutiveFailures: 1, OpenDuration: time.Hour}},
+		// b keeps failing but stays closed (5 failures in a row to trip).
+		ModelSpec{Name: "b", Provider: b, Retry: noRetry},
+	)
+	first := infer(t, h, "a")
+	require.Equal(t, []string{"a=server_error", "b=server_error"}, classes(first.GetAttempts()), "the request that opens a")
+
+	resp := infer(t, h, "a")
+	assert.Equal(t, []string{"b=server_error"}, classes(resp.GetAttempts()), "attempts: a's breaker is open and within the group's share")
+	assert.Equal(t, int64(1), a.calls.Load(), "calls to a past its open breaker")
+}
