@@ -127,6 +127,21 @@ func (h *Hive) Control(model string, op ControlOp, d time.Duration, actorName, r
 	return cd.status, cd.err
 }
 
+// Drain stops the Hive taking new requests (they are answered at once
+// with no_capacity, code draining, so a client can go to another node) and
+// waits, until ctx ends, for every request already taken to be answered.
+func (h *Hive) Drain(ctx context.Context) error {
+	d, ok := ctx.Deadline()
+	timeout := time.Hour
+	if ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	if _, err := h.system.Root.RequestFuture(h.router, &drain{}, timeout).Result(); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	return nil
+}
+
 // Status returns every model's status, in name order. A model whose actor
 // does not answer (given up, restarting) is reported unavailable.
 func (h *Hive) Status() []*messages.ModelStatus {

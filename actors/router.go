@@ -76,7 +76,16 @@ type router struct {
 	waiting  map[uint64]*run // parked until a candidate admits traffic
 	timerSeq uint64
 	sweeping bool
+	draining bool         // new requests are refused
+	drained  []*actor.PID // who waits for the open runs to end
 }
+
+// drain stops the router taking new requests; it answers *drained once no
+// request is open.
+type drain struct{}
+
+// drained answers drain: every request taken has been answered.
+type drained struct{}
 
 func newRouter(e *env) (*router, error) {
 	r := &router{
@@ -142,6 +151,10 @@ func (r *router) Receive(ctx actor.Context) {
 		}
 	case *sweep:
 		r.sweep(ctx)
+	case *drain:
+		r.draining = true
+		r.drained = append(r.drained, ctx.Sender())
+		r.checkDrained(ctx)
 	case *actor.Stopping:
 		for _, rn := range r.runs {
 			r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_cancelled, "node %s is shutting down", r.env.cfg.Node), "shutting_down")
@@ -160,6 +173,9 @@ func (r *router) start(ctx actor.Context, rt *route) {
 	req := rt.req
 	spec, ok := r.specs[req.GetModel()]
 	switch {
+	case r.draining:
+		r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_no_capacity, "node %s is draining: send the request to another node", r.env.cfg.Node), "draining")
+		return
 	case req.GetModel() == "":
 		r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_bad_request, "the request names no model"), "missing_model")
 		return
@@ -265,6 +281,19 @@ func (r *router) finish(ctx actor.Context, rn *run, resp *messages.InferResponse
 	resp.Attempts = rn.attempts
 	resp.OverheadUs = messages.Micros(now.Sub(rn.received) - rn.busy)
 	rn.done(resp)
+	if r.draining {
+		r.checkDrained(ctx)
+	}
+}
+
+func (r *router) checkDrained(ctx actor.Context) {
+	if len(r.runs) > 0 {
+		return
+	}
+	for _, pid := range r.drained {
+		ctx.Send(pid, &drained{})
+	}
+	r.drained = nil
 }
 
 // observe feeds a finished request into its group's service level.
