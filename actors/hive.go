@@ -109,6 +109,22 @@ func (h *Hive) Dispatch(ctx context.Context, req *messages.InferRequest, done fu
 	h.system.Root.Send(h.router, &route{ctx: ctx, req: req, done: done, received: h.env.now()})
 }
 
+// DispatchStream hands a streamed request to the router. It never blocks;
+// emit is called in order, never concurrently, from any goroutine, and its
+// last call has Final set: outcome complete, or incomplete with the error
+// that ended the answer. After Stop it answers at once with a cancelled
+// final chunk.
+func (h *Hive) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
+	if h.stopped.Load() {
+		emit(&messages.InferChunk{
+			RequestId: req.GetRequestId(), Seq: 1, Final: true, Outcome: messages.InferChunk_incomplete,
+			Error: messages.Failure(messages.ErrorClass_cancelled, "shutting_down", "node %s is shutting down", h.env.cfg.Node),
+		})
+		return
+	}
+	h.system.Root.Send(h.router, &route{ctx: ctx, req: req, emit: emit, received: h.env.now()})
+}
+
 // Node returns the node name.
 func (h *Hive) Node() string { return h.env.cfg.Node }
 

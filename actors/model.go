@@ -228,7 +228,11 @@ func (m *model) openError(now time.Time, err error) *providers.Error {
 // start runs the provider call in a goroutine under the earlier of the
 // attempt timeout and the request deadline.
 func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, hasPermit bool, now time.Time) {
-	deadline := now.Add(m.spec.Timeout)
+	budget := m.spec.Timeout
+	if c.out != nil && m.spec.Streaming.Total > 0 {
+		budget = m.spec.Streaming.Total // a stream's whole answer, bounded by its own deadline
+	}
+	deadline := now.Add(budget)
 	if c.deadline.Before(deadline) {
 		deadline = c.deadline
 	}
@@ -239,18 +243,26 @@ func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, hasP
 	m.byAttempt[attemptKey{c.run, c.attempt}] = seq
 
 	self, root, provider, clock, log := ctx.Self(), ctx.ActorSystem().Root, m.provider, m.env.now, m.log
+	deadlines, name := m.spec.Streaming, m.spec.Name
 	m.env.wg.Add(1)
 	go func() {
 		defer m.env.wg.Done()
 		defer cancel()
 		began := clock()
-		res, err, panicked := complete(callCtx, provider, c.req)
+		f := &finished{seq: seq}
+		var panicked any
+		if c.out != nil {
+			f.result, f.sent, f.firstToken, f.err, panicked = streamCall(callCtx, provider, c.req, deadlines, c.out, name)
+		} else {
+			f.result, f.err, panicked = complete(callCtx, provider, c.req)
+		}
 		if panicked != nil {
 			log.Error().Interface("panic", panicked).Msg("provider panicked")
-			root.Send(self, &providerPanicked{seq: seq, value: panicked})
+			root.Send(self, &providerPanicked{seq: seq, value: panicked, sent: f.sent})
 			return
 		}
-		root.Send(self, &finished{seq: seq, result: res, err: err, latency: clock().Sub(began)})
+		f.latency = clock().Sub(began)
+		root.Send(self, f)
 	}()
 }
 
@@ -276,12 +288,12 @@ func (m *model) finish(ctx actor.Context, f *finished) {
 	}
 	m.forget(f.seq, r)
 	now := m.env.now()
-	o := resilience.Outcome{Latency: f.latency}
+	o := resilience.Outcome{Latency: f.latency, FirstToken: f.firstToken}
 	if f.err != nil {
 		o.Class, o.RetryAfter = f.err.Class, f.err.RetryAfter
 	}
 	m.record(ctx, now, r, o)
-	m.reply(ctx, r.call, f.result, f.err, f.latency)
+	m.replySent(ctx, r.call, f.result, f.err, f.latency, f.sent)
 	m.drainQueue(ctx, now)
 	m.schedule(ctx)
 }
@@ -374,7 +386,7 @@ func (m *model) crash(ctx actor.Context, p *providerPanicked) {
 		if r.hasPermit {
 			m.transitions(ctx, m.breaker.Done(r.permit, m.env.now(), resilience.Outcome{Class: messages.ErrorClass_server_error}), "")
 		}
-		m.reply(ctx, r.call, nil, providers.Errorf(messages.ErrorClass_server_error, "model %s crashed", m.spec.Name), 0)
+		m.replySent(ctx, r.call, nil, providers.Errorf(messages.ErrorClass_server_error, "model %s crashed", m.spec.Name), 0, p.sent)
 	}
 	panic(fmt.Sprintf("provider of model %s panicked: %v", m.spec.Name, p.value))
 }
@@ -402,7 +414,11 @@ func (m *model) refuse(ctx actor.Context, c *call, err *providers.Error) {
 }
 
 func (m *model) reply(ctx actor.Context, c *call, res *providers.Result, err *providers.Error, latency time.Duration) {
-	ctx.Send(c.replyTo, &callResult{run: c.run, attempt: c.attempt, model: m.spec.Name, result: res, err: err, latency: latency})
+	m.replySent(ctx, c, res, err, latency, 0)
+}
+
+func (m *model) replySent(ctx actor.Context, c *call, res *providers.Result, err *providers.Error, latency time.Duration, sent int) {
+	ctx.Send(c.replyTo, &callResult{run: c.run, attempt: c.attempt, model: m.spec.Name, result: res, err: err, latency: latency, sent: sent})
 }
 
 func (m *model) jittered(d time.Duration) time.Duration {

@@ -25,6 +25,8 @@ type call struct {
 	// panicMode admits the call past an open breaker: the fallback group's
 	// panic trickle, sent when no member admits traffic.
 	panicMode bool
+	// out, for a streamed request, takes the answer's pieces.
+	out *streamOut
 }
 
 // cancelCall tells a model actor that the router no longer wants an
@@ -39,6 +41,7 @@ type callResult struct {
 	result       *providers.Result
 	err          *providers.Error // nil on success
 	latency      time.Duration
+	sent         int // pieces of a streamed answer that reached the caller
 }
 
 // view is what the router knows of a model: enough to skip it, weight it
@@ -88,15 +91,18 @@ type register struct {
 // Model actor internals.
 
 type finished struct {
-	seq     uint64
-	result  *providers.Result
-	err     *providers.Error
-	latency time.Duration
+	seq        uint64
+	result     *providers.Result
+	err        *providers.Error
+	latency    time.Duration
+	firstToken time.Duration
+	sent       int
 }
 
 type providerPanicked struct {
 	seq   uint64
 	value any
+	sent  int
 }
 
 type timerFired struct{ seq uint64 }

@@ -23,6 +23,7 @@ type route struct {
 	ctx      context.Context
 	req      *messages.InferRequest
 	done     func(*messages.InferResponse)
+	emit     func(*messages.InferChunk) // set for a streamed request, instead of done
 	received time.Time
 }
 
@@ -200,6 +201,9 @@ func (r *router) start(ctx actor.Context, rt *route) {
 		budget = messages.Duration(ms)
 	}
 	rn.deadline = rt.received.Add(budget)
+	if rt.emit != nil {
+		rn.out = &streamOut{emit: rt.emit, requestID: req.GetRequestId()}
+	}
 	rn.order = r.candidates(rn.group, r.env.now())
 	r.launchInitial(ctx, rn)
 }
@@ -280,10 +284,32 @@ func (r *router) finish(ctx actor.Context, rn *run, resp *messages.InferResponse
 	resp.Node = r.env.cfg.Node
 	resp.Attempts = rn.attempts
 	resp.OverheadUs = messages.Micros(now.Sub(rn.received) - rn.busy)
-	rn.done(resp)
+	if rn.emit != nil {
+		rn.emit(finalChunk(rn, resp))
+	} else {
+		rn.done(resp)
+	}
 	if r.draining {
 		r.checkDrained(ctx)
 	}
+}
+
+// finalChunk turns a streamed request's reply into its terminal chunk:
+// complete, or incomplete with the error that ended it.
+func finalChunk(rn *run, resp *messages.InferResponse) *messages.InferChunk {
+	c := &messages.InferChunk{
+		RequestId: resp.RequestId, Final: true, Outcome: messages.InferChunk_complete,
+		ServedBy: resp.ServedBy, Usage: resp.Usage, Attempts: resp.Attempts, Error: resp.Error,
+	}
+	if rn.out != nil {
+		c.Seq = rn.out.seq + 1
+	} else {
+		c.Seq = 1 // refused before it started
+	}
+	if resp.Error != nil {
+		c.Outcome = messages.InferChunk_incomplete
+	}
+	return c
 }
 
 func (r *router) checkDrained(ctx actor.Context) {

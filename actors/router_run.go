@@ -38,6 +38,8 @@ type run struct {
 
 	retrySeq, hedgeSeq, waitSeq uint64
 	retryModel                  string
+
+	out *streamOut // a streamed request's pieces; nil for a plain one
 }
 
 type liveAttempt struct {
@@ -172,7 +174,11 @@ func (r *router) weighted(g *group, names []string) []string {
 // launchInitial starts a run according to its strategy.
 func (r *router) launchInitial(ctx actor.Context, rn *run) {
 	spec := rn.group.spec
-	switch spec.Strategy {
+	strategy := spec.Strategy
+	if rn.out != nil {
+		strategy = Sequential // two racing streams would interleave their answers
+	}
+	switch strategy {
 	case Parallel:
 		for i := 0; i < spec.MaxParallel && r.launchNext(ctx, rn); i++ {
 		}
@@ -219,7 +225,7 @@ func (r *router) launch(ctx actor.Context, rn *run, model string, retried, panic
 	rn.nextID++
 	rn.live = append(rn.live, liveAttempt{id: rn.nextID, model: model, began: now, retried: retried})
 	rn.busyStart(now)
-	ctx.Send(pid, &call{ctx: rn.ctx, req: rn.req, deadline: rn.deadline, run: rn.id, attempt: rn.nextID, replyTo: ctx.Self(), panicMode: panicMode})
+	ctx.Send(pid, &call{ctx: rn.ctx, req: rn.req, deadline: rn.deadline, run: rn.id, attempt: rn.nextID, replyTo: ctx.Self(), panicMode: panicMode, out: rn.out})
 }
 
 func (r *router) onResult(ctx actor.Context, rn *run, res *callResult) {
@@ -243,6 +249,13 @@ func (r *router) onResult(ctx actor.Context, rn *run, res *callResult) {
 		r.finish(ctx, rn, &messages.InferResponse{Content: res.result.Content, ServedBy: res.model, Usage: res.result.Usage})
 		return
 	}
+	if res.sent > 0 {
+		// Part of the answer reached the caller: it cannot be taken back
+		// or restarted elsewhere unnoticed, so the stream ends incomplete.
+		r.finish(ctx, rn, &messages.InferResponse{ServedBy: res.model, Error: &messages.Error{
+			Class: res.err.Class, Code: "stream_incomplete", Message: res.err.Message}})
+		return
+	}
 	rn.lastErr = res.err
 	if res.err.RetryAfter > 0 && (rn.retryAfter == 0 || res.err.RetryAfter < rn.retryAfter) {
 		rn.retryAfter = res.err.RetryAfter
@@ -258,7 +271,7 @@ func (r *router) onResult(ctx actor.Context, rn *run, res *callResult) {
 	if r.retry(ctx, rn, res, now) {
 		return
 	}
-	if rn.group.spec.Strategy == Hedged && len(rn.live) > 0 {
+	if rn.group.spec.Strategy == Hedged && rn.out == nil && len(rn.live) > 0 {
 		return // the hedge is still running; its result decides
 	}
 	r.launchNext(ctx, rn)

@@ -51,6 +51,10 @@ type ModelSpec struct {
 	MaxParallel   int           // width of Parallel; 3
 	HedgeDelay    time.Duration // Hedged: 0 means the model's observed p95
 
+	// Streaming bounds a streamed answer: time to first token, idle time
+	// between pieces, total time (zero: no bound beyond Timeout).
+	Streaming providers.StreamDeadlines
+
 	Breaker resilience.BreakerConfig // zero: bip03
 	Retry   resilience.RetryConfig   // zero: 3 retries, 1 s x2, cap 30 s, 10 % jitter
 	Health  resilience.HealthConfig  // Timeout is set to the model's Timeout when zero
