@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -18,6 +19,13 @@ models:
     provider: sim
     sim: {latency: 0ms}
     maxConcurrent: 1000
+  dead:
+    provider: sim
+    sim: {latency: 0ms, failureRate: 1.0, errorClass: connection}
+    maxConcurrent: 1000
+    retry: {maxRetries: 0}
+    circuitBreaker: {openDuration: 1h}
+    fallbacks: [instant]
 `
 
 // BenchmarkInfer measures a whole request through a node: NATS
@@ -35,11 +43,19 @@ func BenchmarkInfer(b *testing.B) {
 	jsonBody := []byte(`{"model":"instant","messages":[{"role":"user","content":"hi"}]}`)
 	pbBody, err := proto.Marshal(&messages.InferRequest{Model: "instant", Messages: []*messages.ChatMessage{{Role: "user", Content: "hi"}}})
 	require.NoError(b, err)
+	// "dead" always fails and falls back to "instant"; its breaker opens
+	// on the first requests and stays open for the run.
+	deadBody, err := proto.Marshal(&messages.InferRequest{Model: "dead", Messages: []*messages.ChatMessage{{Role: "user", Content: "hi"}}})
+	require.NoError(b, err)
+	for range 10 {
+		_, err := nc.Request("hive.v1.infer", deadBody, requestLimit)
+		require.NoError(b, err)
+	}
 
 	for _, bc := range []struct {
 		name string
 		body []byte
-	}{{"json", jsonBody}, {"protobuf", pbBody}} {
+	}{{"json", jsonBody}, {"protobuf", pbBody}, {"protobuf_primary_down", deadBody}} {
 		b.Run(bc.name+"/serial", func(b *testing.B) {
 			for b.Loop() {
 				if _, err := nc.Request("hive.v1.infer", bc.body, requestLimit); err != nil {
@@ -49,6 +65,7 @@ func BenchmarkInfer(b *testing.B) {
 		})
 		b.Run(bc.name+"/parallel64", func(b *testing.B) {
 			b.SetParallelism(32) // 32 x GOMAXPROCS(2) = 64 requesters
+			began := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if _, err := nc.Request("hive.v1.infer", bc.body, requestLimit); err != nil {
@@ -57,6 +74,7 @@ func BenchmarkInfer(b *testing.B) {
 					}
 				}
 			})
+			b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "req/s")
 		})
 	}
 }

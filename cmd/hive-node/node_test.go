@@ -33,6 +33,12 @@ models:
   backup:
     provider: sim
     sim: {latency: 1ms, reply: "backup here"}
+  dead:
+    provider: sim
+    sim: {failureRate: 1.0, errorClass: connection}
+    retry: {maxRetries: 0}
+    circuitBreaker: {failureThreshold: 3, openDuration: 1h}
+    fallbacks: [backup]
 `
 
 // requestLimit bounds each request; replies normally come in milliseconds.
@@ -42,8 +48,14 @@ const requestLimit = 10 * time.Second
 // against an in-process NATS server, and returns a client connection.
 func startTestNode(t *testing.T) (*node, *nats.Conn) {
 	t.Helper()
+	return startTestNodeWith(t, "")
+}
+
+// startTestNodeWith is startTestNode with a resilience.yml.
+func startTestNodeWith(t *testing.T, global string) (*node, *nats.Conn) {
+	t.Helper()
 	srv := bustest.NewServer(t)
-	cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(testModels))
+	cfg, err := config.Parse(config.GlobalFile, []byte(global), config.ModelsFile, []byte(testModels))
 	require.NoError(t, err)
 	f := &serveFlags{natsURL: srv.ClientURL(), nodeID: "e2e", httpAddr: "127.0.0.1:0"}
 	n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
@@ -151,4 +163,24 @@ func TestNodeIsDiscoverableAndReady(t *testing.T) {
 	require.NoError(t, err)
 	defer res.Body.Close()
 	assert.Equal(t, http.StatusOK, res.StatusCode)
+}
+
+// A model hard down: every request is still served by the fallback, and
+// once its breaker opens the dead model is no longer called at all.
+func TestNodeRoutesAroundAHardDownModel(t *testing.T) {
+	// Recovery would restart the dead model and probe it with a trial
+	// call; this test is about routing alone.
+	_, nc := startTestNodeWith(t, "recovery: {enabled: false}")
+	deadCalls := 0
+	for i := range 20 {
+		_, resp := requestJSON(t, nc, `{"model":"dead","messages":[{"role":"user","content":"hi"}]}`)
+		require.Nil(t, resp.Error, "request %d: %v", i, resp.Error)
+		assert.Equal(t, "backup", resp.ServedBy, "request %d", i)
+		for _, a := range resp.Attempts {
+			if a.Model == "dead" {
+				deadCalls++
+			}
+		}
+	}
+	assert.Equal(t, 3, deadCalls, "the dead model is called until its breaker opens at 3 failures, then never")
 }

@@ -75,6 +75,11 @@ func modelSpecs(cfg *config.Config, log zerolog.Logger) ([]actors.ModelSpec, err
 			Health:        m.HealthConfig(),
 			Ramp:          m.RampConfig(),
 			ProbeTimeout:  m.HealthCheck.Timeout,
+			Streaming: providers.StreamDeadlines{
+				FirstToken: m.Streaming.FirstTokenTimeout,
+				Idle:       m.Streaming.IdleTimeout,
+				Total:      m.Streaming.TotalTimeout,
+			},
 		}
 		if m.HealthCheck.Enabled {
 			spec.ProbeInterval = m.HealthCheck.Interval
