@@ -61,3 +61,43 @@ func TestOpenMemberWithinGroupShareIsNotCalled(t *testing.T) {
 	assert.Equal(t, []string{"b=server_error"}, classes(resp.GetAttempts()), "attempts: a's breaker is open and within the group's share")
 	assert.Equal(t, int64(1), a.calls.Load(), "calls to a past its open breaker")
 }
+
+// With whenAllDown.reply, a request no model can take gets the configured
+// text as a degraded success instead of an error.
+func TestAllDownDegradedReply(t *testing.T) {
+	a := newSwitchable(answerFail)
+	h := startHiveWith(t, Config{
+		Group:   resilience.GroupConfig{PanicRate: -1},
+		AllDown: AllDown{Reply: "We are busy; please try again shortly."},
+		Models: []ModelSpec{{Name: "a", Provider: a, Retry: noRetry,
+			Breaker: resilience.BreakerConfig{ConsecutiveFailures: 1, OpenDuration: time.Hour}}},
+	})
+	infer(t, h, "a") // opens the breaker
+	resp := infer(t, h, "a")
+	assert.Nil(t, resp.GetError())
+	assert.Equal(t, "We are busy; please try again shortly.", resp.GetContent())
+	assert.Equal(t, DegradedReply, resp.GetServedBy())
+	assert.Equal(t, messages.Degradation_critical, resp.GetDegradation())
+	assert.Equal(t, int64(1), a.calls.Load(), "the open model is not called")
+}
+
+// With whenAllDown.wait, a request no model can take waits for one to
+// come back: here the model's breaker half-opens and the request is served.
+func TestAllDownWaitsForRecovery(t *testing.T) {
+	a := newSwitchable(answerFail)
+	rec := newRecorder()
+	h := startHiveWith(t, Config{
+		Publisher: rec,
+		Group:     resilience.GroupConfig{PanicRate: -1},
+		AllDown:   AllDown{Wait: waitLimit},
+		Recovery:  Recovery{Disabled: true},
+		Models: []ModelSpec{{Name: "a", Provider: a, Retry: noRetry,
+			Breaker: resilience.BreakerConfig{ConsecutiveFailures: 1, OpenDuration: 50 * time.Millisecond, MaxOpenDuration: 50 * time.Millisecond}}},
+	})
+	infer(t, h, "a") // opens the breaker
+	rec.breakerTo(t, "a", messages.BreakerState_open)
+	a.mode.Store(answerOK)
+	resp := infer(t, h, "a") // waits until the breaker half-opens
+	assert.Nil(t, resp.GetError(), "reply: %v", resp)
+	assert.Equal(t, "a", resp.GetServedBy())
+}

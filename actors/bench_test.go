@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/providers"
 	"github.com/cmmv-hive/resilience/providers/sim"
 	"github.com/cmmv-hive/resilience/resilience"
 )
@@ -132,4 +134,49 @@ func BenchmarkIdleModels(b *testing.B) {
 		b.ReportMetric(float64(after.Sys)/(1<<20), "sys-MiB")
 		h.Stop()
 	}
+}
+
+// counting wraps a provider and signals every call.
+type counting struct {
+	p     *sim.Model
+	calls chan struct{}
+}
+
+func (c counting) Complete(ctx context.Context, req *messages.InferRequest) (*providers.Result, error) {
+	res, err := c.p.Complete(ctx, req)
+	c.calls <- struct{}{}
+	return res, err
+}
+
+// BenchmarkProbe measures the node CPU one active health probe costs
+// (timer, goroutine, sim call with no latency, health update), with
+// probes back to back: the process's CPU time per probe.
+func BenchmarkProbe(b *testing.B) {
+	p, err := sim.New(sim.Config{Name: "probed"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := counting{p: p, calls: make(chan struct{}, 1024)}
+	h, err := New(Config{Node: "bench", Logger: zerolog.Nop(), Recovery: Recovery{Disabled: true},
+		Models: []ModelSpec{{Name: "probed", Provider: c, ProbeInterval: time.Microsecond}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Stop()
+	<-c.calls // probing has begun
+	before := cpuTime()
+	b.ResetTimer()
+	for range b.N {
+		<-c.calls
+	}
+	b.ReportMetric(float64((cpuTime()-before).Microseconds())/float64(b.N), "cpu-µs/probe")
+}
+
+// cpuTime is the process's user plus system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
