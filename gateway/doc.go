@@ -1,6 +1,17 @@
-// Package gateway is Hive's HTTP face: liveness and readiness now; the
-// OpenAI-compatible endpoint, /metrics and the dashboard as they land.
+// Package gateway is Hive's HTTP face: the OpenAI-compatible chat
+// completions endpoint (plain and streamed as SSE), the model list, liveness
+// and readiness; /metrics and the dashboard as they land.
 //
-// Handlers decode and forward; they hold no model state. Everything here is
-// safe for concurrent use by net/http.
+// Requests and replies keep OpenAI's shapes, so any OpenAI SDK is a client.
+// Errors use OpenAI's error object with type set to the Hive error class and
+// code to the Hive error code; the status is the class's
+// (messages.ErrorClass.Status), and Retry-After is sent whenever Hive knows
+// when to retry. Replies carry X-Hive-Served-By, X-Hive-Attempts,
+// X-Hive-Degradation, X-Hive-Node and X-Request-Id (reply.go documents the
+// attempts format); a stream that fails after text went out ends with an
+// error event and no [DONE] (stream.go).
+//
+// It imports messages and zerolog; the node passes its request path in as a
+// Dispatcher. Handlers decode and forward; they hold no model state.
+// Everything here is safe for concurrent use by net/http.
 package gateway

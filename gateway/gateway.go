@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// DefaultMaxBody is the request body limit when Config.MaxBody is zero.
+const DefaultMaxBody = 1 << 20
+
+// Dispatcher is the node's request path (actors.Hive implements it).
+type Dispatcher interface {
+	// Dispatch answers a request once, calling done exactly once from any
+	// goroutine.
+	Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse))
+	// DispatchStream answers with chunks: emit is called in order, never
+	// concurrently, from any goroutine; the last call has Final set (Outcome
+	// complete, or incomplete with Error), and carries ServedBy, Usage and
+	// Attempts. The gateway's emit never blocks, so it may be called from
+	// inside an actor.
+	DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk))
+}
+
+// Config is what New needs. Node, Dispatcher and Readiness are required.
+type Config struct {
+	// Node names this node in X-Hive-Node and in /healthz and /readyz.
+	Node string
+	// Dispatcher answers chat completions.
+	Dispatcher Dispatcher
+	// Models lists the configured model names for /v1/models. Nil lists none.
+	Models func() []string
+	// Readiness answers /readyz.
+	Readiness Readiness
+	// MaxBody limits a request body in bytes; a larger one gets 413. Zero
+	// means DefaultMaxBody (1 MiB).
+	MaxBody int64
+	// Logger receives one debug line per chat completion (request id, model,
+	// served_by, status); the zero value logs nothing. Request headers,
+	// Authorization among them, and message contents are never logged.
+	Logger zerolog.Logger
+}
+
+var (
+	// ErrNoDispatcher is returned by New when Config.Dispatcher is nil.
+	ErrNoDispatcher = errors.New("gateway: Config.Dispatcher is required")
+	// ErrNoReadiness is returned by New when Config.Readiness is nil.
+	ErrNoReadiness = errors.New("gateway: Config.Readiness is required")
+	// ErrNoNode is returned by New when Config.Node is empty.
+	ErrNoNode = errors.New("gateway: Config.Node is required")
+	// ErrMaxBody is returned by New when Config.MaxBody is negative.
+	ErrMaxBody = errors.New("gateway: Config.MaxBody must be >= 0")
+)
+
+// gateway holds the validated configuration; it has no mutable state.
+type gateway struct {
+	node       string
+	dispatcher Dispatcher
+	models     func() []string
+	maxBody    int64
+	log        zerolog.Logger
+	started    int64 // unix seconds, the "created" of every listed model
+}
+
+// New returns the node's HTTP handler: POST /v1/chat/completions,
+// GET /v1/models, GET /v1/models/{model}, and Health's /healthz and
+// /readyz. Any other path under /v1/ gets an OpenAI-shaped 404, and a wrong
+// method an OpenAI-shaped 405 with Allow. It fails when a required field of
+// c is missing or MaxBody is negative.
+func New(c Config) (http.Handler, error) {
+	switch {
+	case c.Node == "":
+		return nil, ErrNoNode
+	case c.Dispatcher == nil:
+		return nil, ErrNoDispatcher
+	case c.Readiness == nil:
+		return nil, ErrNoReadiness
+	case c.MaxBody < 0:
+		return nil, ErrMaxBody
+	}
+	g := &gateway{
+		node:       c.Node,
+		dispatcher: c.Dispatcher,
+		models:     c.Models,
+		maxBody:    c.MaxBody,
+		log:        c.Logger,
+		started:    time.Now().Unix(),
+	}
+	if g.maxBody == 0 {
+		g.maxBody = DefaultMaxBody
+	}
+	if g.models == nil {
+		g.models = func() []string { return nil }
+	}
+	health := Health(c.Node, c.Readiness)
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", health)
+	mux.Handle("/readyz", health)
+	mux.Handle("/v1/chat/completions", only(http.MethodPost, g.chat))
+	mux.Handle("/v1/models", only(http.MethodGet, g.listModels))
+	mux.Handle("/v1/models/{model}", only(http.MethodGet, g.getModel))
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, &messages.Error{
+			Class: messages.ErrorClass_bad_request, Code: "not_found", Message: "no such route",
+		})
+	})
+	return mux, nil
+}
+
+// only answers other methods than method with an OpenAI-shaped 405. The
+// mux's own 405 is plain text, which OpenAI clients cannot parse.
+func only(method string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", method)
+			writeError(w, http.StatusMethodNotAllowed, &messages.Error{
+				Class: messages.ErrorClass_bad_request, Code: "method_not_allowed",
+				Message: "method not allowed; use " + method,
+			})
+			return
+		}
+		h(w, r)
+	})
+}

@@ -1,0 +1,164 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// wait bounds every wait in these tests; nothing sleeps.
+const wait = 5 * time.Second
+
+// fake is a scripted Dispatcher. It answers from its own goroutines, as
+// the actors do, and the test's cleanup waits for them.
+type fake struct {
+	respond func(ctx context.Context, req *messages.InferRequest) *messages.InferResponse
+	script  func(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk))
+	wg      sync.WaitGroup
+	mu      sync.Mutex // guards got
+	got     []*messages.InferRequest
+}
+
+func newFake(t *testing.T) *fake {
+	f := &fake{}
+	t.Cleanup(f.wg.Wait)
+	return f
+}
+
+func (f *fake) record(req *messages.InferRequest) {
+	f.mu.Lock()
+	f.got = append(f.got, req)
+	f.mu.Unlock()
+}
+
+// last returns the last request dispatched, or nil.
+func (f *fake) last() *messages.InferRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.got) == 0 {
+		return nil
+	}
+	return f.got[len(f.got)-1]
+}
+
+func (f *fake) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
+	f.record(req)
+	f.wg.Go(func() { done(f.respond(ctx, req)) })
+}
+
+func (f *fake) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
+	f.record(req)
+	f.wg.Go(func() { f.script(ctx, req, emit) })
+}
+
+// answer makes a respond func that returns resp.
+func answer(resp *messages.InferResponse) func(context.Context, *messages.InferRequest) *messages.InferResponse {
+	return func(context.Context, *messages.InferRequest) *messages.InferResponse { return resp }
+}
+
+// emits makes a script that sends chunks in order.
+func emits(chunks ...*messages.InferChunk) func(context.Context, *messages.InferRequest, func(*messages.InferChunk)) {
+	return func(_ context.Context, _ *messages.InferRequest, emit func(*messages.InferChunk)) {
+		for _, c := range chunks {
+			emit(c)
+		}
+	}
+}
+
+type ready struct{}
+
+func (ready) Ready() error { return nil }
+
+// syncBuffer is a log sink that the handler and the test may share.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// handler builds the gateway over f, logging at debug level into log when
+// it is not nil.
+func handler(t *testing.T, f *fake, log *syncBuffer) http.Handler {
+	t.Helper()
+	c := Config{
+		Node:       "n1",
+		Dispatcher: f,
+		Models:     func() []string { return []string{"gpt-5", "claude-4-sonnet"} },
+		Readiness:  ready{},
+		MaxBody:    4096,
+	}
+	if log != nil {
+		c.Logger = zerolog.New(log).Level(zerolog.DebugLevel)
+	}
+	h, err := New(c)
+	require.NoError(t, err)
+	return h
+}
+
+// post runs one request through h and returns the recorded response.
+func post(h http.Handler, body string, header map[string]string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		r.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+// events splits an SSE body into its data payloads.
+func events(t *testing.T, body string) []string {
+	t.Helper()
+	var out []string
+	for _, ev := range strings.Split(body, "\n\n") {
+		if ev == "" {
+			continue
+		}
+		data, ok := strings.CutPrefix(ev, "data: ")
+		require.Truef(t, ok, "event %q is not a data line", ev)
+		out = append(out, data)
+	}
+	return out
+}
+
+const simple = `{"model":"gpt-5","messages":[{"role":"user","content":"hi"}]}`
+const streamed = `{"model":"gpt-5","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+
+func timeout() <-chan time.Time { return time.After(wait) }
+
+// waitFor waits for ch to be closed, at most wait.
+func waitFor(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-timeout():
+		t.Fatalf("%s did not happen within %v", what, wait)
+	}
+}
