@@ -2,6 +2,9 @@ package bus_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -86,8 +90,32 @@ func containsAll(s string, parts []string) bool {
 }
 
 // echoDispatcher answers at once, inside Dispatch: content "echo: <last
-// message>", or a server_error for model "fail".
+// message>", or a server_error for model "fail". It streams by script, inside
+// DispatchStream: one delta per word of the last message ("hello", " big",
+// " world"), then a final chunk, complete with usage {1, words}, or for
+// model "cut" incomplete with a stream_cut error.
 type echoDispatcher struct{}
+
+func (echoDispatcher) DispatchStream(_ context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
+	var last string
+	if n := len(req.GetMessages()); n > 0 {
+		last = req.GetMessages()[n-1].GetContent()
+	}
+	words := strings.Fields(last)
+	for i, w := range words {
+		if i > 0 {
+			w = " " + w
+		}
+		emit(&messages.InferChunk{Delta: w}) // request_id and seq left to the ingress
+	}
+	if req.GetModel() == "cut" {
+		emit(&messages.InferChunk{Final: true, Outcome: messages.InferChunk_incomplete, ServedBy: req.GetModel(),
+			Error: messages.Failure(messages.ErrorClass_stream_cut, "upstream_closed", "upstream closed mid-answer")})
+		return
+	}
+	emit(&messages.InferChunk{Final: true, Outcome: messages.InferChunk_complete, ServedBy: req.GetModel(),
+		Usage: &messages.Usage{PromptTokens: 1, CompletionTokens: int32(len(words))}})
+}
 
 func (echoDispatcher) Dispatch(_ context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
 	if req.GetModel() == "fail" {
@@ -108,14 +136,39 @@ type heldCall struct {
 	done func(*messages.InferResponse)
 }
 
-// queueDispatcher hands every request to the test, which answers when and
-// in whatever order it likes.
+// heldStream is a stream request a queueDispatcher holds; the test emits
+// its chunks.
+type heldStream struct {
+	ctx  context.Context
+	req  *messages.InferRequest
+	emit func(*messages.InferChunk)
+}
+
+// queueDispatcher hands every request and stream to the test, which answers
+// when and in whatever order it likes.
 type queueDispatcher struct {
-	calls chan heldCall
+	calls   chan heldCall
+	streams chan heldStream
 }
 
 func newQueueDispatcher() *queueDispatcher {
-	return &queueDispatcher{calls: make(chan heldCall, 1024)}
+	return &queueDispatcher{calls: make(chan heldCall, 1024), streams: make(chan heldStream, 1024)}
+}
+
+func (d *queueDispatcher) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
+	d.streams <- heldStream{ctx: ctx, req: req, emit: emit} // buffered beyond any test's load: never blocks
+}
+
+// nextStream waits for the next dispatched stream request.
+func (d *queueDispatcher) nextStream(t *testing.T) heldStream {
+	t.Helper()
+	select {
+	case s := <-d.streams:
+		return s
+	case <-time.After(wait):
+		t.Fatalf("no stream dispatched after %s", wait)
+		return heldStream{}
+	}
 }
 
 func (d *queueDispatcher) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
@@ -194,4 +247,94 @@ func encode(t *testing.T, enc bus.Encoding, m *messages.InferRequest) []byte {
 
 func hello(model string) *messages.InferRequest {
 	return &messages.InferRequest{Model: model, Messages: []*messages.ChatMessage{{Role: "user", Content: "hello"}}}
+}
+
+// maxChunks bounds readStream, so that a stream that never ends fails the
+// test instead of hanging it.
+const maxChunks = 1000
+
+// openStream starts a stream request the way a client should (see the
+// Ingress doc): subscribe to a new inbox first, so that no chunk can come
+// before the subscription exists, then publish the request with the inbox as
+// its reply subject. The caller reads the chunks with nextChunk.
+func openStream(nc *nats.Conn, body []byte, h nats.Header) (*nats.Subscription, error) {
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", inbox, err)
+	}
+	if err := nc.PublishMsg(&nats.Msg{Subject: subjects.Infer(), Reply: inbox, Header: h, Data: body}); err != nil {
+		return nil, errors.Join(fmt.Errorf("publish: %w", err), sub.Unsubscribe())
+	}
+	return sub, nil
+}
+
+// nextChunk reads the next chunk of a stream in enc. NextMsg reports
+// nats.ErrNoResponders when no node serves the subject, as nc.Request would.
+func nextChunk(sub *nats.Subscription, enc bus.Encoding) (*nats.Msg, *messages.InferChunk, error) {
+	m, err := sub.NextMsg(wait)
+	if err != nil {
+		return nil, nil, fmt.Errorf("next chunk: %w", err)
+	}
+	ch := new(messages.InferChunk)
+	if err := bus.Decode(enc, m.Data, ch); err != nil {
+		return m, nil, fmt.Errorf("chunk %q: %w", m.Data, err)
+	}
+	return m, ch, nil
+}
+
+// collectStream sends a stream request and reads its chunks up to and
+// including the final one. It is safe to call from any goroutine: it
+// returns an error rather than failing the test.
+func collectStream(nc *nats.Conn, enc bus.Encoding, body []byte, h nats.Header) ([]*nats.Msg, []*messages.InferChunk, error) {
+	sub, err := openStream(nc, body, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }() // only ours; the connection's close would end it too
+	return readChunks(sub, enc)
+}
+
+// readChunks reads chunks in enc from sub up to and including the final
+// one, or until an error.
+func readChunks(sub *nats.Subscription, enc bus.Encoding) ([]*nats.Msg, []*messages.InferChunk, error) {
+	var (
+		msgs   []*nats.Msg
+		chunks []*messages.InferChunk
+	)
+	for range maxChunks {
+		m, ch, err := nextChunk(sub, enc)
+		if err != nil {
+			return msgs, chunks, fmt.Errorf("after %d chunks: %w", len(chunks), err)
+		}
+		msgs, chunks = append(msgs, m), append(chunks, ch)
+		if ch.GetFinal() {
+			return msgs, chunks, nil
+		}
+	}
+	return msgs, chunks, fmt.Errorf("no final chunk after %d chunks", maxChunks)
+}
+
+// readStream sends req with stream true in enc and returns every message
+// and chunk, the final one last.
+func readStream(t *testing.T, nc *nats.Conn, enc bus.Encoding, req *messages.InferRequest, h nats.Header) ([]*nats.Msg, []*messages.InferChunk) {
+	t.Helper()
+	req.Stream = true
+	msgs, chunks, err := collectStream(nc, enc, encode(t, enc, req), h)
+	require.NoError(t, err)
+	return msgs, chunks
+}
+
+// statsData returns the ingress counters that `nats micro stats hive`
+// shows for the infer endpoint.
+func statsData(t *testing.T, nc *nats.Conn) string {
+	t.Helper()
+	subject, err := micro.ControlSubject(micro.StatsVerb, bus.ServiceName, "")
+	require.NoError(t, err)
+	m, err := nc.Request(subject, nil, wait)
+	require.NoError(t, err)
+	var stats micro.Stats
+	require.NoError(t, json.Unmarshal(m.Data, &stats), "stats %s", m.Data)
+	require.Len(t, stats.Endpoints, 1)
+	return string(stats.Endpoints[0].Data)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
@@ -28,15 +29,26 @@ const (
 	stopFlushTimeout = 10 * time.Second
 )
 
-// Dispatcher receives the requests an Ingress decodes. Dispatch runs on the
-// NATS callback, so it must not block: it hands req on and returns. It calls
-// done exactly once, from any goroutine, with the reply, error replies
-// included; done takes ownership of the reply and fills in request_id and
-// node when they are empty. ctx is cancelled when the ingress stops; if Stop
-// had to give up on the request first, done's reply is dropped because the
-// caller already got a node_stopping error.
+// Dispatcher receives the requests an Ingress decodes. Both methods run on
+// the NATS callback, so they must not block: they hand req on and return.
+// ctx is cancelled when the ingress stops.
+//
+// Dispatch serves a request with stream false. It calls done exactly once,
+// from any goroutine, with the reply, error replies included; done takes
+// ownership of the reply and fills in request_id and node when they are
+// empty. If Stop had to give up on the request first, done's reply is
+// dropped because the caller already got a node_stopping error.
+//
+// DispatchStream serves a request with stream true. It calls emit in order,
+// never concurrently, from any goroutine; the last call has Final set
+// (outcome complete, or incomplete with the error that ended the answer).
+// emit takes ownership of the chunk and fills in request_id and seq
+// (counting from 1) when they are empty. If Stop had to give up on the
+// stream first, the caller already got a node_stopping final chunk and
+// every later emit is dropped.
 type Dispatcher interface {
 	Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse))
+	DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk))
 }
 
 // IngressConfig configures StartIngress.
@@ -65,6 +77,37 @@ type IngressConfig struct {
 // requests are in flight at once. Every decoded request gets exactly one
 // reply, even during Stop.
 //
+// A request with stream true is answered with a sequence of InferChunk
+// published to its reply subject, in its encoding, each with the
+// Content-Type header, ending with exactly one final chunk (final true,
+// outcome complete or incomplete). A final chunk with outcome incomplete
+// also carries the micro error headers, as an error reply does, so that
+// stock tools (`nats req`, micro clients) see the stream failed; the other
+// chunks carry none. A stream request refused before dispatch (no model,
+// node stopped) gets a single final chunk with the error; only a body that
+// does not decode gets an InferResponse. Streams count as in flight like
+// any request: Stop waits for them and, when it gives up, ends each with a
+// node_stopping final chunk.
+//
+// nc.Request returns the first chunk only, so a client reads a stream from
+// its own inbox subscription, made before the request is published so that
+// no chunk is missed; chunks arrive in order:
+//
+//	inbox := nats.NewInbox()
+//	sub, err := nc.SubscribeSync(inbox)
+//	defer sub.Unsubscribe()
+//	err = nc.PublishRequest("hive.v1.infer", inbox, body) // body has stream true
+//	for {
+//		m, err := sub.NextMsg(timeout)
+//		// nats.ErrNoResponders: no node serves the subject (the server's
+//		// 503 status message, reported as nc.Request reports it);
+//		// nats.ErrTimeout: nothing came in time.
+//		chunk := new(messages.InferChunk) // bus.Decode per m's Content-Type
+//		if chunk.GetFinal() {
+//			break // outcome complete, or incomplete with chunk.Error
+//		}
+//	}
+//
 // Replies to dispatched requests are published directly on the connection
 // with the micro error headers (Nats-Service-Error-Code and
 // Nats-Service-Error) set by hand: micro's Request.Respond and Request.Error
@@ -72,7 +115,7 @@ type IngressConfig struct {
 // after the handler returns, so calling them later from another goroutine is
 // a data race. The micro endpoint stats therefore count only the requests
 // answered inside the callback as errors; the "data" of each endpoint's
-// stats carries the ingress's own counters.
+// stats carries the ingress's own counters, streams included.
 type Ingress struct {
 	nc         *nats.Conn
 	node       string
@@ -92,9 +135,11 @@ type Ingress struct {
 	nextID  uint64
 	idle    chan struct{} // set by Stop; closed when pending empties
 
-	replied   atomic.Int64 // replies sent, errors included
-	failed    atomic.Int64 // error replies sent
-	abandoned atomic.Int64 // requests Stop answered with node_stopping
+	replied   atomic.Int64 // replies sent, errors and final chunks included
+	failed    atomic.Int64 // error replies and incomplete final chunks sent
+	abandoned atomic.Int64 // requests and streams Stop ended with node_stopping
+	streams   atomic.Int64 // stream requests dispatched
+	chunks    atomic.Int64 // stream chunks sent, final ones included
 }
 
 type ingressState int
@@ -105,24 +150,30 @@ const (
 	stopped               // Stop ended: any late delivery is refused
 )
 
-// call is one dispatched request waiting for its reply.
+// call is one dispatched request waiting for its reply, or one stream
+// waiting for its final chunk.
 type call struct {
 	id        uint64
 	reply     string
 	enc       Encoding
 	requestID string
-	// claimed and abandoned are guarded by Ingress.mu. claimed is set by
-	// whoever sends the one reply: done, or Stop when it gives up
-	// (abandoned).
+	// claimed and abandoned are guarded by Ingress.mu and used only when
+	// stream is nil. claimed is set by whoever sends the one reply: done,
+	// or Stop when it gives up (abandoned).
 	claimed, abandoned bool
+	// stream is set for a request with stream true.
+	stream *stream
 }
 
 // ingressStats is the "data" of the infer endpoint in `nats micro stats`.
 type ingressStats struct {
-	InFlight  int   `json:"in_flight"`
-	Replied   int64 `json:"replied"`
-	Errors    int64 `json:"errors"`
-	Abandoned int64 `json:"abandoned"`
+	InFlight  int   `json:"in_flight"` // requests and streams not yet answered
+	Streaming int   `json:"streaming"` // of which streams
+	Replied   int64 `json:"replied"`   // replies, a stream's final chunk counting as its reply
+	Errors    int64 `json:"errors"`    // error replies and incomplete final chunks
+	Abandoned int64 `json:"abandoned"` // requests and streams Stop ended with node_stopping
+	Streams   int64 `json:"streams"`   // stream requests dispatched
+	Chunks    int64 `json:"chunks"`    // stream chunks sent, final ones included
 }
 
 // StartIngress registers the infer endpoint on c.Conn and starts taking
@@ -175,6 +226,7 @@ func StartIngress(c IngressConfig) (*Ingress, error) {
 			"node":      c.Node,
 			"request":   string((*messages.InferRequest)(nil).ProtoReflect().Descriptor().FullName()),
 			"response":  string((*messages.InferResponse)(nil).ProtoReflect().Descriptor().FullName()),
+			"chunk":     string((*messages.InferChunk)(nil).ProtoReflect().Descriptor().FullName()),
 			"encodings": contentTypeProtobuf + " " + contentTypeJSON,
 		}))
 	if err != nil {
@@ -205,27 +257,27 @@ func (in *Ingress) handle(r micro.Request) {
 	enc := DetectEncoding(nats.Header(r.Headers()), body)
 	req := new(messages.InferRequest)
 	if err := Decode(enc, body, req); err != nil {
-		in.refuse(r, enc, "", messages.Failure(messages.ErrorClass_bad_request, "malformed_request", "%v", err))
+		// Whether it asked for a stream is unknown: the reply is an
+		// InferResponse.
+		in.refuse(r, enc, nil, messages.Failure(messages.ErrorClass_bad_request, "malformed_request", "%v", err))
 		return
 	}
 	if req.RequestId == "" {
 		req.RequestId = nuid.Next()
 	}
-	switch {
-	case req.Model == "":
-		in.refuse(r, enc, req.RequestId, messages.Failure(messages.ErrorClass_bad_request, "missing_model", "model is required"))
-		return
-	case req.Stream:
-		in.refuse(r, enc, req.RequestId, messages.Failure(messages.ErrorClass_bad_request, "streaming_unsupported",
-			"streaming over NATS is not supported yet: send stream false"))
+	if req.Model == "" {
+		in.refuse(r, enc, req, messages.Failure(messages.ErrorClass_bad_request, "missing_model", "model is required"))
 		return
 	}
 
 	c := &call{reply: r.Reply(), enc: enc, requestID: req.RequestId}
+	if req.Stream {
+		c.stream = new(stream)
+	}
 	in.mu.Lock()
 	if in.state == stopped {
 		in.mu.Unlock()
-		in.refuse(r, enc, req.RequestId, nodeStopping())
+		in.refuse(r, enc, req, nodeStopping())
 		return
 	}
 	in.nextID++
@@ -233,13 +285,27 @@ func (in *Ingress) handle(r micro.Request) {
 	in.pending[c.id] = c
 	in.mu.Unlock()
 
+	if c.stream != nil {
+		in.streams.Add(1)
+		in.dispatcher.DispatchStream(in.ctx, req, func(ch *messages.InferChunk) { in.emit(c, ch) })
+		return
+	}
 	in.dispatcher.Dispatch(in.ctx, req, func(resp *messages.InferResponse) { in.done(c, resp) })
 }
 
 // refuse answers r inside the callback with an error reply, through micro's
-// Request.Error so that micro counts it and sets the error headers.
-func (in *Ingress) refuse(r micro.Request, enc Encoding, requestID string, e *messages.Error) {
-	body, err := Encode(enc, &messages.InferResponse{RequestId: requestID, Node: in.node, Error: e})
+// Request.Error so that micro counts it and sets the error headers. The
+// reply to a stream request is its one and final chunk, so that a streaming
+// client always reads InferChunk; req is nil when the body did not decode,
+// and then the reply is an InferResponse.
+func (in *Ingress) refuse(r micro.Request, enc Encoding, req *messages.InferRequest, e *messages.Error) {
+	requestID := req.GetRequestId()
+	var reply proto.Message = &messages.InferResponse{RequestId: requestID, Node: in.node, Error: e}
+	if req.GetStream() {
+		reply = &messages.InferChunk{RequestId: requestID, Seq: 1, Final: true,
+			Outcome: messages.InferChunk_incomplete, Error: e}
+	}
+	body, err := Encode(enc, reply)
 	if err != nil {
 		in.log.Error().Err(err).Msg("infer error reply not encoded")
 	}
@@ -311,7 +377,8 @@ func (in *Ingress) send(c *call, resp *messages.InferResponse) {
 	}
 }
 
-// release forgets an answered call and wakes Stop when none is left.
+// release forgets an answered call or ended stream and wakes Stop when none
+// is left.
 func (in *Ingress) release(c *call) {
 	in.mu.Lock()
 	delete(in.pending, c.id)
@@ -340,7 +407,8 @@ func nodeStopping() *messages.Error {
 	return messages.Failure(messages.ErrorClass_no_capacity, "node_stopping", "the node stopped before the request was served")
 }
 
-// InFlight returns the number of dispatched requests not yet answered.
+// InFlight returns the number of dispatched requests not yet answered,
+// open streams included.
 func (in *Ingress) InFlight() int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -348,22 +416,35 @@ func (in *Ingress) InFlight() int {
 }
 
 func (in *Ingress) stats() ingressStats {
+	in.mu.Lock()
+	inFlight, streaming := len(in.pending), 0
+	for _, c := range in.pending {
+		if c.stream != nil {
+			streaming++
+		}
+	}
+	in.mu.Unlock()
 	return ingressStats{
-		InFlight:  in.InFlight(),
+		InFlight:  inFlight,
+		Streaming: streaming,
 		Replied:   in.replied.Load(),
 		Errors:    in.failed.Load(),
 		Abandoned: in.abandoned.Load(),
+		Streams:   in.streams.Load(),
+		Chunks:    in.chunks.Load(),
 	}
 }
 
 // Stop stops taking requests and waits for the ones in flight. It stops the
 // micro service first, so the queue subscription goes away and other nodes
 // get the traffic, then lets the requests already delivered to this node
-// through, and waits until every dispatched request is answered or ctx
-// ends. When ctx ends first, each request still in flight is answered with
-// {no_capacity, "node_stopping"}, the Dispatcher's context is cancelled, and
-// the error (matching ErrAbandoned and ctx's error) says how many there
-// were. A second Stop returns nil.
+// through, and waits until every dispatched request is answered and every
+// stream has sent its final chunk, or ctx ends. When ctx ends first, each
+// request still in flight is answered with {no_capacity, "node_stopping"},
+// each open stream gets a final chunk {outcome incomplete, error
+// {no_capacity, "node_stopping"}} and drops later emits, the Dispatcher's
+// context is cancelled, and the error (matching ErrAbandoned and ctx's
+// error) says how many there were. A second Stop returns nil.
 func (in *Ingress) Stop(ctx context.Context) error {
 	in.stopMu.Lock()
 	defer in.stopMu.Unlock()
@@ -384,7 +465,11 @@ func (in *Ingress) Stop(ctx context.Context) error {
 	abandoned := in.giveUp()
 	in.cancel()
 	for _, c := range abandoned {
-		in.send(c, &messages.InferResponse{Error: nodeStopping()})
+		if c.stream != nil {
+			in.publishChunk(c, c.stream.stopChunk())
+		} else {
+			in.send(c, &messages.InferResponse{Error: nodeStopping()})
+		}
 		in.release(c)
 	}
 	if n := len(abandoned); n > 0 {
@@ -440,7 +525,8 @@ func (in *Ingress) waitIdle(ctx context.Context) {
 }
 
 // giveUp marks the ingress stopped and claims every request not yet
-// answered, so that Stop answers them and their late replies are dropped.
+// answered and every stream not yet ended, so that Stop answers them and
+// their late replies and chunks are dropped.
 func (in *Ingress) giveUp() []*call {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -448,6 +534,12 @@ func (in *Ingress) giveUp() []*call {
 	in.idle = nil
 	var out []*call
 	for _, c := range in.pending {
+		if c.stream != nil {
+			if c.stream.abandon() {
+				out = append(out, c)
+			}
+			continue
+		}
 		if !c.claimed {
 			c.claimed, c.abandoned = true, true
 			out = append(out, c)

@@ -67,8 +67,6 @@ func TestIngressReplyEncoding(t *testing.T) {
 
 func TestIngressRefusals(t *testing.T) {
 	_, client := setup(t, echoDispatcher{})
-	streaming := hello("gpt-5")
-	streaming.Stream = true
 
 	tests := []struct {
 		name     string
@@ -81,7 +79,6 @@ func TestIngressRefusals(t *testing.T) {
 		{"protobuf that does not parse", bus.Protobuf, []byte("\xff\xff\xff\xff"), "malformed_request"},
 		{"missing model, protobuf", bus.Protobuf, encode(t, bus.Protobuf, &messages.InferRequest{}), "missing_model"},
 		{"missing model, json", bus.JSON, []byte(`{"messages":[{"role":"user","content":"hi"}]}`), "missing_model"},
-		{"streaming", bus.JSON, encode(t, bus.JSON, streaming), "streaming_unsupported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,6 +209,7 @@ func TestIngressDiscoverable(t *testing.T) {
 	assert.Equal(t, "hive", ep.QueueGroup)
 	assert.Equal(t, "n1", ep.Metadata["node"])
 	assert.Equal(t, "hive.v1.InferRequest", ep.Metadata["request"])
+	assert.Equal(t, "hive.v1.InferChunk", ep.Metadata["chunk"])
 
 	subject, err = micro.ControlSubject(micro.StatsVerb, bus.ServiceName, "")
 	require.NoError(t, err)
@@ -221,7 +219,8 @@ func TestIngressDiscoverable(t *testing.T) {
 	require.NoError(t, json.Unmarshal(m.Data, &stats), "stats %s", m.Data)
 	require.Len(t, stats.Endpoints, 1)
 	assert.Equal(t, 1, stats.Endpoints[0].NumRequests)
-	assert.JSONEq(t, `{"in_flight":0,"replied":1,"errors":0,"abandoned":0}`, string(stats.Endpoints[0].Data))
+	assert.JSONEq(t, `{"in_flight":0,"streaming":0,"replied":1,"errors":0,"abandoned":0,"streams":0,"chunks":0}`,
+		string(stats.Endpoints[0].Data))
 
 	subject, err = micro.ControlSubject(micro.PingVerb, "", "")
 	require.NoError(t, err)
