@@ -184,3 +184,31 @@ func TestNodeRoutesAroundAHardDownModel(t *testing.T) {
 	}
 	assert.Equal(t, 3, deadCalls, "the dead model is called until its breaker opens at 3 failures, then never")
 }
+
+// A streamed request over NATS: pieces to the reply inbox in order, the
+// final chunk last; a failing primary fails over before the first piece.
+func TestNodeStreamsOverNATS(t *testing.T) {
+	_, nc := startTestNode(t)
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	require.NoError(t, err)
+	require.NoError(t, nc.PublishRequest("hive.v1.infer", inbox,
+		[]byte(`{"model":"broken","stream":true,"messages":[{"role":"user","content":"stream please"}]}`)))
+	var text string
+	for seq := uint32(1); ; seq++ {
+		msg, err := sub.NextMsg(requestLimit)
+		require.NoError(t, err)
+		var c messages.InferChunk
+		require.NoError(t, protojsonUnmarshal(msg.Data, &c), "chunk %s", msg.Data)
+		assert.Equal(t, seq, c.Seq, "chunks in order")
+		text += c.Delta
+		if c.Final {
+			assert.Equal(t, messages.InferChunk_complete, c.Outcome, "final: %v", &c)
+			assert.Equal(t, "backup", c.ServedBy)
+			require.NotEmpty(t, c.Attempts)
+			assert.Equal(t, "broken", c.Attempts[0].Model)
+			break
+		}
+	}
+	assert.Equal(t, "backup here", text, "only the fallback's answer reached the client")
+}
