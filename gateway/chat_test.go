@@ -94,6 +94,11 @@ func TestChatErrorClasses(t *testing.T) {
 					want = "2"
 				}
 				assert.Equal(t, want, rec.Header().Get("Retry-After"))
+				if retryAfter > 0 {
+					assert.Equal(t, "1500", rec.Header().Get("Retry-After-Ms"))
+				} else {
+					assert.Empty(t, rec.Header().Get("Retry-After-Ms"))
+				}
 				assert.Equal(t, "gpt-5="+class.String(), rec.Header().Get("X-Hive-Attempts"))
 				assert.Empty(t, rec.Header().Get("X-Hive-Served-By"))
 			})

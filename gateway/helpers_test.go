@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -161,4 +162,13 @@ func waitFor(t *testing.T, ch <-chan struct{}, what string) {
 	case <-timeout():
 		t.Fatalf("%s did not happen within %v", what, wait)
 	}
+}
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
 }

@@ -22,6 +22,8 @@ const (
 	headerDegradation = "X-Hive-Degradation"
 	headerNode        = "X-Hive-Node"
 	headerRetryAfter  = "Retry-After"
+	// headerRetryAfterMs is OpenAI's exact form, which its SDKs prefer.
+	headerRetryAfterMs = "Retry-After-Ms"
 )
 
 // completion is OpenAI's chat.completion object.
@@ -90,7 +92,8 @@ func errorStatus(e *messages.Error) int {
 }
 
 // writeError answers with status and e in OpenAI's error shape, with
-// Retry-After (whole seconds, rounded up) when e says when to retry.
+// Retry-After (whole seconds, rounded up) and Retry-After-Ms when e says
+// when to retry.
 func writeError(w http.ResponseWriter, status int, e *messages.Error) {
 	writeErrorParam(w, status, e, "")
 }
@@ -98,6 +101,7 @@ func writeError(w http.ResponseWriter, status int, e *messages.Error) {
 func writeErrorParam(w http.ResponseWriter, status int, e *messages.Error, param string) {
 	if ms := e.GetRetryAfterMs(); ms > 0 {
 		w.Header().Set(headerRetryAfter, strconv.Itoa(int((int64(ms)+999)/1000)))
+		w.Header().Set(headerRetryAfterMs, strconv.Itoa(int(ms)))
 	}
 	writeJSON(w, status, toErrorBody(e, param))
 }
