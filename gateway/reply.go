@@ -14,8 +14,9 @@ import (
 //
 //	X-Hive-Attempts: gpt-5=server_error,gpt-5=server_error,claude-4-sonnet=ok
 //
-// A retry of the same model appears as another pair. Model names are
-// validated by config to hold no commas or equals signs.
+// A retry of the same model appears as another pair. Config allows only
+// letters, digits, "-" and "_" in model names, so the list splits
+// unambiguously on "," and "=".
 const (
 	headerServedBy    = "X-Hive-Served-By"
 	headerAttempts    = "X-Hive-Attempts"
