@@ -116,7 +116,7 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := n.listenHTTP(f.httpAddr, f.nodeID); err != nil {
+	if err := n.listenHTTP(f.httpAddr, f.nodeID, cfg); err != nil {
 		return err
 	}
 	log.Info().
@@ -168,16 +168,26 @@ func (n *node) connect(f *serveFlags, log zerolog.Logger) error {
 	return err
 }
 
-func (n *node) listenHTTP(addr, node string) error {
+func (n *node) listenHTTP(addr, node string, cfg *config.Config) error {
 	if addr == "off" || addr == "" {
 		return nil
+	}
+	handler, err := gateway.New(gateway.Config{
+		Node:       node,
+		Dispatcher: n.hive,
+		Models:     func() []string { return cfg.Order },
+		Readiness:  n,
+		Logger:     n.log,
+	})
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("http: listen %s: %w (choose another with --http-addr, or --http-addr off)", addr, err)
 	}
 	n.httpURL = "http://" + ln.Addr().String()
-	n.http = &http.Server{Handler: gateway.Health(node, n), ReadHeaderTimeout: 10 * time.Second}
+	n.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	n.httpErr = make(chan error, 1)
 	go func() { n.httpErr <- n.http.Serve(ln) }()
 	return nil
