@@ -212,3 +212,26 @@ func TestNodeStreamsOverNATS(t *testing.T) {
 	}
 	assert.Equal(t, "backup here", text, "only the fallback's answer reached the client")
 }
+
+// The node publishes its models' events on NATS as they happen: here the
+// breaker of a hard-down model opening.
+func TestNodePublishesBreakerEvents(t *testing.T) {
+	_, nc := startTestNodeWith(t, "recovery: {enabled: false}")
+	sub, err := nc.SubscribeSync("hive.v1.events.breaker.e2e.dead")
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	for range 3 {
+		requestJSON(t, nc, `{"model":"dead","messages":[{"role":"user","content":"hi"}]}`)
+	}
+	for {
+		msg, err := sub.NextMsg(requestLimit)
+		require.NoError(t, err, "a breaker event for dead")
+		var ev messages.BreakerTransition
+		require.NoError(t, proto.Unmarshal(msg.Data, &ev))
+		if ev.To == messages.BreakerState_open {
+			assert.Equal(t, "e2e", ev.Node)
+			assert.Equal(t, int32(3), ev.Evidence.GetConsecutiveFailures())
+			return
+		}
+	}
+}

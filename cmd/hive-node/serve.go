@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cmmv-hive/resilience/actors"
 	"github.com/cmmv-hive/resilience/bus"
@@ -68,6 +69,7 @@ type node struct {
 	nc      *nats.Conn
 	hive    *actors.Hive
 	ingress *bus.Ingress
+	events  []*nats.Subscription // other nodes' health, for recovery
 	http    *http.Server
 	httpErr chan error
 	natsURL string // where clients reach NATS, for the startup log
@@ -100,11 +102,16 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	subjects := bus.NewSubjects(cfg.Global.SubjectPrefix)
+	hc.Publisher = bus.NewEvents(n.nc, subjects, log)
 	n.hive, err = actors.New(hc)
 	if err != nil {
 		return err
 	}
-	subjects := bus.NewSubjects(cfg.Global.SubjectPrefix)
+	// Recovery also sees other nodes' health and breaker events.
+	if n.events, err = bus.SubscribeHealth(n.nc, subjects, log, func(ev proto.Message) { n.hive.Observe(ev) }); err != nil {
+		return fmt.Errorf("subscribe to health events: %w", err)
+	}
 	n.ingress, err = bus.StartIngress(bus.IngressConfig{
 		Conn:       n.nc,
 		Subjects:   subjects,
@@ -231,6 +238,9 @@ func (n *node) close() {
 		_ = n.http.Shutdown(ctx)
 		cancel()
 		<-n.httpErr
+	}
+	for _, sub := range n.events {
+		_ = sub.Unsubscribe()
 	}
 	if n.hive != nil {
 		n.hive.Stop()
