@@ -52,5 +52,9 @@ lint: ## go vet and a gofmt check
 bench: ## benchmarks (figures, never assertions)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-gateway
+bench-gateway: ## the HTTP gateway in front of a local mock OpenAI upstream, with wrk (about 100 s)
+	GO=$(GO) bash bench/gateway.sh
+
 clean: ## remove build output and the embedded server's data
 	rm -rf $(BIN) data

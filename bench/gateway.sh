@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# bench/gateway.sh (make bench-gateway): measures the node's OpenAI-compatible
+# HTTP gateway in front of a local mock OpenAI-compatible upstream, and the
+# mock on its own for comparison. Loopback only; takes about 100 s.
+#
+# It builds bin/hive-node and bin/mock-openai, starts two mocks (one healthy,
+# one answering 500 to every call), writes a temporary configuration with two
+# models, direct-ok (openai provider -> healthy mock) and dead-primary
+# (openai -> dead mock, fallbacks [direct-ok], no retry), starts a node on
+# free ports, and runs wrk (bench/chat.lua: one non-streamed chat completion
+# per request) for BENCH_DURATION seconds per case:
+#   (a) straight to the mock, 1 / 16 / 64 connections
+#   (b) through the gateway to direct-ok, 1 / 16 / 64
+#   (c) through the gateway to dead-primary, 16 / 64
+# Each target first gets an unrecorded BENCH_WARMUP-second run at 16
+# connections (fills connection pools; for dead-primary it also lets the
+# breaker see its first failures, as it would in any steady state).
+# Then it prints a table, the node's resident memory (VmHWM, the peak, and
+# VmRSS from /proc/<pid>/status) and the comparisons, and stops everything.
+#
+# Nothing is pinned: wrk, the node and the mock share the machine's cores as
+# they would on a developer's machine (BENCH_TASKSET="taskset -c 1" prefixes
+# the wrk command, for experiments only). The figures are what they are: the
+# script asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+TASKSET=${BENCH_TASKSET:-}
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends wrk >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+fi
+command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
+
+echo "building bin/hive-node and bin/mock-openai" >&2
+mkdir -p bin
+$GO build -o bin/hive-node ./cmd/hive-node
+$GO build -o bin/mock-openai ./cmd/mock-openai
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  local p i
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_mock NAME STATUS: starts a mock and sets $addr to where it listens.
+start_mock() {
+  bin/mock-openai --addr 127.0.0.1:0 --status "$2" >"$tmp/$1.out" 2>&1 &
+  pids+=($!)
+  addr=
+  for _ in $(seq 100); do
+    addr=$(grep -m1 -E '^[0-9.]+:[0-9]+$' "$tmp/$1.out" || true)
+    [ -n "$addr" ] && return
+    sleep 0.1
+  done
+  echo "mock $1 did not start:" >&2; cat "$tmp/$1.out" >&2; exit 1
+}
+start_mock ok 200;  ok=$addr
+start_mock dead 500; dead=$addr
+
+mkdir -p "$tmp/config"
+cat >"$tmp/config/models-resilience.yml" <<EOF
+models:
+  direct-ok:
+    provider: openai
+    endpoint: http://$ok/v1
+  dead-primary:
+    provider: openai
+    endpoint: http://$dead/v1
+    fallbacks: [direct-ok]
+    retry: {maxRetries: 0}
+EOF
+
+# The node logs where it serves HTTP at info level only, and the bench runs it
+# at warn; so a port is picked here, and another one tried if it was taken.
+gw=
+for attempt in 1 2 3 4 5; do
+  port=$((20000 + RANDOM % 40000))
+  command -v ss >/dev/null && [ -n "$(ss -Htln "sport = :$port")" ] && continue
+  bin/hive-node serve --config-dir "$tmp/config" --nats-listen 127.0.0.1:-1 --http-addr "127.0.0.1:$port" \
+    --data-dir "$tmp/data" --node-id bench --log-level warn --log-format json >"$tmp/node.log" 2>&1 &
+  node=$!
+  pids+=("$node")
+  for _ in $(seq 300); do
+    if ! kill -0 "$node" 2>/dev/null; then
+      grep -q 'http: listen' "$tmp/node.log" && break
+      echo "hive-node exited:" >&2; cat "$tmp/node.log" >&2; exit 1
+    fi
+    if curl -fs -o /dev/null "http://127.0.0.1:$port/readyz"; then gw="http://127.0.0.1:$port"; break; fi
+    sleep 0.1
+  done
+  [ -n "$gw" ] && break
+  kill -0 "$node" 2>/dev/null && { echo "hive-node not ready after 30 s:" >&2; cat "$tmp/node.log" >&2; exit 1; }
+done
+[ -n "$gw" ] || { echo "hive-node found no free HTTP port in 5 tries:" >&2; cat "$tmp/node.log" >&2; exit 1; }
+
+# served_by MODEL: one request through the gateway; prints status, served-by, attempts.
+served_by() {
+  curl -s -o /dev/null -D - "$gw/v1/chat/completions" -H 'Content-Type: application/json' \
+    -d "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello.\"}]}" |
+    tr -d '\r' | awk -v m="$1" '
+      /^HTTP\//            { status = $2 }
+      /^X-Hive-Served-By:/ { served = $2 }
+      /^X-Hive-Attempts:/  { attempts = $2 }
+      END { printf "  %s: HTTP %s, served by %s, attempts %s\n", m, status, served, attempts }'
+}
+echo "gateway $gw, mocks: healthy $ok, dead $dead" >&2
+served_by direct-ok >&2
+served_by dead-primary >&2
+
+node_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$node/stat"; }
+mem() { awk -v k="$1:" '$1 == k { printf "%.1f", $2 / 1024 }' "/proc/$node/status"; }
+ticks=$(getconf CLK_TCK)
+rss_idle=$(mem VmRSS)
+
+results="$tmp/results"
+: >"$results"
+# run LABEL URL MODEL CONNECTIONS SECONDS [record]
+run() {
+  local label=$1 url=$2 model=$3 conns=$4 secs=$5 threads=2 out line c0 c1
+  [ "$conns" -lt 2 ] && threads=1
+  c0=$(node_cpu_ticks)
+  out=$(BENCH_MODEL=$model $TASKSET wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 5s \
+    -s bench/chat.lua "$url/v1/chat/completions")
+  c1=$(node_cpu_ticks)
+  line=$(grep '^RESULT' <<<"$out") || { echo "wrk gave no result:" >&2; echo "$out" >&2; exit 1; }
+  [ "${6:-}" = record ] || return 0
+  echo "$label $conns $line node_cpu=$(awk -v d=$((c1 - c0)) -v t="$ticks" -v s="$secs" 'BEGIN { printf "%.2f", d / t / s }')" >>"$results"
+  echo "  $label, $conns connections: $line" >&2
+}
+
+echo "warming up (${WARMUP} s per target, not recorded)" >&2
+run mock "http://$ok" direct-ok 16 "$WARMUP"
+run direct-ok "$gw" direct-ok 16 "$WARMUP"
+run dead-primary "$gw" dead-primary 16 "$WARMUP"
+
+echo "measuring (${DURATION} s per case)" >&2
+for c in 1 16 64; do run mock "http://$ok" direct-ok "$c" "$DURATION" record; done
+for c in 1 16 64; do run direct-ok "$gw" direct-ok "$c" "$DURATION" record; done
+for c in 16 64; do run dead-primary "$gw" dead-primary "$c" "$DURATION" record; done
+
+hwm=$(mem VmHWM)
+rss=$(mem VmRSS)
+echo "after the load:" >&2
+served_by dead-primary >&2
+
+cat <<EOF
+
+Gateway benchmark, $(date -u +%Y-%m-%d), commit $(git describe --always --dirty 2>/dev/null || echo unknown), $(nproc) cores, $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), ${DURATION} s per case, no pinning
+
+| case | connections | requests/s | p50 | p90 | p99 | non-2xx | socket errors | node CPU (cores) |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+EOF
+awk '
+  function v(k,   i) { for (i = 3; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2) }
+  function lat(us)   { us += 0; return us < 1000 ? sprintf("%d µs", us) : sprintf("%.2f ms", us / 1000) }
+  function num(n,   s, r) { s = sprintf("%d", n); while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) }; return s r }
+  {
+    name = $1 == "mock" ? "mock, direct" : "gateway -> " $1
+    cpu = $1 == "mock" ? "-" : v("node_cpu")
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, $2, num(v("rps")), lat(v("p50_us")), lat(v("p90_us")), lat(v("p99_us")), v("non2xx"), v("sockerr"), cpu
+  }' "$results"
+
+awk -v hwm="$hwm" -v rss="$rss" -v idle="$rss_idle" '
+  function v(k,   i) { for (i = 3; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2) }
+  function verdict(ok, miss) { return ok ? "met" : "MISSED by " miss }
+  { rps[$1, $2] = v("rps"); p50[$1, $2] = v("p50_us"); cpu[$1, $2] = v("node_cpu") }
+  END {
+    added = p50["direct-ok", 1] - p50["mock", 1]
+    r16 = rps["direct-ok", 16] + 0
+    d16 = 100 * rps["dead-primary", 16] / r16
+    d64 = 100 * rps["dead-primary", 64] / rps["direct-ok", 64]
+    peak = hwm + 0
+    printf "\nnode resident memory: %.1f MiB idle before the load, %.1f MiB peak (VmHWM), %.1f MiB after the load (VmRSS)\n", idle, hwm, rss
+    printf "node CPU per request through the gateway: %.0f µs at 1 client, %.0f µs at 16, %.0f µs at 64\n", 1e6 * cpu["direct-ok", 1] / rps["direct-ok", 1], 1e6 * cpu["direct-ok", 16] / r16, 1e6 * cpu["direct-ok", 64] / rps["direct-ok", 64]
+    printf "gateway / direct at 16 clients: %.1f %% of the mock'"'"'s own throughput\n", 100 * r16 / rps["mock", 16]
+    printf "\ngoals (the JavaScript gateway of REFERENCE.md in brackets):\n"
+    printf "  >= 18,000 requests/s at 16 clients [~1,800]: %d, %s\n", r16, verdict(r16 >= 18000, sprintf("%d requests/s (%.0f %% of the goal)", 18000 - r16, 100 * r16 / 18000))
+    printf "  added p50, one client, < 100 µs [~700 µs]: %d µs, %s\n", added, verdict(added < 100, sprintf("%d µs", added - 100))
+    printf "  resident memory under load < 64 MiB [~200 MiB]: %.1f MiB peak, %s\n", peak, verdict(peak < 64, sprintf("%.1f MiB", peak - 64))
+    printf "  dead primary >= 95 %% of healthy [~55 %%]: %.1f %% at 16 clients, %.1f %% at 64, %s\n", d16, d64, verdict(d16 >= 95 && d64 >= 95, sprintf("%.1f points", 95 - (d16 < d64 ? d16 : d64)))
+  }' "$results"
