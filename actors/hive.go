@@ -87,7 +87,7 @@ func New(cfg Config) (*Hive, error) {
 			return
 		}
 		if c, ok := dl.Message.(*call); ok {
-			system.Root.Send(c.replyTo, &callResult{run: c.run, attempt: c.attempt, model: dl.PID.GetId(),
+			system.Root.Send(c.replyTo, &callResult{run: c.run, attempt: c.attempt,
 				err: providers.Errorf(messages.ErrorClass_server_error, "model actor is not running")})
 		}
 	})

@@ -233,6 +233,9 @@ func (r *router) onResult(ctx actor.Context, rn *run, res *callResult) {
 	if !ok {
 		return // cancelled by the run already
 	}
+	// The run knows which model it asked; a reply made for a call that
+	// never reached its actor (a dead letter) may not.
+	res.model = a.model
 	now := r.env.now()
 	rn.busyEnd(now)
 	at := &messages.Attempt{Model: res.model, Node: r.env.cfg.Node, LatencyMs: millis(res.latency), Retried: a.retried}
