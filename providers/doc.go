@@ -9,7 +9,9 @@
 // ClassifyTransport and ParseRetryAfter turn upstream answers into classes
 // (REFERENCE.md's table); HTTPClient is the pooled client the HTTP backends
 // use by default; WithDeadlines enforces a stream's three deadlines (first
-// token, idle, total) on any backend's Stream.
+// token, idle, total) on any backend's Stream. The HTTP backends also share
+// two internal packages: httpapi (the call, a plain answer, an event stream
+// and its Close) and sse (the event stream format).
 //
 // Providers may import messages only. A Provider is called from many
 // goroutines at once and must be safe for that; it must return promptly when

@@ -1,17 +1,17 @@
 package anthropic
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
+	"github.com/cmmv-hive/resilience/providers/internal/httpapi"
 )
 
 // Defaults for the zero values of Config.
@@ -19,13 +19,6 @@ const (
 	DefaultBaseURL   = "https://api.anthropic.com/v1"
 	DefaultVersion   = "2023-06-01"
 	DefaultMaxTokens = 1024
-)
-
-// Bounds on what an upstream may send.
-const (
-	maxBody      = 8 << 20  // a plain answer
-	maxErrorBody = 64 << 10 // a non-2xx body, read for its error object
-	maxLine      = 1 << 20  // one line of an event stream
 )
 
 // Config names an Anthropic Messages endpoint.
@@ -55,11 +48,9 @@ type Config struct {
 
 // Model is an Anthropic model.
 type Model struct {
-	cfg      Config
-	endpoint string
-	model    string
-	client   *http.Client
-	secrets  []string
+	cfg   Config
+	model string
+	api   *httpapi.Endpoint
 }
 
 var _ providers.Streamer = (*Model)(nil)
@@ -84,27 +75,16 @@ func New(cfg Config) (*Model, error) {
 	if cfg.MaxTokens < 0 {
 		return nil, fmt.Errorf("anthropic %s: MaxTokens %d is negative", cfg.Name, cfg.MaxTokens)
 	}
-	m := &Model{
-		cfg:      cfg,
-		endpoint: strings.TrimRight(cfg.BaseURL, "/") + "/messages",
-		model:    cfg.UpstreamModel,
-		client:   cfg.Client,
-	}
-	if m.model == "" {
-		m.model = cfg.Name
-	}
+	m := &Model{cfg: cfg, model: cmp.Or(cfg.UpstreamModel, cfg.Name)}
 	if m.model == "" {
 		return nil, fmt.Errorf("anthropic: neither UpstreamModel nor Name is set")
 	}
-	if m.client == nil {
-		m.client = providers.HTTPClient()
+	header := http.Header{}
+	header.Set("anthropic-version", cfg.Version)
+	if cfg.APIKey != "" {
+		header.Set("x-api-key", cfg.APIKey)
 	}
-	m.secrets = append(m.secrets, cfg.APIKey)
-	for _, v := range cfg.Headers {
-		if len(v) >= 8 {
-			m.secrets = append(m.secrets, v)
-		}
-	}
+	m.api = httpapi.NewEndpoint(strings.TrimRight(cfg.BaseURL, "/")+"/messages", cfg.Client, header, cfg.APIKey, cfg.Headers)
 	return m, nil
 }
 
@@ -170,63 +150,16 @@ func (m *Model) body(req *messages.InferRequest, stream bool) messagesRequest {
 	return mr
 }
 
-// post sends the request and returns a 2xx response; any other outcome is a
-// classified *Error.
-func (m *Model) post(ctx context.Context, req *messages.InferRequest, stream bool) (*http.Response, *providers.Error) {
-	payload, err := json.Marshal(m.body(req, stream))
-	if err != nil {
-		return nil, providers.Errorf(messages.ErrorClass_bad_request, "encode request: %v", err)
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, m.endpoint, bytes.NewReader(payload))
-	if err != nil {
-		return nil, providers.Errorf(messages.ErrorClass_bad_request, "build request: %v", err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	if stream {
-		hr.Header.Set("Accept", "text/event-stream")
-	} else {
-		hr.Header.Set("Accept", "application/json")
-	}
-	hr.Header.Set("anthropic-version", m.cfg.Version)
-	if m.cfg.APIKey != "" {
-		hr.Header.Set("x-api-key", m.cfg.APIKey)
-	}
-	for k, v := range m.cfg.Headers {
-		hr.Header.Set(k, v)
-	}
-	resp, err := m.client.Do(hr)
-	if err != nil {
-		return nil, providers.ClassifyTransport(err).Redact(m.secrets...)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		if rerr != nil && ctx.Err() != nil {
-			return nil, providers.ClassifyTransport(ctx.Err())
-		}
-		return nil, providers.ClassifyHTTP(resp.StatusCode, resp.Header, body).Redact(m.secrets...)
-	}
-	return resp, nil
-}
-
 // Complete asks for a plain answer: the text blocks of the reply, joined.
 // An unparsable 2xx body is malformed; a refusal is content_policy.
 func (m *Model) Complete(ctx context.Context, req *messages.InferRequest) (*providers.Result, error) {
-	resp, perr := m.post(ctx, req, false)
+	status, body, perr := m.api.Answer(ctx, m.body(req, false))
 	if perr != nil {
 		return nil, perr
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return nil, providers.ClassifyTransport(err).Redact(m.secrets...)
-	}
 	fail := func(e *providers.Error) error {
-		e.StatusCode = resp.StatusCode
-		return e.Redact(m.secrets...)
-	}
-	if len(body) > maxBody {
-		return nil, fail(providers.Errorf(messages.ErrorClass_malformed, "answer larger than %d bytes", maxBody))
+		e.StatusCode = status
+		return e.Redact(m.api.Secrets...)
 	}
 	if e, ok := providers.ClassifyEvent(body, messages.ErrorClass_server_error); ok {
 		return nil, fail(e)
@@ -247,7 +180,7 @@ func (m *Model) Complete(ctx context.Context, req *messages.InferRequest) (*prov
 	if mr.StopReason == "refusal" {
 		return nil, fail(refusal(text.String()))
 	}
-	res := &providers.Result{Content: text.String(), StatusCode: resp.StatusCode}
+	res := &providers.Result{Content: text.String(), StatusCode: status}
 	if mr.Usage != nil {
 		res.Usage = &messages.Usage{PromptTokens: mr.Usage.prompt(), CompletionTokens: mr.Usage.OutputTokens}
 	}

@@ -91,7 +91,7 @@ func TestRequestOptions(t *testing.T) {
 func TestNew(t *testing.T) {
 	m, err := New(Config{Name: "c"})
 	require.NoError(t, err)
-	assert.Equal(t, "https://api.anthropic.com/v1/messages", m.endpoint)
+	assert.Equal(t, "https://api.anthropic.com/v1/messages", m.api.URL)
 	_, err = New(Config{Name: "c", BaseURL: "ftp://x"})
 	assert.EqualError(t, err, `anthropic c: BaseURL "ftp://x" is not an absolute http(s) URL`)
 	_, err = New(Config{Name: "c", MaxTokens: -1})

@@ -19,6 +19,8 @@
 //     once and a body that ends without message_stop is still complete. A
 //     body that ends before any stop_reason is stream_cut.
 //
-// It imports providers and messages only. A Model is safe for concurrent
-// use; a Stream is used by one goroutine (Close may come from another).
+// Besides providers and messages it imports only providers' internal
+// httpapi and sse: the HTTP call and event-stream plumbing that the HTTP
+// backends share. A Model is safe for concurrent use; a Stream is used by
+// one goroutine (Close may come from another).
 package anthropic

@@ -17,6 +17,8 @@
 //     stream ends without waiting for [DONE]. A body that ends before any
 //     finish_reason is stream_cut: a truncated answer is never a success.
 //
-// It imports providers and messages only. A Model is safe for concurrent
-// use; a Stream is used by one goroutine (Close may come from another).
+// Besides providers and messages it imports only providers' internal
+// httpapi and sse: the HTTP call and event-stream plumbing that the HTTP
+// backends share. A Model is safe for concurrent use; a Stream is used by
+// one goroutine (Close may come from another).
 package openai

@@ -1,24 +1,17 @@
 package openai
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
-)
-
-// Bounds on what an upstream may send.
-const (
-	maxBody      = 8 << 20  // a plain answer
-	maxErrorBody = 64 << 10 // a non-2xx body, read for its error object
-	maxLine      = 1 << 20  // one line of an event stream
+	"github.com/cmmv-hive/resilience/providers/internal/httpapi"
 )
 
 // Config names an OpenAI-compatible endpoint.
@@ -49,11 +42,9 @@ type Config struct {
 
 // Model is an OpenAI-compatible chat model.
 type Model struct {
-	cfg      Config
-	endpoint string
-	model    string
-	client   *http.Client
-	secrets  []string
+	cfg   Config
+	model string
+	api   *httpapi.Endpoint
 }
 
 var _ providers.Streamer = (*Model)(nil)
@@ -65,27 +56,15 @@ func New(cfg Config) (*Model, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("openai %s: BaseURL %q is not an absolute http(s) URL", cfg.Name, cfg.BaseURL)
 	}
-	m := &Model{
-		cfg:      cfg,
-		endpoint: strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions",
-		model:    cfg.UpstreamModel,
-		client:   cfg.Client,
-	}
-	if m.model == "" {
-		m.model = cfg.Name
-	}
+	m := &Model{cfg: cfg, model: cmp.Or(cfg.UpstreamModel, cfg.Name)}
 	if m.model == "" {
 		return nil, fmt.Errorf("openai: neither UpstreamModel nor Name is set")
 	}
-	if m.client == nil {
-		m.client = providers.HTTPClient()
+	auth := http.Header{}
+	if cfg.APIKey != "" {
+		auth.Set("Authorization", "Bearer "+cfg.APIKey)
 	}
-	m.secrets = append(m.secrets, cfg.APIKey)
-	for _, v := range cfg.Headers {
-		if len(v) >= 8 {
-			m.secrets = append(m.secrets, v)
-		}
-	}
+	m.api = httpapi.NewEndpoint(strings.TrimRight(cfg.BaseURL, "/")+"/chat/completions", cfg.Client, auth, cfg.APIKey, cfg.Headers)
 	return m, nil
 }
 
@@ -153,81 +132,35 @@ func (m *Model) body(req *messages.InferRequest, stream bool) chatRequest {
 	return cr
 }
 
-// post sends the request and returns a 2xx response; any other outcome is a
-// classified *Error.
-func (m *Model) post(ctx context.Context, req *messages.InferRequest, stream bool) (*http.Response, *providers.Error) {
-	payload, err := json.Marshal(m.body(req, stream))
-	if err != nil {
-		return nil, providers.Errorf(messages.ErrorClass_bad_request, "encode request: %v", err)
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, m.endpoint, bytes.NewReader(payload))
-	if err != nil {
-		return nil, providers.Errorf(messages.ErrorClass_bad_request, "build request: %v", err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	if stream {
-		hr.Header.Set("Accept", "text/event-stream")
-	} else {
-		hr.Header.Set("Accept", "application/json")
-	}
-	if m.cfg.APIKey != "" {
-		hr.Header.Set("Authorization", "Bearer "+m.cfg.APIKey)
-	}
-	for k, v := range m.cfg.Headers {
-		hr.Header.Set(k, v)
-	}
-	resp, err := m.client.Do(hr)
-	if err != nil {
-		return nil, providers.ClassifyTransport(err).Redact(m.secrets...)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		if rerr != nil && ctx.Err() != nil {
-			return nil, providers.ClassifyTransport(ctx.Err())
-		}
-		return nil, providers.ClassifyHTTP(resp.StatusCode, resp.Header, body).Redact(m.secrets...)
-	}
-	return resp, nil
-}
-
 // Complete asks for a plain answer. See the package comment for what counts
 // as complete; an unparsable 2xx body, or one without choices, is malformed.
 func (m *Model) Complete(ctx context.Context, req *messages.InferRequest) (*providers.Result, error) {
-	resp, perr := m.post(ctx, req, false)
+	status, body, perr := m.api.Answer(ctx, m.body(req, false))
 	if perr != nil {
 		return nil, perr
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return nil, providers.ClassifyTransport(err).Redact(m.secrets...)
-	}
 	malformed := func(format string, args ...any) error {
 		e := providers.Errorf(messages.ErrorClass_malformed, format, args...)
-		e.StatusCode = resp.StatusCode
+		e.StatusCode = status
 		return e
-	}
-	if len(body) > maxBody {
-		return nil, malformed("answer larger than %d bytes", maxBody)
 	}
 	var cr chatResponse
 	if err := json.Unmarshal(body, &cr); err != nil {
 		return nil, malformed("unparsable answer: %v", err)
 	}
 	if e, ok := providers.ClassifyEvent(body, messages.ErrorClass_server_error); ok && len(cr.Choices) == 0 {
-		e.StatusCode = resp.StatusCode
-		return nil, e.Redact(m.secrets...)
+		e.StatusCode = status
+		return nil, e.Redact(m.api.Secrets...)
 	}
 	if len(cr.Choices) == 0 {
 		return nil, malformed("answer without choices")
 	}
 	choice := cr.Choices[0]
 	if err := refused(choice.FinishReason, choice.Message.Refusal); err != nil {
-		err.StatusCode = resp.StatusCode
+		err.StatusCode = status
 		return nil, err
 	}
-	return &providers.Result{Content: choice.Message.Content, Usage: cr.Usage.usage(), StatusCode: resp.StatusCode}, nil
+	return &providers.Result{Content: choice.Message.Content, Usage: cr.Usage.usage(), StatusCode: status}, nil
 }
 
 // refused reports a content_policy failure when the provider filtered the

@@ -263,7 +263,7 @@ func TestDefaultClient(t *testing.T) {
 	t.Cleanup(providers.HTTPClient().CloseIdleConnections)
 	m, err := New(Config{Name: "gpt", BaseURL: u.srv.URL})
 	require.NoError(t, err)
-	assert.Same(t, providers.HTTPClient(), m.client)
+	assert.Same(t, providers.HTTPClient(), m.api.Client)
 	res, err := m.Complete(bounded(t), hello)
 	require.NoError(t, err)
 	assert.Equal(t, "pooled", res.Content)

@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+
+	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/providers"
+)
+
+// Bounds on what an upstream may send.
+const (
+	maxBody      = 8 << 20  // a plain answer
+	maxErrorBody = 64 << 10 // a non-2xx body, read for its error object
+	maxLine      = 1 << 20  // one line of an event stream
+)
+
+// Endpoint is one upstream API call as a backend has configured it. It is
+// safe for concurrent use; its fields are not changed after NewEndpoint.
+type Endpoint struct {
+	// URL is where requests are POSTed.
+	URL string
+	// Client makes the calls.
+	Client *http.Client
+	// Header is set on every request, over Content-Type and Accept.
+	Header http.Header
+	// Secrets are removed from every error that may quote the upstream.
+	Secrets []string
+}
+
+// NewEndpoint returns the Endpoint for url. A nil client means
+// providers.HTTPClient(). header holds the backend's own headers (its
+// credential, its API version); the configured headers are set over them,
+// so that they may override any header. The secrets are apiKey and every
+// configured header value of 8 bytes or more.
+func NewEndpoint(url string, client *http.Client, header http.Header, apiKey string, configured map[string]string) *Endpoint {
+	if client == nil {
+		client = providers.HTTPClient()
+	}
+	e := &Endpoint{URL: url, Client: client, Header: header.Clone(), Secrets: []string{apiKey}}
+	if e.Header == nil {
+		e.Header = http.Header{}
+	}
+	for k, v := range configured {
+		e.Header.Set(k, v)
+		if len(v) >= 8 {
+			e.Secrets = append(e.Secrets, v)
+		}
+	}
+	return e
+}
+
+// post sends payload as JSON and returns a 2xx response; any other outcome
+// is a classified *providers.Error.
+func (e *Endpoint) post(ctx context.Context, payload any, stream bool) (*http.Response, *providers.Error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, providers.Errorf(messages.ErrorClass_bad_request, "encode request: %v", err)
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, providers.Errorf(messages.ErrorClass_bad_request, "build request: %v", err)
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	if stream {
+		hr.Header.Set("Accept", "text/event-stream")
+	} else {
+		hr.Header.Set("Accept", "application/json")
+	}
+	for k, v := range e.Header {
+		hr.Header[k] = slices.Clone(v)
+	}
+	resp, err := e.Client.Do(hr)
+	if err != nil {
+		return nil, providers.ClassifyTransport(err).Redact(e.Secrets...)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		if rerr != nil && ctx.Err() != nil {
+			return nil, providers.ClassifyTransport(ctx.Err())
+		}
+		return nil, providers.ClassifyHTTP(resp.StatusCode, resp.Header, body).Redact(e.Secrets...)
+	}
+	return resp, nil
+}
+
+// Answer POSTs payload for a plain answer (Accept: application/json) and
+// returns the 2xx status and the whole body. A refused call or a non-2xx
+// answer is classified (providers.ClassifyTransport, ClassifyHTTP); a body
+// that breaks off is classified as a transport failure, and one larger than
+// 8 MiB is malformed, with the status.
+func (e *Endpoint) Answer(ctx context.Context, payload any) (status int, body []byte, err *providers.Error) {
+	resp, perr := e.post(ctx, payload, false)
+	if perr != nil {
+		return 0, nil, perr
+	}
+	defer resp.Body.Close()
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if rerr != nil {
+		return 0, nil, providers.ClassifyTransport(rerr).Redact(e.Secrets...)
+	}
+	if len(body) > maxBody {
+		tooLarge := providers.Errorf(messages.ErrorClass_malformed, "answer larger than %d bytes", maxBody)
+		tooLarge.StatusCode = resp.StatusCode
+		return 0, nil, tooLarge
+	}
+	return resp.StatusCode, body, nil
+}
