@@ -1,9 +1,7 @@
 package anthropic
 
 import (
-	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cmmv-hive/resilience/messages"
-	"github.com/cmmv-hive/resilience/providers"
+	"github.com/cmmv-hive/resilience/providers/internal/upstreamtest"
 )
 
 const answer = `{"id":"msg_1","type":"message","role":"assistant","model":"claude-up",
@@ -34,20 +32,18 @@ func TestCompleteSuccess(t *testing.T) {
 		{Role: "developer", Content: "and kind"},
 		{Role: "tool", Content: "42"},
 	}, Temperature: &temp}
-	res, err := m.Complete(bounded(t), req)
+	res, err := m.Complete(upstreamtest.Bounded(t), req)
 	require.NoError(t, err)
 	assert.Equal(t, "Hi there", res.Content, "text blocks joined, other blocks skipped")
 	assert.Equal(t, int32(20), res.Usage.PromptTokens, "input tokens, cached ones included")
 	assert.Equal(t, int32(4), res.Usage.CompletionTokens)
 	assert.Equal(t, 200, res.StatusCode)
 
-	r := <-u.got
+	r, body := u.Request(t)
 	assert.Equal(t, "/v1/messages", r.URL.Path)
-	assert.Equal(t, apiKey, r.Header.Get("x-api-key"))
+	assert.Equal(t, upstreamtest.APIKey, r.Header.Get("x-api-key"))
 	assert.Equal(t, "2023-06-01", r.Header.Get("anthropic-version"))
 	assert.Empty(t, r.Header.Get("Authorization"))
-	var body map[string]any
-	require.NoError(t, json.Unmarshal(<-u.bodies, &body))
 	assert.Equal(t, "claude-up", body["model"])
 	assert.Equal(t, 1024.0, body["max_tokens"], "max_tokens is required: 1024 when the request gives none")
 	assert.Equal(t, 0.5, body["temperature"])
@@ -63,28 +59,25 @@ func TestRequestOptions(t *testing.T) {
 	_, u := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
 		w.Write([]byte(`{"type":"message","content":[{"type":"text","text":"cut short"}],"stop_reason":"max_tokens","usage":{"input_tokens":1,"output_tokens":9}}`))
 	})
-	m, err := New(Config{Name: "claude-x", BaseURL: u.srv.URL + "/v1/", Version: "2099-01-01", MaxTokens: 300,
-		Headers: map[string]string{"anthropic-beta": "beta-1"}, Client: u.srv.Client()})
+	m, err := New(Config{Name: "claude-x", BaseURL: u.URL + "/v1/", Version: "2099-01-01", MaxTokens: 300,
+		Headers: map[string]string{"anthropic-beta": "beta-1"}, Client: u.Client()})
 	require.NoError(t, err)
-	res, err := m.Complete(bounded(t), &messages.InferRequest{Messages: hello.Messages})
+	res, err := m.Complete(upstreamtest.Bounded(t), &messages.InferRequest{Messages: upstreamtest.Hello.Messages})
 	require.NoError(t, err, "stop_reason max_tokens is the caller's limit: a success")
 	assert.Equal(t, "cut short", res.Content)
-	r := <-u.got
+	r, body := u.Request(t)
 	assert.Equal(t, "/v1/messages", r.URL.Path)
 	assert.Equal(t, "2099-01-01", r.Header.Get("anthropic-version"))
 	assert.Equal(t, "beta-1", r.Header.Get("anthropic-beta"))
 	assert.Empty(t, r.Header.Get("x-api-key"))
-	var body map[string]any
-	require.NoError(t, json.Unmarshal(<-u.bodies, &body))
 	assert.Equal(t, "claude-x", body["model"])
 	assert.Equal(t, 300.0, body["max_tokens"])
 	assert.NotContains(t, body, "temperature")
 	assert.NotContains(t, body, "stream")
 
-	res, err = m.Complete(bounded(t), &messages.InferRequest{Messages: hello.Messages, MaxTokens: 77})
+	res, err = m.Complete(upstreamtest.Bounded(t), &messages.InferRequest{Messages: upstreamtest.Hello.Messages, MaxTokens: 77})
 	require.NoError(t, err)
-	<-u.got
-	require.NoError(t, json.Unmarshal(<-u.bodies, &body))
+	_, body = u.Request(t)
 	assert.Equal(t, 77.0, body["max_tokens"])
 }
 
@@ -105,57 +98,26 @@ func TestStatusClasses(t *testing.T) {
 	errBody := func(typ, msg string) string {
 		return `{"type":"error","error":{"type":"` + typ + `","message":"` + msg + `"}}`
 	}
-	tests := []struct {
-		status     int
-		header     map[string]string
-		body       string
-		want       messages.ErrorClass
-		retryAfter time.Duration
-	}{
-		{500, nil, errBody("api_error", "Internal server error"), messages.ErrorClass_server_error, 0},
-		{502, nil, `<html>Bad Gateway</html>`, messages.ErrorClass_server_error, 0},
-		{503, nil, ``, messages.ErrorClass_overloaded, 0},
-		{529, nil, errBody("overloaded_error", "Overloaded"), messages.ErrorClass_overloaded, 0},
-		{429, map[string]string{"Retry-After": "7"}, errBody("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"), messages.ErrorClass_rate_limited, 7 * time.Second},
-		{429, map[string]string{"Retry-After": date}, errBody("rate_limit_error", "slow down"), messages.ErrorClass_rate_limited, 80 * time.Second},
-		{401, nil, errBody("authentication_error", "invalid x-api-key"), messages.ErrorClass_auth, 0},
-		{403, nil, errBody("permission_error", "no access"), messages.ErrorClass_auth, 0},
-		{400, nil, errBody("invalid_request_error", "messages: field required"), messages.ErrorClass_bad_request, 0},
-		{404, nil, errBody("not_found_error", "model: claude-nope"), messages.ErrorClass_bad_request, 0},
-		{413, nil, errBody("request_too_large", "Request exceeds the maximum allowed number of bytes"), messages.ErrorClass_bad_request, 0},
-		{422, nil, ``, messages.ErrorClass_bad_request, 0},
+	tests := []upstreamtest.Status{
+		{Status: 500, Body: errBody("api_error", "Internal server error"), Want: messages.ErrorClass_server_error},
+		{Status: 502, Body: `<html>Bad Gateway</html>`, Want: messages.ErrorClass_server_error},
+		{Status: 503, Want: messages.ErrorClass_overloaded},
+		{Status: 529, Body: errBody("overloaded_error", "Overloaded"), Want: messages.ErrorClass_overloaded},
+		{Status: 429, Header: map[string]string{"Retry-After": "7"}, Body: errBody("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"), Want: messages.ErrorClass_rate_limited, RetryAfter: 7 * time.Second},
+		{Status: 429, Header: map[string]string{"Retry-After": date}, Body: errBody("rate_limit_error", "slow down"), Want: messages.ErrorClass_rate_limited, RetryAfter: 80 * time.Second},
+		{Status: 401, Body: errBody("authentication_error", "invalid x-api-key"), Want: messages.ErrorClass_auth},
+		{Status: 403, Body: errBody("permission_error", "no access"), Want: messages.ErrorClass_auth},
+		{Status: 400, Body: errBody("invalid_request_error", "messages: field required"), Want: messages.ErrorClass_bad_request},
+		{Status: 404, Body: errBody("not_found_error", "model: claude-nope"), Want: messages.ErrorClass_bad_request},
+		{Status: 413, Body: errBody("request_too_large", "Request exceeds the maximum allowed number of bytes"), Want: messages.ErrorClass_bad_request},
+		{Status: 422, Want: messages.ErrorClass_bad_request},
 	}
 	for _, tt := range tests {
-		name := http.StatusText(tt.status)
-		if tt.header != nil {
-			name += " " + tt.header["Retry-After"]
+		name := http.StatusText(tt.Status)
+		if tt.Header != nil {
+			name += " " + tt.Header["Retry-After"]
 		}
-		t.Run(name, func(t *testing.T) {
-			m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
-				for k, v := range tt.header {
-					w.Header().Set(k, v)
-				}
-				w.WriteHeader(tt.status)
-				w.Write([]byte(tt.body))
-			})
-			for _, call := range []string{"complete", "stream"} {
-				var err error
-				if call == "complete" {
-					_, err = m.Complete(bounded(t), hello)
-				} else {
-					_, err = m.Stream(bounded(t), hello)
-				}
-				require.Equal(t, tt.want, class(t, err), "%s: %v", call, err)
-				pe := providers.Classify(err)
-				assert.Equal(t, tt.status, pe.StatusCode)
-				if tt.retryAfter > 0 {
-					assert.GreaterOrEqual(t, pe.RetryAfter, tt.retryAfter, "Retry-After")
-					assert.LessOrEqual(t, pe.RetryAfter, tt.retryAfter+15*time.Second, "Retry-After")
-				} else {
-					assert.Zero(t, pe.RetryAfter)
-				}
-			}
-		})
+		t.Run(name, func(t *testing.T) { upstreamtest.CheckStatus(t, serve, tt) })
 	}
 }
 
@@ -164,15 +126,15 @@ func TestContextLengthAndContentPolicy(t *testing.T) {
 		w.WriteHeader(400)
 		w.Write([]byte(`{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 208310 tokens > 200000 maximum"}}`))
 	})
-	_, err := m.Complete(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_context_length, class(t, err))
+	_, err := m.Complete(upstreamtest.Bounded(t), upstreamtest.Hello)
+	assert.Equal(t, messages.ErrorClass_context_length, upstreamtest.Class(t, err))
 	assert.Contains(t, err.Error(), "208310 tokens > 200000 maximum")
 
 	refuse, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
 		w.Write([]byte(`{"type":"message","content":[{"type":"text","text":"I can't help with that request."}],"stop_reason":"refusal","usage":{"input_tokens":1,"output_tokens":7}}`))
 	})
-	_, err = refuse.Complete(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_content_policy, class(t, err))
+	_, err = refuse.Complete(upstreamtest.Bounded(t), upstreamtest.Hello)
+	assert.Equal(t, messages.ErrorClass_content_policy, upstreamtest.Class(t, err))
 	assert.Contains(t, err.Error(), "I can't help with that request.", "the reason is returned")
 }
 
@@ -183,68 +145,35 @@ func TestMalformedAnswer(t *testing.T) {
 		"error with 200":  `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`,
 		"plain text body": `ok`,
 	} {
-		t.Run(name, func(t *testing.T) {
-			m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) { w.Write([]byte(body)) })
-			_, err := m.Complete(bounded(t), hello)
-			want := messages.ErrorClass_malformed
-			if name == "error with 200" {
-				want = messages.ErrorClass_overloaded
-			}
-			assert.Equal(t, want, class(t, err), "%v", err)
-		})
+		want := messages.ErrorClass_malformed
+		if name == "error with 200" {
+			want = messages.ErrorClass_overloaded
+		}
+		t.Run(name, func(t *testing.T) { upstreamtest.CheckAnswerFails(t, serve, body, want) })
 	}
 }
 
-func TestConnectionRefused(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
+func TestConnectionRefused(t *testing.T) { upstreamtest.CheckConnectionRefused(t, model) }
 
-	client := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(client.CloseIdleConnections)
-	m, err := New(Config{Name: "claude", BaseURL: "http://" + addr + "/v1", APIKey: apiKey, Client: client})
-	require.NoError(t, err)
-	_, err = m.Complete(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_connection, class(t, err), "%v", err)
-	_, err = m.Stream(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_connection, class(t, err), "%v", err)
-}
+func TestConnectionReset(t *testing.T) { upstreamtest.CheckConnectionReset(t, serve) }
 
-func TestConnectionReset(t *testing.T) {
-	m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) { cut(t, w) })
-	_, err := m.Complete(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_connection, class(t, err), "%v", err)
-	_, err = m.Stream(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_connection, class(t, err), "%v", err)
-}
-
-func TestHangIsTimeout(t *testing.T) {
-	m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) { u.hang(r) })
-	ctx, cancel := context.WithTimeout(bounded(t), 50*time.Millisecond)
-	defer cancel()
-	_, err := m.Complete(ctx, hello)
-	assert.Equal(t, messages.ErrorClass_timeout, class(t, err), "%v", err)
-}
+func TestHangIsTimeout(t *testing.T) { upstreamtest.CheckHangIsTimeout(t, serve) }
 
 func TestKeyNeverInErrors(t *testing.T) {
 	m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
 		key := r.Header.Get("x-api-key")
 		msg, _ := json.Marshal("invalid x-api-key: " + key)
-		if strings.Contains(string(<-u.bodies), `"stream":true`) {
-			events(w, messageStart, delta("a"), ev("error", `{"type":"error","error":{"type":"api_error","message":`+string(msg)+`}}`))
+		if strings.Contains(string(<-u.Bodies), `"stream":true`) {
+			upstreamtest.Events(w, messageStart, delta("a"), ev("error", `{"type":"error","error":{"type":"api_error","message":`+string(msg)+`}}`))
 			return
 		}
 		w.WriteHeader(401)
 		w.Write([]byte(`{"type":"error","error":{"type":"authentication_error","message":` + string(msg) + `}}`))
 	})
-	_, err := m.Complete(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_auth, class(t, err))
+	_, err := m.Complete(upstreamtest.Bounded(t), upstreamtest.Hello)
+	assert.Equal(t, messages.ErrorClass_auth, upstreamtest.Class(t, err))
 	assert.Contains(t, err.Error(), "invalid x-api-key: [redacted]")
 
-	s, err := m.Stream(bounded(t), hello)
-	require.NoError(t, err)
-	defer s.Close()
-	_, _, err = collect(s)
-	assert.Equal(t, messages.ErrorClass_server_error, class(t, err))
+	_, _, err = upstreamtest.Collect(upstreamtest.Open(t, m))
+	assert.Equal(t, messages.ErrorClass_server_error, upstreamtest.Class(t, err))
 }

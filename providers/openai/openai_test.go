@@ -1,9 +1,7 @@
 package openai
 
 import (
-	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
+	"github.com/cmmv-hive/resilience/providers/internal/upstreamtest"
 )
 
 func TestCompleteSuccess(t *testing.T) {
@@ -22,20 +21,18 @@ func TestCompleteSuccess(t *testing.T) {
 		w.Write([]byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":2,"total_tokens":14}}`))
 	})
 	temp := 0.2
-	req := &messages.InferRequest{Model: "gpt", Messages: hello.Messages, MaxTokens: 50, Temperature: &temp}
-	res, err := m.Complete(bounded(t), req)
+	req := &messages.InferRequest{Model: "gpt", Messages: upstreamtest.Hello.Messages, MaxTokens: 50, Temperature: &temp}
+	res, err := m.Complete(upstreamtest.Bounded(t), req)
 	require.NoError(t, err)
 	assert.Equal(t, "Hi!", res.Content)
 	assert.Equal(t, int32(12), res.Usage.PromptTokens)
 	assert.Equal(t, int32(2), res.Usage.CompletionTokens)
 	assert.Equal(t, 200, res.StatusCode)
 
-	r := <-u.got
+	r, body := u.Request(t)
 	assert.Equal(t, "/v1/chat/completions", r.URL.Path)
-	assert.Equal(t, "Bearer "+apiKey, r.Header.Get("Authorization"))
+	assert.Equal(t, "Bearer "+upstreamtest.APIKey, r.Header.Get("Authorization"))
 	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
-	var body map[string]any
-	require.NoError(t, json.Unmarshal(<-u.bodies, &body))
 	assert.Equal(t, "gpt-up", body["model"])
 	assert.Equal(t, 50.0, body["max_tokens"])
 	assert.Equal(t, 0.2, body["temperature"])
@@ -51,20 +48,18 @@ func TestRequestOptions(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"choices":[{"message":{"content":"ok"},"finish_reason":"length"}]}`))
 	})
-	m, err := New(Config{BaseURL: u.srv.URL + "/", Name: "local", MaxCompletionTokens: true,
-		Headers: map[string]string{"OpenAI-Project": "proj_1"}, Client: u.srv.Client()})
+	m, err := New(Config{BaseURL: u.URL + "/", Name: "local", MaxCompletionTokens: true,
+		Headers: map[string]string{"OpenAI-Project": "proj_1"}, Client: u.Client()})
 	require.NoError(t, err)
-	res, err := m.Complete(bounded(t), &messages.InferRequest{Messages: hello.Messages, MaxTokens: 9})
+	res, err := m.Complete(upstreamtest.Bounded(t), &messages.InferRequest{Messages: upstreamtest.Hello.Messages, MaxTokens: 9})
 	require.NoError(t, err, "finish_reason length is the caller's max_tokens: a success")
 	assert.Equal(t, "ok", res.Content)
 	assert.Nil(t, res.Usage)
 
-	r := <-u.got
+	r, body := u.Request(t)
 	assert.Equal(t, "/chat/completions", r.URL.Path)
 	assert.Empty(t, r.Header.Get("Authorization"), "no key, no Authorization header")
 	assert.Equal(t, "proj_1", r.Header.Get("OpenAI-Project"))
-	var body map[string]any
-	require.NoError(t, json.Unmarshal(<-u.bodies, &body))
 	assert.Equal(t, "local", body["model"], "an empty UpstreamModel means Name")
 	assert.Equal(t, 9.0, body["max_completion_tokens"])
 	assert.NotContains(t, body, "max_tokens")
@@ -80,59 +75,28 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestStatusClasses(t *testing.T) {
 	date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
-	tests := []struct {
-		status     int
-		header     map[string]string
-		body       string
-		want       messages.ErrorClass
-		retryAfter time.Duration // lower bound; 0 means none
-	}{
-		{500, nil, `{"error":{"message":"The server had an error","type":"server_error"}}`, messages.ErrorClass_server_error, 0},
-		{502, nil, `<html>Bad Gateway</html>`, messages.ErrorClass_server_error, 0},
-		{504, nil, ``, messages.ErrorClass_server_error, 0},
-		{501, nil, ``, messages.ErrorClass_bad_request, 0},
-		{503, map[string]string{"Retry-After": "3"}, `{"error":{"message":"overloaded"}}`, messages.ErrorClass_overloaded, 3 * time.Second},
-		{529, nil, ``, messages.ErrorClass_overloaded, 0},
-		{429, map[string]string{"Retry-After": "7"}, `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`, messages.ErrorClass_rate_limited, 7 * time.Second},
-		{429, map[string]string{"Retry-After": date}, ``, messages.ErrorClass_rate_limited, 80 * time.Second},
-		{429, nil, `{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}`, messages.ErrorClass_auth, 0},
-		{401, nil, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`, messages.ErrorClass_auth, 0},
-		{403, nil, ``, messages.ErrorClass_auth, 0},
-		{400, nil, `{"error":{"message":"bad role","type":"invalid_request_error"}}`, messages.ErrorClass_bad_request, 0},
-		{404, nil, `{"error":{"message":"The model does not exist","code":"model_not_found"}}`, messages.ErrorClass_bad_request, 0},
-		{422, nil, `{"detail":"unprocessable"}`, messages.ErrorClass_bad_request, 0},
+	tests := []upstreamtest.Status{
+		{Status: 500, Body: `{"error":{"message":"The server had an error","type":"server_error"}}`, Want: messages.ErrorClass_server_error},
+		{Status: 502, Body: `<html>Bad Gateway</html>`, Want: messages.ErrorClass_server_error},
+		{Status: 504, Want: messages.ErrorClass_server_error},
+		{Status: 501, Want: messages.ErrorClass_bad_request},
+		{Status: 503, Header: map[string]string{"Retry-After": "3"}, Body: `{"error":{"message":"overloaded"}}`, Want: messages.ErrorClass_overloaded, RetryAfter: 3 * time.Second},
+		{Status: 529, Want: messages.ErrorClass_overloaded},
+		{Status: 429, Header: map[string]string{"Retry-After": "7"}, Body: `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`, Want: messages.ErrorClass_rate_limited, RetryAfter: 7 * time.Second},
+		{Status: 429, Header: map[string]string{"Retry-After": date}, Want: messages.ErrorClass_rate_limited, RetryAfter: 80 * time.Second},
+		{Status: 429, Body: `{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}`, Want: messages.ErrorClass_auth},
+		{Status: 401, Body: `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`, Want: messages.ErrorClass_auth},
+		{Status: 403, Want: messages.ErrorClass_auth},
+		{Status: 400, Body: `{"error":{"message":"bad role","type":"invalid_request_error"}}`, Want: messages.ErrorClass_bad_request},
+		{Status: 404, Body: `{"error":{"message":"The model does not exist","code":"model_not_found"}}`, Want: messages.ErrorClass_bad_request},
+		{Status: 422, Body: `{"detail":"unprocessable"}`, Want: messages.ErrorClass_bad_request},
 	}
 	for _, tt := range tests {
-		name := http.StatusText(tt.status)
-		if tt.header != nil || strings.Contains(tt.body, "quota") {
-			name += " " + strings.Join(strings.Fields(tt.body+" "+tt.header["Retry-After"]), " ")
+		name := http.StatusText(tt.Status)
+		if tt.Header != nil || strings.Contains(tt.Body, "quota") {
+			name += " " + strings.Join(strings.Fields(tt.Body+" "+tt.Header["Retry-After"]), " ")
 		}
-		t.Run(name, func(t *testing.T) {
-			m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
-				for k, v := range tt.header {
-					w.Header().Set(k, v)
-				}
-				w.WriteHeader(tt.status)
-				w.Write([]byte(tt.body))
-			})
-			for _, call := range []string{"complete", "stream"} {
-				var err error
-				if call == "complete" {
-					_, err = m.Complete(bounded(t), hello)
-				} else {
-					_, err = m.Stream(bounded(t), hello)
-				}
-				require.Equal(t, tt.want, class(t, err), "%s: %v", call, err)
-				pe := providers.Classify(err)
-				assert.Equal(t, tt.status, pe.StatusCode)
-				if tt.retryAfter > 0 {
-					assert.GreaterOrEqual(t, pe.RetryAfter, tt.retryAfter, "Retry-After")
-					assert.LessOrEqual(t, pe.RetryAfter, tt.retryAfter+15*time.Second, "Retry-After")
-				} else {
-					assert.Zero(t, pe.RetryAfter)
-				}
-			}
-		})
+		t.Run(name, func(t *testing.T) { upstreamtest.CheckStatus(t, serve, tt) })
 	}
 }
 
@@ -159,8 +123,8 @@ func TestContextLengthAndContentPolicy(t *testing.T) {
 				w.WriteHeader(tt.status)
 				w.Write([]byte(tt.body))
 			})
-			_, err := m.Complete(bounded(t), hello)
-			assert.Equal(t, tt.want, class(t, err))
+			_, err := m.Complete(upstreamtest.Bounded(t), upstreamtest.Hello)
+			assert.Equal(t, tt.want, upstreamtest.Class(t, err))
 			assert.Contains(t, err.Error(), tt.reason)
 		})
 	}
@@ -171,11 +135,7 @@ func TestFilteredOrRefusedAnswer(t *testing.T) {
 		"finish_reason content_filter": `{"choices":[{"message":{"content":""},"finish_reason":"content_filter"}]}`,
 		"refusal":                      `{"choices":[{"message":{"content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]}`,
 	} {
-		t.Run(name, func(t *testing.T) {
-			m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) { w.Write([]byte(body)) })
-			_, err := m.Complete(bounded(t), hello)
-			assert.Equal(t, messages.ErrorClass_content_policy, class(t, err))
-		})
+		t.Run(name, func(t *testing.T) { upstreamtest.CheckAnswerFails(t, serve, body, messages.ErrorClass_content_policy) })
 	}
 }
 
@@ -186,50 +146,19 @@ func TestMalformedAnswer(t *testing.T) {
 		"html":           `<html>oops</html>`,
 		"error with 200": `{"error":{"message":"upstream model crashed","type":"server_error"}}`,
 	} {
-		t.Run(name, func(t *testing.T) {
-			m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) { w.Write([]byte(body)) })
-			_, err := m.Complete(bounded(t), hello)
-			want := messages.ErrorClass_malformed
-			if name == "error with 200" {
-				want = messages.ErrorClass_server_error
-			}
-			assert.Equal(t, want, class(t, err), "%v", err)
-		})
+		want := messages.ErrorClass_malformed
+		if name == "error with 200" {
+			want = messages.ErrorClass_server_error
+		}
+		t.Run(name, func(t *testing.T) { upstreamtest.CheckAnswerFails(t, serve, body, want) })
 	}
 }
 
-func TestConnectionRefused(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
+func TestConnectionRefused(t *testing.T) { upstreamtest.CheckConnectionRefused(t, model) }
 
-	client := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(client.CloseIdleConnections)
-	m, err := New(Config{Name: "gpt", BaseURL: "http://" + addr + "/v1", APIKey: apiKey, Client: client})
-	require.NoError(t, err)
-	_, err = m.Complete(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_connection, class(t, err), "%v", err)
-	assert.Contains(t, err.Error(), "refused")
-	_, err = m.Stream(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_connection, class(t, err), "%v", err)
-}
+func TestConnectionReset(t *testing.T) { upstreamtest.CheckConnectionReset(t, serve) }
 
-func TestConnectionReset(t *testing.T) {
-	m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) { cut(t, w) })
-	_, err := m.Complete(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_connection, class(t, err), "%v", err)
-	_, err = m.Stream(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_connection, class(t, err), "%v", err)
-}
-
-func TestHangIsTimeout(t *testing.T) {
-	m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) { u.hang(r) })
-	ctx, cancel := context.WithTimeout(bounded(t), 50*time.Millisecond)
-	defer cancel()
-	_, err := m.Complete(ctx, hello)
-	assert.Equal(t, messages.ErrorClass_timeout, class(t, err), "%v", err)
-}
+func TestHangIsTimeout(t *testing.T) { upstreamtest.CheckHangIsTimeout(t, serve) }
 
 func TestKeyNeverInErrors(t *testing.T) {
 	// An upstream that echoes the credentials it was sent, in a status
@@ -237,22 +166,19 @@ func TestKeyNeverInErrors(t *testing.T) {
 	m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
 		auth := r.Header.Get("Authorization")
 		msg, _ := json.Marshal("Incorrect API key provided: " + strings.TrimPrefix(auth, "Bearer ") + " (header " + auth + ")")
-		if strings.Contains(string(<-u.bodies), `"stream":true`) {
-			events(w, delta("a"), `data: {"error":{"message":`+string(msg)+`,"type":"server_error"}}`+"\n\n")
+		if strings.Contains(string(<-u.Bodies), `"stream":true`) {
+			upstreamtest.Events(w, delta("a"), `data: {"error":{"message":`+string(msg)+`,"type":"server_error"}}`+"\n\n")
 			return
 		}
 		w.WriteHeader(401)
 		w.Write([]byte(`{"error":{"message":` + string(msg) + `,"code":"invalid_api_key"}}`))
 	})
-	_, err := m.Complete(bounded(t), hello)
-	assert.Equal(t, messages.ErrorClass_auth, class(t, err))
+	_, err := m.Complete(upstreamtest.Bounded(t), upstreamtest.Hello)
+	assert.Equal(t, messages.ErrorClass_auth, upstreamtest.Class(t, err))
 	assert.Contains(t, err.Error(), "Incorrect API key provided: [redacted]")
 
-	s, err := m.Stream(bounded(t), hello)
-	require.NoError(t, err)
-	defer s.Close()
-	_, _, err = collect(s)
-	assert.Equal(t, messages.ErrorClass_server_error, class(t, err))
+	_, _, err = upstreamtest.Collect(upstreamtest.Open(t, m))
+	assert.Equal(t, messages.ErrorClass_server_error, upstreamtest.Class(t, err))
 }
 
 // TestDefaultClient: with no Client the shared pooled one is used.
@@ -261,12 +187,12 @@ func TestDefaultClient(t *testing.T) {
 		w.Write([]byte(`{"choices":[{"message":{"content":"pooled"},"finish_reason":"stop"}]}`))
 	})
 	t.Cleanup(providers.HTTPClient().CloseIdleConnections)
-	m, err := New(Config{Name: "gpt", BaseURL: u.srv.URL})
+	m, err := New(Config{Name: "gpt", BaseURL: u.URL})
 	require.NoError(t, err)
 	assert.Same(t, providers.HTTPClient(), m.api.Client)
-	res, err := m.Complete(bounded(t), hello)
+	res, err := m.Complete(upstreamtest.Bounded(t), upstreamtest.Hello)
 	require.NoError(t, err)
 	assert.Equal(t, "pooled", res.Content)
-	r := <-u.got
+	r := <-u.Got
 	assert.Equal(t, 1, r.ProtoMajor, "HTTP/1.1: one connection per stream")
 }
