@@ -106,7 +106,7 @@ func (h *Hive) Dispatch(ctx context.Context, req *messages.InferRequest, done fu
 		})
 		return
 	}
-	h.system.Root.Send(h.router, &route{ctx: ctx, req: req, done: done, received: h.env.now()})
+	h.system.Root.Send(h.router, &run{route: route{ctx: ctx, req: req, done: done, received: h.env.now()}})
 }
 
 // DispatchStream hands a streamed request to the router. It never blocks;
@@ -122,7 +122,7 @@ func (h *Hive) DispatchStream(ctx context.Context, req *messages.InferRequest, e
 		})
 		return
 	}
-	h.system.Root.Send(h.router, &route{ctx: ctx, req: req, emit: emit, received: h.env.now()})
+	h.system.Root.Send(h.router, &run{route: route{ctx: ctx, req: req, emit: emit, received: h.env.now()}})
 }
 
 // Node returns the node name.

@@ -37,8 +37,6 @@ type queued struct {
 	hasPermit bool
 }
 
-type attemptKey struct{ run, attempt uint64 }
-
 // model is the actor that owns one model: its breaker, health, ramp,
 // concurrency limit, queue and in-flight calls. One incarnation lives
 // between a start and a restart; the breaker survives through the store.
@@ -53,10 +51,9 @@ type model struct {
 	enabled bool
 	log     zerolog.Logger
 
-	next      uint64
-	inFlight  map[uint64]*running
-	byAttempt map[attemptKey]uint64
-	queue     []queued
+	next     uint64
+	inFlight map[uint64]*running
+	queue    []queued
 
 	timerSeq  uint64
 	timerAt   time.Time
@@ -112,17 +109,16 @@ func newModel(spec ModelSpec, e *env, counts *modelCounts) (*model, error) {
 		return nil, err
 	}
 	return &model{
-		spec:      spec,
-		provider:  p,
-		env:       e,
-		breaker:   b,
-		health:    h,
-		ramp:      r,
-		enabled:   true,
-		counts:    counts,
-		log:       e.log.With().Str("model", spec.Name).Logger(),
-		inFlight:  make(map[uint64]*running),
-		byAttempt: make(map[attemptKey]uint64),
+		spec:     spec,
+		provider: p,
+		env:      e,
+		breaker:  b,
+		health:   h,
+		ramp:     r,
+		enabled:  true,
+		counts:   counts,
+		log:      e.log.With().Str("model", spec.Name).Logger(),
+		inFlight: make(map[uint64]*running),
 	}, nil
 }
 
@@ -240,7 +236,6 @@ func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, hasP
 	m.next++
 	seq := m.next
 	m.inFlight[seq] = &running{call: c, cancel: cancel, permit: permit, hasPermit: hasPermit}
-	m.byAttempt[attemptKey{c.run, c.attempt}] = seq
 
 	self, root, provider, clock, log := ctx.Self(), ctx.ActorSystem().Root, m.provider, m.env.now, m.log
 	deadlines, name := m.spec.Streaming, m.spec.Name
@@ -286,7 +281,7 @@ func (m *model) finish(ctx actor.Context, f *finished) {
 	if !ok {
 		return // cancelled, or abandoned by an earlier incarnation
 	}
-	m.forget(f.seq, r)
+	m.forget(f.seq)
 	now := m.env.now()
 	o := resilience.Outcome{Latency: f.latency, FirstToken: f.firstToken}
 	if f.err != nil {
@@ -351,9 +346,13 @@ func (m *model) drainQueue(ctx actor.Context, now time.Time) {
 // released: a cancelled loser is no evidence against the model.
 func (m *model) cancel(ctx actor.Context, c *cancelCall) {
 	now := m.env.now()
-	if seq, ok := m.byAttempt[attemptKey{c.run, c.attempt}]; ok {
-		r := m.inFlight[seq]
-		m.forget(seq, r)
+	// A linear search: calls in flight are few (MaxConcurrent), and a
+	// cancel is rare (the losers of a race), so no index is kept.
+	for seq, r := range m.inFlight {
+		if r.call.run != c.run || r.call.attempt != c.attempt {
+			continue
+		}
+		m.forget(seq)
 		r.cancel()
 		if r.hasPermit {
 			m.transitions(ctx, m.breaker.Release(r.permit, now), "")
@@ -372,9 +371,8 @@ func (m *model) cancel(ctx actor.Context, c *cancelCall) {
 	}
 }
 
-func (m *model) forget(seq uint64, r *running) {
+func (m *model) forget(seq uint64) {
 	delete(m.inFlight, seq)
-	delete(m.byAttempt, attemptKey{r.call.run, r.call.attempt})
 }
 
 // crash answers the caller of a call whose provider panicked, and every
@@ -382,7 +380,7 @@ func (m *model) forget(seq uint64, r *running) {
 // in provider code is a bug, and a fresh incarnation is the safe state.
 func (m *model) crash(ctx actor.Context, p *providerPanicked) {
 	if r, ok := m.inFlight[p.seq]; ok {
-		m.forget(p.seq, r)
+		m.forget(p.seq)
 		if r.hasPermit {
 			m.transitions(ctx, m.breaker.Done(r.permit, m.env.now(), resilience.Outcome{Class: messages.ErrorClass_server_error}), "")
 		}
@@ -401,7 +399,7 @@ func (m *model) abandonAll(ctx actor.Context, err *providers.Error) {
 			m.breaker.Release(r.permit, now)
 		}
 		m.reply(ctx, r.call, nil, err, 0)
-		m.forget(seq, r)
+		m.forget(seq)
 	}
 	for _, q := range m.queue {
 		m.reply(ctx, q.call, nil, err, 0)

@@ -18,7 +18,8 @@ import (
 // net: model calls carry the deadline themselves.
 const sweepEvery = 250 * time.Millisecond
 
-// route hands a decoded request to the router. done is called exactly once.
+// route is a decoded request as Dispatch hands it to the router, inside a
+// new run (one allocation per request). done is called exactly once.
 type route struct {
 	ctx      context.Context
 	req      *messages.InferRequest
@@ -134,7 +135,7 @@ func newGroup(spec *ModelSpec, cfg *Config) (*group, error) {
 
 func (r *router) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *route:
+	case *run:
 		r.start(ctx, msg)
 	case *callResult:
 		if rn, ok := r.runs[msg.run]; ok {
@@ -165,9 +166,11 @@ func (r *router) Receive(ctx actor.Context) {
 
 // start validates a request, admits it against the group's degradation
 // level and starts its strategy.
-func (r *router) start(ctx actor.Context, rt *route) {
+// start takes a new run (sent by Dispatch with only its route set).
+func (r *router) start(ctx actor.Context, rn *run) {
 	r.nextRun++
-	rn := &run{route: rt, id: r.nextRun}
+	rn.id = r.nextRun
+	rt := &rn.route
 	r.runs[rn.id] = rn
 	r.armSweep(ctx)
 

@@ -14,7 +14,7 @@ import (
 
 // run is one request being served: its candidates and its attempts.
 type run struct {
-	*route
+	route
 	id       uint64
 	group    *group
 	started  bool // counted in the group's budget
