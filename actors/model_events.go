@@ -130,11 +130,8 @@ func (m *model) sendView(ctx actor.Context) {
 		enabled: m.enabled,
 		breaker: m.breaker.State(),
 		ramp:    m.ramp.Percent(),
-		health:  snap.Status,
 		score:   snap.Score,
 		p95:     m.p95,
-		avg:     snap.LatencyAvg,
-		success: snap.SuccessRate,
 	}
 	if v.p95 == 0 {
 		v.p95 = snap.P95

@@ -53,12 +53,9 @@ type view struct {
 	enabled   bool // in rotation (false: an operator disabled it)
 	breaker   messages.BreakerState
 	openUntil time.Time
-	ramp      int // percent of traffic admitted while ramping back
-	health    messages.HealthStatus
-	score     float64
+	ramp      int     // percent of traffic admitted while ramping back
+	score     float64 // health score, for weighted routing
 	p95       time.Duration
-	avg       time.Duration
-	success   float64
 }
 
 // admits reports whether the router may send the model traffic at now.

@@ -106,7 +106,7 @@ func newRouter(e *env) (*router, error) {
 		r.order = append(r.order, spec.Name)
 		// Up until told otherwise: a call sent before the actor started waits
 		// in its mailbox.
-		r.views[spec.Name] = &view{name: spec.Name, up: true, enabled: true, ramp: 100, score: 0.5, success: 1}
+		r.views[spec.Name] = &view{name: spec.Name, up: true, enabled: true, ramp: 100, score: 0.5}
 		g, err := newGroup(spec, e.cfg)
 		if err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cmmv-hive/resilience/bus/bustest"
@@ -70,7 +71,7 @@ func requestJSON(t *testing.T, nc *nats.Conn, body string) (*nats.Msg, *messages
 	require.NoError(t, err)
 	require.Equal(t, byte('{'), msg.Data[0], "a JSON request gets a JSON reply, got %q", msg.Data)
 	var resp messages.InferResponse
-	require.NoError(t, protojsonUnmarshal(msg.Data, &resp), "reply %s", msg.Data)
+	require.NoError(t, protojson.Unmarshal(msg.Data, &resp), "reply %s", msg.Data)
 	return msg, &resp
 }
 
@@ -199,7 +200,7 @@ func TestNodeStreamsOverNATS(t *testing.T) {
 		msg, err := sub.NextMsg(requestLimit)
 		require.NoError(t, err)
 		var c messages.InferChunk
-		require.NoError(t, protojsonUnmarshal(msg.Data, &c), "chunk %s", msg.Data)
+		require.NoError(t, protojson.Unmarshal(msg.Data, &c), "chunk %s", msg.Data)
 		assert.Equal(t, seq, c.Seq, "chunks in order")
 		text += c.Delta
 		if c.Final {

@@ -70,7 +70,7 @@ func awaitReply(t *testing.T, replies <-chan *nats.Msg) *messages.InferResponse 
 		var resp messages.InferResponse
 		require.NoError(t, protojson.Unmarshal(msg.Data, &resp), "reply %s", msg.Data)
 		return &resp
-	case <-timeAfter(requestLimit):
+	case <-time.After(requestLimit):
 		t.Fatal("the in-flight request got no reply")
 		return nil
 	}
