@@ -56,7 +56,7 @@ func New(cfg Config) (*Hive, error) {
 	if err != nil {
 		return nil, fmt.Errorf("actors: %w", err)
 	}
-	if h.router, err = system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return rt }, actor.WithDispatcher(actor.NewDefaultDispatcher(routerThroughput))), "router"); err != nil {
+	if h.router, err = system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return rt }, actor.WithDispatcher(presized(routerThroughput))), "router"); err != nil {
 		return nil, fmt.Errorf("actors: spawn router: %w", err)
 	}
 	e.router = h.router

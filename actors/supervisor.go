@@ -59,7 +59,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 			spec := s.env.cfg.Models[i]
 			counts := &modelCounts{}
 			s.counts[spec.Name] = counts
-			props := actor.PropsFromProducer(func() actor.Actor { return s.produce(spec, counts) })
+			props := actor.PropsFromProducer(func() actor.Actor { return s.produce(spec, counts) }, actor.WithDispatcher(presized(modelThroughput)))
 			pid, err := ctx.SpawnNamed(props, "model-"+spec.Name)
 			if err != nil {
 				s.env.log.Error().Err(err).Str("model", spec.Name).Msg("spawn model actor")

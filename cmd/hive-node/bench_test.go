@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
@@ -31,14 +32,34 @@ models:
 // BenchmarkInfer measures a whole request through a node: NATS
 // request-reply, decode, router, model actor, sim provider with no latency,
 // encode, reply. Parallel runs use 64 requesters on one connection.
+// bare_echo is the ceiling on this machine: the same requests answered by a
+// plain NATS subscriber that echoes them, in the same process.
 func BenchmarkInfer(b *testing.B) {
 	srv := bustest.NewServer(b)
+	echo := bustest.Connect(b, srv)
+	_, err := echo.QueueSubscribe("bench.echo", "echo", func(m *nats.Msg) { _ = m.Respond(m.Data) })
+	require.NoError(b, err)
+	require.NoError(b, echo.Flush())
 	cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(benchModels))
 	require.NoError(b, err)
 	n, err := startNode(&serveFlags{natsURL: srv.ClientURL(), nodeID: "bench", httpAddr: "off"}, cfg, zerolog.Nop())
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = n.shutdown() })
 	nc := bustest.Connect(b, srv)
+
+	parallel64 := func(b *testing.B, subject string, body []byte) {
+		b.SetParallelism(32) // 32 x GOMAXPROCS(2) = 64 requesters
+		began := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := nc.Request(subject, body, requestLimit); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "req/s")
+	}
 
 	jsonBody := []byte(`{"model":"instant","messages":[{"role":"user","content":"hi"}]}`)
 	pbBody, err := proto.Marshal(&messages.InferRequest{Model: "instant", Messages: []*messages.ChatMessage{{Role: "user", Content: "hi"}}})
@@ -63,18 +84,7 @@ func BenchmarkInfer(b *testing.B) {
 				}
 			}
 		})
-		b.Run(bc.name+"/parallel64", func(b *testing.B) {
-			b.SetParallelism(32) // 32 x GOMAXPROCS(2) = 64 requesters
-			began := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := nc.Request("hive.v1.infer", bc.body, requestLimit); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "req/s")
-		})
+		b.Run(bc.name+"/parallel64", func(b *testing.B) { parallel64(b, "hive.v1.infer", bc.body) })
 	}
+	b.Run("bare_echo/parallel64", func(b *testing.B) { parallel64(b, "bench.echo", pbBody) })
 }

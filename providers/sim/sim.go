@@ -105,7 +105,7 @@ func (m *Model) reply(req *messages.InferRequest) string {
 	if m.cfg.Reply != "" {
 		return m.cfg.Reply
 	}
-	return fmt.Sprintf("%s (simulated) received: %s", m.cfg.Name, lastUserContent(req))
+	return m.cfg.Name + " (simulated) received: " + lastUserContent(req)
 }
 
 func usage(req *messages.InferRequest, reply string) *messages.Usage {
