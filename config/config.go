@@ -84,6 +84,8 @@ type Global struct {
 	WhenAllDown     WhenAllDown     // whenAllDown: block, what a request gets when no model can serve it
 	Supervision     Supervision     // supervision: block, restarts of crashed model actors
 	Recovery        Recovery        // recovery: block, automatic recovery of failing models
+	Alerts          Alerts          // alerts: block, alert rules and webhooks
+	Persistence     Persistence     // persistence: block, the JetStream audit trail and breaker states
 }
 
 // Retry configures retries of the same model: the n-th retry waits
@@ -289,6 +291,8 @@ func defaultGlobal() Global {
 		Supervision:     Supervision{MaxRestarts: 5, Within: time.Minute, BaseDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second, Jitter: 0.2},
 		Recovery: Recovery{Enabled: true, MaxConcurrent: 3, ErrorRate: 0.5, MinCalls: 10, ResponseTime: 30 * time.Second,
 			Failures: 10, Timeout: 2 * time.Minute, Cooldown: 30 * time.Second},
+		Alerts:      defaultAlerts(),
+		Persistence: defaultPersistence(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -75,6 +76,8 @@ func TestDefaultFiles(t *testing.T) {
 	}
 }
 
+var listIndex = regexp.MustCompile(`\[\d+\]`)
+
 // TestGlobalFileGivesEveryKey keeps resilience.yml a complete reference: it
 // must write out every global key, commented out where the default depends
 // on other keys.
@@ -95,8 +98,12 @@ func TestGlobalFileGivesEveryKey(t *testing.T) {
 			want = append(want, block+"."+key)
 		}
 	}
+	seen := make(map[string]bool)
+	for key := range d.seen { // list items count for the list: webhooks[0].url is webhooks[].url
+		seen[listIndex.ReplaceAllString(key, "[]")] = true
+	}
 	for _, key := range want {
-		if _, ok := d.seen[key]; !ok {
+		if !seen[key] {
 			t.Errorf("%s: got no %s, want every key written out", GlobalFile, key)
 		}
 	}
@@ -104,7 +111,8 @@ func TestGlobalFileGivesEveryKey(t *testing.T) {
 
 // TestGlobalFileCommentedValues checks that the keys resilience.yml writes
 // commented out show the values they take: uncommented, they change nothing
-// but the time window's keys, which the count window ignores.
+// but the time window's keys, which the count window ignores, and the
+// example webhooks.
 func TestGlobalFileCommentedValues(t *testing.T) {
 	c := mustParse(t, uncomment(string(defaultGlobalFile)), okModels)
 	want, _ := resilience.Preset(PresetBIP03)
@@ -120,6 +128,10 @@ func TestGlobalFileCommentedValues(t *testing.T) {
 	wantGlobal := defaultGlobal()
 	wantGlobal.CircuitBreaker = commented
 	wantGlobal.Restoration.MaxHold = 30 * time.Second // three holds of 30s / 3
+	wantGlobal.Alerts.Webhooks = []Webhook{ // the examples
+		{URLEnv: "SLACK_WEBHOOK_URL", Format: "slack", MinSeverity: "warning", Timeout: 5 * time.Second, Retries: 3},
+		{URL: "http://127.0.0.1:9000/alerts", Format: "json", MinSeverity: "warning", Timeout: 5 * time.Second, Retries: 3},
+	}
 	if !reflect.DeepEqual(c.Global, wantGlobal) {
 		t.Errorf("Global:\ngot  %+v\nwant %+v", c.Global, wantGlobal)
 	}

@@ -39,6 +39,8 @@ func (d *decoder) globalFields(g *Global) map[string]field {
 		"whenAllDown":           d.block(d.allDownFields(&g.WhenAllDown)),
 		"supervision":           d.block(d.supervisionFields(&g.Supervision)),
 		"recovery":              d.block(d.recoveryFields(&g.Recovery)),
+		"alerts":                d.block(d.alertsFields(&g.Alerts)),
+		"persistence":           d.block(d.persistenceFields(&g.Persistence)),
 	}
 }
 

@@ -52,7 +52,17 @@ func TestREADME(t *testing.T) {
 			rows = append(rows, key)
 		}
 	}
+	var rules AlertRules
+	for _, nr := range rules.Named() {
+		if !strings.Contains(section, "| `"+nr.Name+"` |") {
+			t.Errorf("README.md: got no row for the alert rule %s, want one in the rules table", nr.Name)
+		}
+	}
 	for _, key := range rows {
+		if rest, ok := strings.CutPrefix(key, "alerts.rules."); ok { // one row per key, for every rule
+			_, sub, _ := strings.Cut(rest, ".")
+			key = "alerts.rules.<rule>." + sub
+		}
 		if !strings.Contains(section, "| `"+key+"` |") {
 			t.Errorf("README.md: got no row for %s, want every key in a table", key)
 		}
@@ -77,7 +87,28 @@ func globalBlocks(d *decoder) map[string]map[string]field {
 		"whenAllDown":     d.allDownFields(&WhenAllDown{}),
 		"supervision":     d.supervisionFields(&Supervision{}),
 		"recovery":        d.recoveryFields(&Recovery{}),
+		"alerts":          alertsKeys(d),
+		"persistence":     d.persistenceFields(&Persistence{}),
 	}
+}
+
+// alertsKeys returns the alerts block's keys with each rule's and a
+// webhook's keys spelled out ("rules.model_unavailable.threshold",
+// "webhooks[].url"), as the README and resilience.yml write them.
+func alertsKeys(d *decoder) map[string]field {
+	fs := d.alertsFields(&Alerts{})
+	delete(fs, "rules")
+	delete(fs, "webhooks")
+	var rules AlertRules
+	for _, nr := range rules.Named() {
+		for key, f := range d.alertRuleFields(nr.Name, nr.Rule) {
+			fs["rules."+nr.Name+"."+key] = f
+		}
+	}
+	for key, f := range d.webhookFields(&Webhook{}) {
+		fs["webhooks[]."+key] = f
+	}
+	return fs
 }
 
 // presetTable writes the value of every breaker key in each preset as a
