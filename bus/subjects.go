@@ -79,6 +79,12 @@ func (s Subjects) Alert(severity, rule string) string {
 	return s.join("events", "alert", severity, rule)
 }
 
+// AdminAudit is where a node records an applied admin command, the
+// AdminCommand with its actor: hive.v1.events.admin.<node>.<command>.
+func (s Subjects) AdminAudit(node, command string) string {
+	return s.join("events", "admin", node, command)
+}
+
 // Events is the wildcard matching every event above: hive.v1.events.>.
 // It is for subscribers; never publish to it.
 func (s Subjects) Events() string { return s.join("events", ">") }
