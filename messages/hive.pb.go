@@ -2116,15 +2116,19 @@ func (x *ModelStatus) GetStrategy() string {
 
 // NodeStatus is a node's view of itself.
 type NodeStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Started       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started,proto3" json:"started,omitempty"`
-	Draining      bool                   `protobuf:"varint,4,opt,name=draining,proto3" json:"draining,omitempty"`
-	Persistence   bool                   `protobuf:"varint,5,opt,name=persistence,proto3" json:"persistence,omitempty"`
-	Models        []*ModelStatus         `protobuf:"bytes,6,rep,name=models,proto3" json:"models,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Node        string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Version     string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Started     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started,proto3" json:"started,omitempty"`
+	Draining    bool                   `protobuf:"varint,4,opt,name=draining,proto3" json:"draining,omitempty"`
+	Persistence bool                   `protobuf:"varint,5,opt,name=persistence,proto3" json:"persistence,omitempty"`
+	Models      []*ModelStatus         `protobuf:"bytes,6,rep,name=models,proto3" json:"models,omitempty"`
+	// alerts are the alerts firing on the node.
+	Alerts []*Alert `protobuf:"bytes,7,rep,name=alerts,proto3" json:"alerts,omitempty"`
+	// persistence_detail says why persistence is off, or what it keeps.
+	PersistenceDetail string `protobuf:"bytes,8,opt,name=persistence_detail,json=persistenceDetail,proto3" json:"persistence_detail,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -2197,6 +2201,20 @@ func (x *NodeStatus) GetModels() []*ModelStatus {
 		return x.Models
 	}
 	return nil
+}
+
+func (x *NodeStatus) GetAlerts() []*Alert {
+	if x != nil {
+		return x.Alerts
+	}
+	return nil
+}
+
+func (x *NodeStatus) GetPersistenceDetail() string {
+	if x != nil {
+		return x.PersistenceDetail
+	}
+	return ""
 }
 
 // AdminReply answers an AdminCommand.
@@ -2679,7 +2697,7 @@ const file_hive_proto_rawDesc = "" +
 	" \x01(\x03R\tsuccesses\x12\x1a\n" +
 	"\bfailures\x18\v \x01(\x03R\bfailures\x12\x1c\n" +
 	"\tfallbacks\x18\f \x03(\tR\tfallbacks\x12\x1a\n" +
-	"\bstrategy\x18\r \x01(\tR\bstrategy\"\xdc\x01\n" +
+	"\bstrategy\x18\r \x01(\tR\bstrategy\"\xb3\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +
@@ -2687,7 +2705,9 @@ const file_hive_proto_rawDesc = "" +
 	"\astarted\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x12\x1a\n" +
 	"\bdraining\x18\x04 \x01(\bR\bdraining\x12 \n" +
 	"\vpersistence\x18\x05 \x01(\bR\vpersistence\x12,\n" +
-	"\x06models\x18\x06 \x03(\v2\x14.hive.v1.ModelStatusR\x06models\"\x9d\x01\n" +
+	"\x06models\x18\x06 \x03(\v2\x14.hive.v1.ModelStatusR\x06models\x12&\n" +
+	"\x06alerts\x18\a \x03(\v2\x0e.hive.v1.AlertR\x06alerts\x12-\n" +
+	"\x12persistence_detail\x18\b \x01(\tR\x11persistenceDetail\"\x9d\x01\n" +
 	"\n" +
 	"AdminReply\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x12\n" +
@@ -2861,16 +2881,17 @@ var file_hive_proto_depIdxs = []int32{
 	2,  // 29: hive.v1.ModelStatus.health:type_name -> hive.v1.HealthStatus
 	30, // 30: hive.v1.NodeStatus.started:type_name -> google.protobuf.Timestamp
 	24, // 31: hive.v1.NodeStatus.models:type_name -> hive.v1.ModelStatus
-	15, // 32: hive.v1.AdminReply.error:type_name -> hive.v1.Error
-	25, // 33: hive.v1.AdminReply.status:type_name -> hive.v1.NodeStatus
-	10, // 34: hive.v1.FaultSpec.kind:type_name -> hive.v1.FaultSpec.Kind
-	0,  // 35: hive.v1.FaultSpec.error_class:type_name -> hive.v1.ErrorClass
-	15, // 36: hive.v1.FaultAck.error:type_name -> hive.v1.Error
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	22, // 32: hive.v1.NodeStatus.alerts:type_name -> hive.v1.Alert
+	15, // 33: hive.v1.AdminReply.error:type_name -> hive.v1.Error
+	25, // 34: hive.v1.AdminReply.status:type_name -> hive.v1.NodeStatus
+	10, // 35: hive.v1.FaultSpec.kind:type_name -> hive.v1.FaultSpec.Kind
+	0,  // 36: hive.v1.FaultSpec.error_class:type_name -> hive.v1.ErrorClass
+	15, // 37: hive.v1.FaultAck.error:type_name -> hive.v1.Error
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_hive_proto_init() }
