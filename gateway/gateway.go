@@ -44,6 +44,11 @@ type Config struct {
 	// served_by, status); the zero value logs nothing. Request headers,
 	// Authorization among them, and message contents are never logged.
 	Logger zerolog.Logger
+	// Metrics, when not nil, is served at GET /metrics and records every
+	// chat completion the dispatcher answers as an "http" response (time
+	// from dispatch to answer; requests refused before dispatch are not
+	// counted). Nil means no /metrics route.
+	Metrics *Metrics
 }
 
 var (
@@ -68,10 +73,11 @@ type gateway struct {
 }
 
 // New returns the node's HTTP handler: POST /v1/chat/completions,
-// GET /v1/models, GET /v1/models/{model}, and Health's /healthz and
-// /readyz. Any other path under /v1/ gets an OpenAI-shaped 404, and a wrong
-// method an OpenAI-shaped 405 with Allow. It fails when a required field of
-// c is missing or MaxBody is negative.
+// GET /v1/models, GET /v1/models/{model}, Health's /healthz and /readyz,
+// and GET /metrics when c.Metrics is set. Any other path under /v1/ gets
+// an OpenAI-shaped 404, and a wrong method an OpenAI-shaped 405 with
+// Allow. It fails when a required field of c is missing or MaxBody is
+// negative.
 func New(c Config) (http.Handler, error) {
 	switch {
 	case c.Node == "":
@@ -97,10 +103,16 @@ func New(c Config) (http.Handler, error) {
 	if g.models == nil {
 		g.models = func() []string { return nil }
 	}
+	if c.Metrics != nil {
+		g.dispatcher = metered{Dispatcher: c.Dispatcher, m: c.Metrics}
+	}
 	health := Health(c.Node, c.Readiness)
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", health)
 	mux.Handle("/readyz", health)
+	if c.Metrics != nil {
+		mux.Handle("GET /metrics", c.Metrics.Handler())
+	}
 	mux.Handle("/v1/chat/completions", only(http.MethodPost, g.chat))
 	mux.Handle("/v1/models", only(http.MethodGet, g.listModels))
 	mux.Handle("/v1/models/{model}", only(http.MethodGet, g.getModel))
