@@ -1,6 +1,6 @@
 // Package gateway is Hive's HTTP face: the OpenAI-compatible chat
 // completions endpoint (plain and streamed as SSE), the model list, liveness
-// readiness, and /metrics in the Prometheus text format (metrics.go); the
+// and readiness, /metrics in the Prometheus text format (metrics.go); the
 // dashboard as it lands.
 //
 // Requests and replies keep OpenAI's shapes, so any OpenAI SDK is a client.
