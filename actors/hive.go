@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -20,17 +21,23 @@ import (
 // askTimeout bounds a question to an actor (status, manual actions).
 const askTimeout = 5 * time.Second
 
-// ErrUnknownModel is returned for a model name that is not configured.
-var ErrUnknownModel = errors.New("unknown model")
+var (
+	// ErrUnknownModel is returned for a model name that is not configured.
+	ErrUnknownModel = errors.New("unknown model")
+	// ErrUnknownAlert is returned for an alert id that is not firing.
+	ErrUnknownAlert = errors.New("unknown alert")
+)
 
 // Hive is one node's actor system: a supervised actor per configured
-// model, the router in front of them and the recovery actor.
+// model, the router in front of them, the recovery actor and, when
+// configured, the alerts actor.
 type Hive struct {
 	env        *env
 	system     *actor.ActorSystem
 	router     *actor.PID
 	supervisor *actor.PID
 	recovery   *actor.PID
+	alerts     *actor.PID // nil when alerts are off
 	models     map[string]*actor.PID
 	deadLetter *eventstream.Subscription
 
@@ -67,6 +74,14 @@ func New(cfg Config) (*Hive, error) {
 		return nil, fmt.Errorf("actors: spawn recovery: %w", err)
 	}
 	e.recovery = h.recovery
+	if cfg.Alerts.Enabled {
+		al := newAlerter(e)
+		if h.alerts, err = system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return al }), "alerts"); err != nil {
+			h.Stop()
+			return nil, fmt.Errorf("actors: spawn alerts: %w", err)
+		}
+		e.alerts = h.alerts
+	}
 	strategy := &backoff{cfg: cfg.Supervision, random: cfg.Random, system: system, supervisor: h.supervisor}
 	sup := &supervisor{env: e, children: make(map[string]*actor.PID), names: make(map[string]string), counts: make(map[string]*modelCounts)}
 	props := actor.PropsFromProducer(func() actor.Actor { return sup }, actor.WithSupervisor(strategy))
@@ -80,6 +95,9 @@ func New(cfg Config) (*Hive, error) {
 		return nil, fmt.Errorf("actors: start models: %w", err)
 	}
 	h.models = res.(map[string]*actor.PID)
+	if h.alerts != nil {
+		system.Root.Send(h.alerts, &alertTargets{models: maps.Clone(h.models)})
+	}
 	// A call that reaches a stopped model actor is answered, not lost.
 	h.deadLetter = system.EventStream.Subscribe(func(evt any) {
 		dl, ok := evt.(*actor.DeadLetterEvent)
@@ -200,6 +218,9 @@ func (h *Hive) Stop() {
 		const bound = 10 * time.Second
 		if h.router != nil {
 			_ = h.system.Root.PoisonFuture(h.router).Wait()
+		}
+		if h.alerts != nil {
+			_ = h.system.Root.StopFuture(h.alerts).Wait()
 		}
 		if h.models != nil {
 			_ = h.system.Root.StopFuture(h.supervisor).Wait()

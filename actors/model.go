@@ -70,6 +70,7 @@ type model struct {
 // modelCounts are a model's request counters; they survive restarts.
 type modelCounts struct {
 	requests, successes, failures int64
+	alert                         alertCounts // since the alerts actor last asked
 }
 
 // env is what every actor of a Hive shares: configuration and the ports.
@@ -85,6 +86,7 @@ type env struct {
 	system   *actor.ActorSystem
 	router   *actor.PID
 	recovery *actor.PID
+	alerts   *actor.PID // nil when alerts are off
 }
 
 func newModel(spec ModelSpec, e *env, counts *modelCounts) (*model, error) {
@@ -141,6 +143,8 @@ func (m *model) Receive(ctx actor.Context) {
 		m.probeFinished(ctx, msg)
 	case *control:
 		ctx.Respond(m.control(ctx, msg))
+	case *alertQuery:
+		ctx.Respond(m.alertReport(msg))
 	case *beginProbing:
 		m.beginProbing(ctx, msg)
 	case *providerPanicked:
@@ -301,6 +305,7 @@ func (m *model) record(ctx actor.Context, now time.Time, r *running, o resilienc
 	} else if o.Counts() {
 		m.counts.failures++
 	}
+	m.counts.alert.observe(o)
 	changed := false
 	if r.hasPermit {
 		changed = m.transitions(ctx, m.breaker.Done(r.permit, now, o), "") || changed

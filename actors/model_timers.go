@@ -114,6 +114,7 @@ func (m *model) probe(ctx actor.Context) {
 
 func (m *model) probeFinished(ctx actor.Context, p *probeDone) {
 	m.probing = false
+	m.counts.alert.probe(p.outcome)
 	now := m.env.now()
 	changed := false
 	if p.trial {

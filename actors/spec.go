@@ -118,6 +118,7 @@ type Config struct {
 	AllDown     AllDown
 	Supervision Supervision
 	Recovery    Recovery
+	Alerts      Alerts // off when zero
 }
 
 func (c *Config) validate() error {
@@ -177,7 +178,7 @@ func (c *Config) validate() error {
 	}
 	c.Supervision.applyDefaults()
 	c.Recovery.applyDefaults()
-	return nil
+	return c.Alerts.validate()
 }
 
 func (m *ModelSpec) applyDefaults() error {

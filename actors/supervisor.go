@@ -132,12 +132,9 @@ func (s *supervisor) gaveUp(ctx actor.Context, g *gaveUp) {
 		Time: timestamp(now), Node: s.env.cfg.Node, Model: name,
 		To: messages.HealthStatus_unavailable, Reason: "supervisor gave up: " + detail,
 	})
-	s.env.pub.Alert(&messages.Alert{
-		Time: timestamp(now), Id: fmt.Sprintf("supervisor_gave_up.%s.%s", s.env.cfg.Node, name),
-		Rule: "supervisor_gave_up", Severity: messages.Alert_critical, State: messages.Alert_fired,
-		Node: s.env.cfg.Node, Model: name, Message: fmt.Sprintf("model %s is unavailable: %s", name, detail),
-		Value: float64(g.failures), Threshold: float64(s.env.cfg.Supervision.MaxRestarts),
-	})
+	if s.env.alerts != nil {
+		ctx.Send(s.env.alerts, &modelGaveUp{model: name, crashes: g.failures, detail: detail})
+	}
 	s.env.log.Error().Str("model", name).Str("detail", detail).Msg("supervisor gave up: model unavailable")
 }
 

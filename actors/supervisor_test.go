@@ -27,6 +27,7 @@ func TestSupervisorRestartsWithGrowingDelayThenGivesUp(t *testing.T) {
 			{Name: "buggy", Provider: panicky{}, Fallbacks: []string{"good"}, Retry: noRetry},
 			simModel(t, "good", 0, messages.ErrorClass_ok),
 		},
+		Alerts: Alerts{Enabled: true, Rules: AlertRules{SupervisorGaveUp: AlertRule{Enabled: true, Severity: messages.Alert_critical}}},
 	})
 
 	crashes := exactSupervision.MaxRestarts + 1
