@@ -42,7 +42,7 @@ func BenchmarkInfer(b *testing.B) {
 	require.NoError(b, echo.Flush())
 	cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(benchModels))
 	require.NoError(b, err)
-	n, err := startNode(&serveFlags{natsURL: srv.ClientURL(), nodeID: "bench", httpAddr: "off"}, cfg, zerolog.Nop())
+	n, err := startNode(&serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: "bench", httpAddr: "off"}, cfg, zerolog.Nop())
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = n.shutdown() })
 	nc := bustest.Connect(b, srv)

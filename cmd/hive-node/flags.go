@@ -14,15 +14,10 @@ import (
 // serveFlags are the settings of `hive-node serve`. Secrets are not flags:
 // NATS passwords and tokens come from the environment only.
 type serveFlags struct {
-	configDir     string
-	configDirSet  bool
-	natsURL       string
+	configDir    string
+	configDirSet bool
+	natsFlags
 	natsListen    string
-	natsCreds     string
-	natsNKey      string
-	natsCA        string
-	natsCert      string
-	natsKey       string
 	nodeID        string
 	httpAddr      string
 	dataDir       string
@@ -36,13 +31,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.configDir, "config-dir", "config", "directory holding resilience.yml and models-resilience.yml; when the default ./config is missing, the built-in defaults (five sim models) are used")
-	fs.StringVar(&f.natsURL, "nats-url", "", "NATS server URL(s), comma-separated, to join an existing deployment; empty starts an embedded server with JetStream")
+	f.natsFlags.register(fs, "", "NATS server URL(s), comma-separated, to join an existing deployment; empty starts an embedded server with JetStream")
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server (only without --nats-url); port -1 picks a free one")
-	fs.StringVar(&f.natsCreds, "nats-creds", "", "NATS credentials (.creds) file")
-	fs.StringVar(&f.natsNKey, "nats-nkey", "", "NATS nkey seed file")
-	fs.StringVar(&f.natsCA, "nats-tls-ca", "", "CA certificate file to verify the NATS server")
-	fs.StringVar(&f.natsCert, "nats-tls-cert", "", "client certificate file for NATS TLS")
-	fs.StringVar(&f.natsKey, "nats-tls-key", "", "client key file for NATS TLS")
 	fs.StringVar(&f.nodeID, "node-id", defaultNodeID(), "this node's name in subjects, events and replies (letters, digits, - and _)")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", `HTTP listen address for /healthz and /readyz; "off" disables HTTP`)
 	fs.StringVar(&f.dataDir, "data-dir", "data", "directory for the embedded server's JetStream store")
@@ -57,10 +47,7 @@ hive.v1.infer NATS service and the HTTP endpoints. Stops gracefully on
 SIGINT or SIGTERM: it stops taking requests, lets in-flight ones finish
 (up to the shutdown grace), then drains its NATS connection.
 
-Environment:
-  HIVE_NATS_USER, HIVE_NATS_PASSWORD   NATS user and password
-  HIVE_NATS_TOKEN                      NATS token
-  model API keys                       as named by apiKeyEnv in models-resilience.yml
+`+envHelp+`  model API keys                       as named by apiKeyEnv in models-resilience.yml
 
 Flags:
 `)

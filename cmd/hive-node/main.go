@@ -21,9 +21,20 @@ Usage:
   hive-node <command> [flags]
 
 Commands:
-  serve     run a node (embedded NATS server unless --nats-url is given)
-  version   print the version
-  help      show this help, or "hive-node help <command>" for a command's flags
+  serve          run a node (embedded NATS server unless --nats-url is given)
+  health-check   one table of every node's models; exit 1 when one is unavailable
+  status         each node's models, counters, alerts and persistence
+  breaker        open|close|reset MODEL: force a model's breaker
+  model          enable|disable MODEL: take a model out of rotation or back
+  alert          ack ALERT-ID: acknowledge a firing alert
+  drain          stop a node taking new requests
+  audit          the audit trail from JetStream [--since 1h] [--model M] [--follow]
+  events         follow the event stream, one line per event
+  version        print the version
+  help           show this help, or "hive-node help <command>" for a command's flags
+
+The operator commands connect to nats://127.0.0.1:4222 unless --nats-url
+is given, and address every node unless --node is given.
 
 Run "hive-node serve --help" for the serve flags.
 `
@@ -37,14 +48,18 @@ func main() {
 	}
 }
 
-// exitCode is 0 for help, 2 for usage errors and 1 otherwise.
+// exitCode is 0 for help, 2 for usage errors, an exitError's own code, and
+// 1 otherwise.
 func exitCode(err error) int {
 	var ue usageError
+	var ee exitError
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
 		return 2
+	case errors.As(err, &ee):
+		return ee.code
 	}
 	return 1
 }
@@ -62,6 +77,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve", "start-monitoring":
 		return serve(rest, stderr)
+	case "health-check":
+		return healthCheck(rest, stdout, stderr)
+	case "status":
+		return status(rest, stdout, stderr)
+	case "breaker", "model", "alert", "drain":
+		return control(cmd, rest, stdout, stderr)
+	case "audit":
+		return audit(rest, stdout, stderr)
+	case "events":
+		return events(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "hive-node %s\n", version)
 		return nil

@@ -58,7 +58,7 @@ func startTestNodeWith(t *testing.T, global string) (*node, *nats.Conn) {
 	srv := bustest.NewServer(t)
 	cfg, err := config.Parse(config.GlobalFile, []byte(global), config.ModelsFile, []byte(testModels))
 	require.NoError(t, err)
-	f := &serveFlags{natsURL: srv.ClientURL(), nodeID: "e2e", httpAddr: "127.0.0.1:0"}
+	f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: "e2e", httpAddr: "127.0.0.1:0"}
 	n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, n.shutdown()) })

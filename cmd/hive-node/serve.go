@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/config"
 	"github.com/cmmv-hive/resilience/gateway"
+	"github.com/cmmv-hive/resilience/notify"
+	"github.com/cmmv-hive/resilience/persistence"
 )
 
 func serve(args []string, stderr io.Writer) error {
@@ -64,16 +67,25 @@ func loadConfig(f *serveFlags, log zerolog.Logger) (*config.Config, error) {
 // node is a running hive node and everything it owns, in start order.
 type node struct {
 	log     zerolog.Logger
+	nodeID  string
 	grace   time.Duration
 	embed   *server.Server // nil when joining an existing deployment
 	nc      *nats.Conn
 	hive    *actors.Hive
 	ingress *bus.Ingress
-	events  []*nats.Subscription // other nodes' health, for recovery
-	http    *http.Server
-	httpErr chan error
-	natsURL string // where clients reach NATS, for the startup log
-	httpURL string
+	admin   *bus.Admin
+
+	draining atomic.Bool // set by the drain command
+
+	store             *persistence.Store // nil without persistence
+	persistenceDetail string
+	metrics           *gateway.Metrics
+	hooks             *notify.Webhooks     // nil without webhooks
+	events            []*nats.Subscription // other nodes' health, for recovery
+	http              *http.Server
+	httpErr           chan error
+	natsURL           string // where clients reach NATS, for the startup log
+	httpURL           string
 }
 
 // startNode starts the embedded NATS server (without --nats-url), connects,
@@ -81,7 +93,7 @@ type node struct {
 // so far is stopped again.
 func startNode(f *serveFlags, cfg *config.Config, log zerolog.Logger) (*node, error) {
 	log = log.With().Str("node", f.nodeID).Logger()
-	n := &node{log: log, grace: cfg.Global.ShutdownGrace}
+	n := &node{log: log, nodeID: f.nodeID, grace: cfg.Global.ShutdownGrace}
 	if f.shutdownGrace > 0 {
 		n.grace = f.shutdownGrace
 	}
@@ -103,7 +115,21 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		return err
 	}
 	subjects := bus.NewSubjects(cfg.Global.SubjectPrefix)
-	hc.Publisher = bus.NewEvents(n.nc, subjects, log)
+	if err := n.openPersistence(cfg.Global.Persistence, subjects); err != nil {
+		return err
+	}
+	if n.store != nil {
+		hc.Store = n.store.Breakers()
+	}
+	n.metrics = gateway.NewMetrics(f.nodeID)
+	pub := &fanout{sinks: []actors.Publisher{bus.NewEvents(n.nc, subjects, log), n.metrics}}
+	if n.hooks, err = newWebhooks(cfg.Global.Alerts.Webhooks, log); err != nil {
+		return err
+	}
+	if n.hooks != nil {
+		pub.alerts = append(pub.alerts, n.hooks)
+	}
+	hc.Publisher = pub
 	n.hive, err = actors.New(hc)
 	if err != nil {
 		return err
@@ -117,8 +143,18 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		Subjects:   subjects,
 		Node:       f.nodeID,
 		Version:    version,
-		Dispatcher: n.hive,
+		Dispatcher: metered{Dispatcher: n.hive, m: n.metrics},
 		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	n.admin, err = bus.StartAdmin(bus.AdminConfig{
+		Conn:     n.nc,
+		Subjects: subjects,
+		Node:     f.nodeID,
+		Handler:  &nodeAdmin{n: n, started: time.Now()},
+		Logger:   log,
 	})
 	if err != nil {
 		return err
@@ -137,17 +173,7 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 }
 
 func (n *node) connect(f *serveFlags, log zerolog.Logger) error {
-	opts := bus.ConnectOptions{
-		URLs:      f.natsURL,
-		Name:      "hive-node " + f.nodeID,
-		CredsFile: f.natsCreds,
-		NKeyFile:  f.natsNKey,
-		TLSCA:     f.natsCA,
-		TLSCert:   f.natsCert,
-		TLSKey:    f.natsKey,
-		Logger:    log,
-	}
-	opts.FromEnv()
+	opts := f.natsFlags.options("hive-node "+f.nodeID, log)
 	if f.natsURL != "" {
 		nc, err := bus.Connect(opts)
 		if err != nil {
@@ -184,6 +210,7 @@ func (n *node) listenHTTP(addr, node string, cfg *config.Config) error {
 		Dispatcher: n.hive,
 		Models:     func() []string { return cfg.Order },
 		Readiness:  n,
+		Metrics:    n.metrics,
 		Logger:     n.log,
 	})
 	if err != nil {
@@ -242,8 +269,23 @@ func (n *node) close() {
 	for _, sub := range n.events {
 		_ = sub.Unsubscribe()
 	}
+	if n.admin != nil {
+		n.admin.Stop()
+	}
 	if n.hive != nil {
 		n.hive.Stop()
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil { // writes the last breaker states
+			n.log.Warn().Err(err).Msg("breaker states not all written to JetStream")
+		}
+	}
+	if n.hooks != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.hooks.Close(ctx); err != nil {
+			n.log.Warn().Err(err).Msg("alerts not delivered to webhooks before shutdown")
+		}
+		cancel()
 	}
 	if n.nc != nil {
 		drained := make(chan struct{})

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/cmmv-hive/resilience/actors"
+	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// drainWait bounds how long the drain command waits for requests in flight
+// before it answers (the node keeps refusing new ones either way).
+const drainWait = 5 * time.Second
+
+// nodeAdmin carries out admin commands on a node: bus.AdminHandler.
+type nodeAdmin struct {
+	n       *node
+	started time.Time
+}
+
+// commandOps maps admin commands to the model actors' manual actions.
+var commandOps = map[string]actors.ControlOp{
+	bus.CmdBreakerOpen:  actors.OpForceOpen,
+	bus.CmdBreakerClose: actors.OpClose,
+	bus.CmdBreakerReset: actors.OpReset,
+	bus.CmdModelEnable:  actors.OpEnable,
+	bus.CmdModelDisable: actors.OpDisable,
+}
+
+func (a *nodeAdmin) Status() *messages.NodeStatus {
+	n := a.n
+	st := &messages.NodeStatus{
+		Node:              n.nodeID,
+		Version:           version,
+		Started:           timestamppb.New(a.started),
+		Draining:          n.draining.Load(),
+		Persistence:       n.store != nil,
+		PersistenceDetail: n.persistenceDetail,
+		Models:            n.hive.Status(),
+		Alerts:            n.hive.Alerts(),
+	}
+	return st
+}
+
+func (a *nodeAdmin) Control(command string, cmd *messages.AdminCommand) (*messages.ModelStatus, error) {
+	op, ok := commandOps[command]
+	if !ok {
+		return nil, fmt.Errorf("command %q is not a model command", command)
+	}
+	st, err := a.n.hive.Control(cmd.GetModel(), op, messages.Duration(cmd.GetDurationMs()), cmd.GetActor(), cmd.GetReason())
+	if errors.Is(err, actors.ErrUnknownModel) {
+		return nil, fmt.Errorf("%w: %w", bus.ErrNotFound, err)
+	}
+	return st, err
+}
+
+func (a *nodeAdmin) Drain() error {
+	a.n.draining.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), drainWait)
+	defer cancel()
+	if err := a.n.hive.Drain(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func (a *nodeAdmin) AckAlert(id, actor string) (*messages.Alert, error) {
+	al, err := a.n.hive.AckAlert(id, actor)
+	if errors.Is(err, actors.ErrUnknownAlert) {
+		return nil, fmt.Errorf("%w: %w", bus.ErrNotFound, err)
+	}
+	return al, err
+}

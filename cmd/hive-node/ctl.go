@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// The operator commands talk NATS to a running deployment, as `nats` does.
+
+// ctlFlags are the flags of every operator command.
+type ctlFlags struct {
+	natsFlags
+	node    string
+	timeout time.Duration
+	stall   time.Duration
+}
+
+// newCtlFlags returns a flag set with the connection flags, --node and
+// --timeout; usage is the command's usage text.
+func newCtlFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *ctlFlags) {
+	f := &ctlFlags{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.natsFlags.register(fs, "nats://127.0.0.1:4222", "NATS server URL(s) of the deployment, comma-separated")
+	fs.StringVar(&f.prefix, "subject-prefix", bus.DefaultPrefix, "subject prefix of the deployment (subjectPrefix in resilience.yml)")
+	fs.StringVar(&f.node, "node", "all", `node to address, or "all"`)
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for the first answer")
+	fs.DurationVar(&f.stall, "gather", 300*time.Millisecond, "with --node all: stop gathering answers after this long without a new one")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage+"\n"+envHelp+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs, f
+}
+
+// parse parses args and checks the number of positional arguments.
+func parseCtl(fs *flag.FlagSet, args []string, want int, what string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil, err
+		}
+		return nil, usageError{err.Error()}
+	}
+	// Flags may also follow the arguments: hive-node breaker open gpt-5 --node a.
+	var pos []string
+	rest := fs.Args()
+	for len(rest) > 0 {
+		pos = append(pos, rest[0])
+		if err := fs.Parse(rest[1:]); err != nil {
+			if err == flag.ErrHelp {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		rest = fs.Args()
+	}
+	if len(pos) != want {
+		return nil, usageError{fmt.Sprintf("%s: want %s, got %q", fs.Name(), what, strings.Join(pos, " "))}
+	}
+	return pos, nil
+}
+
+func (f *ctlFlags) connect(stderr io.Writer) (*nats.Conn, error) {
+	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true}).Level(zerolog.ErrorLevel)
+	nc, err := bus.Connect(f.options("hive-node cli", log))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS (%s): %w", bus.Redact(f.natsURL), err)
+	}
+	return nc, nil
+}
+
+// ask sends one admin command and returns the replies of the addressed nodes.
+func (f *ctlFlags) ask(command string, cmd *messages.AdminCommand, stderr io.Writer) ([]*messages.AdminReply, error) {
+	if err := bus.ValidPrefix(f.prefix); err != nil {
+		return nil, usageError{fmt.Sprintf("--subject-prefix: %v", err)}
+	}
+	nc, err := f.connect(stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	if cmd != nil && cmd.Actor == "" {
+		cmd.Actor = whoAmI()
+	}
+	return bus.AdminRequest(ctx, nc, bus.NewSubjects(f.prefix), f.node, command, cmd, f.stall)
+}
+
+// whoAmI names the operator for the audit trail: the NATS user when one is
+// set, else the local user.
+func whoAmI() string {
+	if u := os.Getenv(bus.EnvUser); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "unknown"
+}
+
+// exitError ends a command with a message and an exit code.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+// sortReplies orders replies by node name, for stable output.
+func sortReplies(rs []*messages.AdminReply) {
+	slices.SortFunc(rs, func(a, b *messages.AdminReply) int { return strings.Compare(a.GetNode(), b.GetNode()) })
+}
+
+const healthCheckUsage = `Usage: hive-node health-check [flags]
+
+Asks every node (or --node) for its models' state and prints one table.
+Exits 1 when a model is unavailable or a node refused, 3 when no node answered.`
+
+func healthCheck(args []string, stdout, stderr io.Writer) error {
+	fs, f := newCtlFlags("health-check", healthCheckUsage, stderr)
+	if _, err := parseCtl(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	replies, err := f.ask(bus.CmdStatus, nil, stderr)
+	if errors.Is(err, bus.ErrNoNodes) {
+		return exitError{3, err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	sortReplies(replies)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tMODEL\tBREAKER\tHEALTH\tRAMP\tIN-FLIGHT\tENABLED\tREQUESTS\tFAILURES")
+	var models, unavailable, refused int
+	var down []string
+	for _, r := range replies {
+		if !r.GetOk() {
+			refused++
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.GetNode(), r.GetError().GetMessage())
+			continue
+		}
+		st := r.GetStatus()
+		for _, m := range st.GetModels() {
+			models++
+			if m.GetHealth() == messages.HealthStatus_unavailable {
+				unavailable++
+				down = append(down, st.GetNode()+"/"+m.GetName())
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d%%\t%d/%d\t%s\t%d\t%d\n", st.GetNode(), m.GetName(), m.GetBreaker(), m.GetHealth(),
+				m.GetRampPercent(), m.GetInFlight(), m.GetMaxConcurrent(), yesNo(m.GetEnabled()), m.GetRequests(), m.GetFailures())
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%d node(s), %d model(s), %d unavailable\n", len(replies), models, unavailable)
+	switch {
+	case unavailable > 0:
+		return exitError{1, "unavailable: " + strings.Join(down, ", ")}
+	case refused > 0:
+		return exitError{1, fmt.Sprintf("%d node(s) refused the status command", refused)}
+	}
+	return nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+const statusUsage = `Usage: hive-node status [flags]
+
+Prints each node's status: version, uptime, draining, persistence, every
+model (breaker, health, ramp, in-flight, counters) and the firing alerts.`
+
+func status(args []string, stdout, stderr io.Writer) error {
+	fs, f := newCtlFlags("status", statusUsage, stderr)
+	asJSON := fs.Bool("json", false, "print the AdminReply of each node as JSON, one per line")
+	if _, err := parseCtl(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	replies, err := f.ask(bus.CmdStatus, nil, stderr)
+	if err != nil {
+		return err
+	}
+	sortReplies(replies)
+	if *asJSON {
+		for _, r := range replies {
+			b, err := protojson.Marshal(r)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, string(b))
+		}
+		return nil
+	}
+	for i, r := range replies {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if !r.GetOk() {
+			fmt.Fprintf(stdout, "node %s: error %s\n", r.GetNode(), r.GetError().GetMessage())
+			continue
+		}
+		printStatus(stdout, r.GetStatus())
+	}
+	return nil
+}
+
+func printStatus(w io.Writer, st *messages.NodeStatus) {
+	up := ""
+	if t := st.GetStarted(); t != nil {
+		up = ", up " + time.Since(t.AsTime()).Round(time.Second).String()
+	}
+	fmt.Fprintf(w, "node %s (version %s%s)\n", st.GetNode(), st.GetVersion(), up)
+	persistence := "off"
+	if st.GetPersistence() {
+		persistence = "on"
+	}
+	if d := st.GetPersistenceDetail(); d != "" {
+		persistence += " (" + d + ")"
+	}
+	fmt.Fprintf(w, "  draining: %s, persistence: %s\n", yesNo(st.GetDraining()), persistence)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  MODEL\tPROVIDER\tBREAKER\tHEALTH\tRAMP\tIN-FLIGHT\tENABLED\tREQUESTS\tSUCCESSES\tFAILURES\tFALLBACKS")
+	for _, m := range st.GetModels() {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d%%\t%d/%d\t%s\t%d\t%d\t%d\t%s\n", m.GetName(), m.GetProvider(), m.GetBreaker(), m.GetHealth(),
+			m.GetRampPercent(), m.GetInFlight(), m.GetMaxConcurrent(), yesNo(m.GetEnabled()), m.GetRequests(), m.GetSuccesses(),
+			m.GetFailures(), strings.Join(m.GetFallbacks(), ","))
+	}
+	_ = tw.Flush()
+	if len(st.GetAlerts()) == 0 {
+		fmt.Fprintln(w, "  alerts: none firing")
+		return
+	}
+	fmt.Fprintln(w, "  alerts:")
+	for _, a := range st.GetAlerts() {
+		fmt.Fprintf(w, "    %s  %s %s %s: %s\n", a.GetId(), a.GetSeverity(), a.GetRule(), a.GetState(), a.GetMessage())
+	}
+}
+
+const breakerUsage = `Usage: hive-node breaker open|close|reset MODEL [flags]
+
+open forces the model's breaker open (all traffic goes to its fallbacks),
+for --duration or until closed; close closes it (traffic ramps back);
+reset clears its evidence and closes it. Every node (or --node) applies it.`
+
+const modelUsage = `Usage: hive-node model enable|disable MODEL [flags]
+
+disable takes the model out of rotation (health: maintenance); enable puts
+it back. Every node (or --node) applies it.`
+
+const alertUsage = `Usage: hive-node alert ack ALERT-ID [flags]
+
+Acknowledges a firing alert: it stops escalating and shows who took it.`
+
+const drainUsage = `Usage: hive-node drain [flags]
+
+Stops the node(s) taking new requests: they answer no_capacity (draining)
+so that clients go to other nodes. Restart the node to undo.`
+
+// control runs breaker, model, alert and drain.
+func control(name string, args []string, stdout, stderr io.Writer) error {
+	usage, verbs := map[string]string{"breaker": breakerUsage, "model": modelUsage, "alert": alertUsage, "drain": drainUsage}[name],
+		map[string]map[string]string{
+			"breaker": {"open": bus.CmdBreakerOpen, "close": bus.CmdBreakerClose, "reset": bus.CmdBreakerReset},
+			"model":   {"enable": bus.CmdModelEnable, "disable": bus.CmdModelDisable},
+			"alert":   {"ack": bus.CmdAlertAck},
+		}[name]
+	fs, f := newCtlFlags(name, usage, stderr)
+	reason := fs.String("reason", "", "why, for the audit trail")
+	duration := fs.Duration("duration", 0, "breaker open: how long to hold it open (0: until closed)")
+	cmd := &messages.AdminCommand{}
+	var command string
+	if name == "drain" {
+		if _, err := parseCtl(fs, args, 0, "no arguments"); err != nil {
+			return err
+		}
+		command = bus.CmdDrain
+	} else {
+		pos, err := parseCtl(fs, args, 2, "a verb and a name")
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if command, ok = verbs[pos[0]]; !ok {
+			known := make([]string, 0, len(verbs))
+			for v := range verbs {
+				known = append(known, v)
+			}
+			slices.Sort(known)
+			return usageError{fmt.Sprintf("%s: unknown verb %q (known: %s)", name, pos[0], strings.Join(known, ", "))}
+		}
+		if name == "alert" {
+			cmd.AlertId = pos[1]
+		} else {
+			cmd.Model = pos[1]
+		}
+	}
+	cmd.Reason, cmd.DurationMs = *reason, messages.Millis(*duration)
+	replies, err := f.ask(command, cmd, stderr)
+	if err != nil {
+		return err
+	}
+	sortReplies(replies)
+	if name == "alert" && slices.ContainsFunc(replies, (*messages.AdminReply).GetOk) {
+		// An alert lives on one node; the others do not know it.
+		replies = slices.DeleteFunc(replies, func(r *messages.AdminReply) bool { return r.GetError().GetCode() == "not_found" })
+	}
+	failed := 0
+	for _, r := range replies {
+		if r.GetOk() {
+			fmt.Fprintf(stdout, "%s: %s\n", r.GetNode(), r.GetMessage())
+			continue
+		}
+		failed++
+		fmt.Fprintf(stdout, "%s: refused: %s (%s)\n", r.GetNode(), r.GetError().GetMessage(), r.GetError().GetCode())
+	}
+	if failed > 0 {
+		return exitError{1, fmt.Sprintf("%d of %d node(s) refused", failed, len(replies))}
+	}
+	return nil
+}
