@@ -128,7 +128,7 @@ func TestGlobalFileCommentedValues(t *testing.T) {
 	wantGlobal := defaultGlobal()
 	wantGlobal.CircuitBreaker = commented
 	wantGlobal.Restoration.MaxHold = 30 * time.Second // three holds of 30s / 3
-	wantGlobal.Alerts.Webhooks = []Webhook{ // the examples
+	wantGlobal.Alerts.Webhooks = []Webhook{           // the examples
 		{URLEnv: "SLACK_WEBHOOK_URL", Format: "slack", MinSeverity: "warning", Timeout: 5 * time.Second, Retries: 3},
 		{URL: "http://127.0.0.1:9000/alerts", Format: "json", MinSeverity: "warning", Timeout: 5 * time.Second, Retries: 3},
 	}
