@@ -367,13 +367,18 @@ func (in *Ingress) send(c *call, resp *messages.InferResponse) {
 		h[micro.ErrorCodeHeader] = []string{code}
 		h[micro.ErrorHeader] = []string{desc}
 	}
-	if err := in.nc.PublishMsg(&nats.Msg{Subject: c.reply, Header: h, Data: body}); err != nil {
-		in.log.Warn().Err(err).Str("request_id", c.requestID).Msg("infer reply not sent")
-		return
+	// Counted before the reply goes out, so that a client holding its reply
+	// never reads stats that miss it.
+	failed := int64(0)
+	if resp.GetError() != nil {
+		failed = 1
 	}
 	in.replied.Add(1)
-	if resp.GetError() != nil {
-		in.failed.Add(1)
+	in.failed.Add(failed)
+	if err := in.nc.PublishMsg(&nats.Msg{Subject: c.reply, Header: h, Data: body}); err != nil {
+		in.replied.Add(-1)
+		in.failed.Add(-failed)
+		in.log.Warn().Err(err).Str("request_id", c.requestID).Msg("infer reply not sent")
 	}
 }
 
@@ -417,10 +422,14 @@ func (in *Ingress) InFlight() int {
 
 func (in *Ingress) stats() ingressStats {
 	in.mu.Lock()
-	inFlight, streaming := len(in.pending), 0
+	inFlight, streaming := 0, 0
 	for _, c := range in.pending {
-		if c.stream != nil {
+		switch {
+		case c.stream != nil:
 			streaming++
+			inFlight++
+		case !c.claimed: // a claimed request has its reply and is only being sent
+			inFlight++
 		}
 	}
 	in.mu.Unlock()

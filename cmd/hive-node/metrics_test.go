@@ -1,0 +1,72 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// scrape reads a node's /metrics with the Prometheus text parser.
+func scrape(t *testing.T, n *node) map[string]*dto.MetricFamily {
+	t.Helper()
+	res, err := http.Get(n.httpURL + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(res.Body)
+	require.NoError(t, err)
+	return fams
+}
+
+// counter returns the value of the family's series with exactly labels.
+func counter(fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	for _, m := range fams[name].GetMetric() {
+		got := make(map[string]string)
+		for _, l := range m.GetLabel() {
+			got[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range labels {
+			if got[k] != v {
+				match = false
+			}
+		}
+		if match {
+			return m.GetCounter().GetValue()
+		}
+	}
+	return -1
+}
+
+// TestMetricsOfARealNode: requests over NATS and a breaker that opens show
+// up in /metrics, parsed as Prometheus parses it.
+func TestMetricsOfARealNode(t *testing.T) {
+	n, nc := startTestNodeWith(t, "recovery: {enabled: false}")
+	for range 4 { // dead opens on its third failure; backup serves all four
+		servedBy(t, nc, "dead")
+	}
+	servedBy(t, nc, "primary")
+
+	fams := scrape(t, n)
+	assert.Equal(t, 4.0, counter(fams, "hive_requests_total", map[string]string{"ingress": "nats", "served_by": "backup", "outcome": "ok"}))
+	assert.Equal(t, 1.0, counter(fams, "hive_requests_total", map[string]string{"ingress": "nats", "served_by": "primary", "outcome": "ok"}))
+	assert.Equal(t, 3.0, counter(fams, "hive_attempts_total", map[string]string{"model": "dead", "error_class": "connection"}))
+	assert.Equal(t, 3.0, counter(fams, "hive_fallbacks_total", map[string]string{"from": "dead", "to": "backup"}),
+		"three failovers; the fourth request skipped dead, whose breaker was open")
+	assert.Equal(t, 1.0, counter(fams, "hive_breaker_transitions_total", map[string]string{"model": "dead", "to": "open"}))
+	var open float64 = -1
+	for _, m := range fams["hive_breaker_state"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "model" && l.GetValue() == "dead" {
+				open = m.GetGauge().GetValue()
+			}
+		}
+	}
+	assert.Equal(t, 1.0, open, "hive_breaker_state of dead is 1 (open)")
+}
