@@ -162,7 +162,7 @@ func (a *Admin) run(command string, enc Encoding, msg *nats.Msg, cmd *messages.A
 			return adminFailure(err)
 		}
 		log.Info().Msg("draining on an operator's command")
-		return &messages.AdminReply{Ok: true, Message: "draining: new requests are refused with no_capacity (draining)"}
+		return &messages.AdminReply{Ok: true, Message: "drained: no longer in the infer queue group; HTTP requests get no_capacity (draining)"}
 	case command == CmdAlertAck:
 		if cmd.GetAlertId() == "" {
 			return adminError("bad_request", "alert_ack needs alertId")

@@ -444,6 +444,22 @@ func (in *Ingress) stats() ingressStats {
 	}
 }
 
+// Leave takes the node out of the infer queue group without stopping
+// anything else: the micro service is stopped (so `nats micro ls` no longer
+// lists the node), requests already delivered are still served and
+// answered, and once Leave returns the server routes no new request here
+// (the unsubscription was flushed). It is what an operator's drain does;
+// Stop still ends the ingress at shutdown. Leave may run on a NATS callback.
+func (in *Ingress) Leave(ctx context.Context) error {
+	if err := in.svc.Stop(); err != nil {
+		return fmt.Errorf("stop service %s: %w", ServiceName, err)
+	}
+	if err := in.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("leave queue group: flush: %w", err)
+	}
+	return nil
+}
+
 // Stop stops taking requests and waits for the ones in flight. It stops the
 // micro service first, so the queue subscription goes away and other nodes
 // get the traffic, then lets the requests already delivered to this node

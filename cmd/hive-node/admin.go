@@ -59,11 +59,19 @@ func (a *nodeAdmin) Control(command string, cmd *messages.AdminCommand) (*messag
 	return st, err
 }
 
+// Drain leaves the infer queue group, so other nodes get the NATS traffic,
+// lets the requests already taken finish (waiting up to drainWait for them
+// before it answers), and makes the router refuse what still arrives over
+// HTTP with no_capacity (draining); /readyz then reports not ready.
 func (a *nodeAdmin) Drain() error {
-	a.n.draining.Store(true)
+	n := a.n
+	n.draining.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), drainWait)
 	defer cancel()
-	if err := a.n.hive.Drain(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := n.ingress.Leave(ctx); err != nil {
+		return err
+	}
+	if err := n.hive.Drain(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/bus/bustest"
 	"github.com/cmmv-hive/resilience/config"
 	"github.com/cmmv-hive/resilience/messages"
 )
@@ -195,4 +197,37 @@ func TestAuditAndBreakerSurviveRestart(t *testing.T) {
 	assert.Contains(t, out, "bad answers")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	assert.GreaterOrEqual(t, len(lines), 2, "the breaker transition and the manual action, from before the restart:\n%s", out)
+}
+
+// TestDrainMovesTrafficToOtherNodes: a drained node leaves the queue
+// group; every later request is served by the other node.
+func TestDrainMovesTrafficToOtherNodes(t *testing.T) {
+	srv := bustest.NewServer(t)
+	cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(testModels))
+	require.NoError(t, err)
+	nodes := make(map[string]*node)
+	for _, id := range []string{"a", "b"} {
+		f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: id, httpAddr: "127.0.0.1:0"}
+		n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+		nodes[id] = n
+	}
+	nc := bustest.Connect(t, srv)
+
+	out, err := cli(t, srv.ClientURL(), "drain", "--node", "a")
+	require.NoError(t, err)
+	assert.Contains(t, out, "a: drained")
+	for range 20 {
+		_, resp := requestJSON(t, nc, `{"model":"primary","messages":[{"role":"user","content":"hi"}]}`)
+		require.Nil(t, resp.GetError())
+		assert.Equal(t, "b", resp.GetNode(), "a drained node gets no NATS traffic")
+	}
+	res, err := http.Get(nodes["a"].httpURL + "/readyz")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode, "a drained node is not ready")
+	out, err = cli(t, srv.ClientURL(), "status", "--node", "a")
+	require.NoError(t, err)
+	assert.Contains(t, out, "draining: yes")
 }

@@ -275,8 +275,10 @@ Acknowledges a firing alert: it stops escalating and shows who took it.`
 
 const drainUsage = `Usage: hive-node drain [flags]
 
-Stops the node(s) taking new requests: they answer no_capacity (draining)
-so that clients go to other nodes. Restart the node to undo.`
+Stops the node(s) taking new requests: a drained node leaves the infer
+queue group (other nodes get its NATS traffic), finishes what it had, and
+answers HTTP requests with no_capacity (draining) while /readyz says not
+ready. Restart the node to undo.`
 
 // control runs breaker, model, alert and drain.
 func control(name string, args []string, stdout, stderr io.Writer) error {

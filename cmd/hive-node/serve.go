@@ -234,6 +234,8 @@ func (n *node) Ready() error {
 		return errors.New("not connected to NATS")
 	case n.ingress == nil:
 		return errors.New("not serving requests")
+	case n.draining.Load():
+		return errors.New("draining on an operator's command")
 	}
 	return nil
 }
