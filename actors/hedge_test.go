@@ -51,6 +51,8 @@ func TestHedgeLaunchesAfterDelayAndWins(t *testing.T) {
 	require.Nil(t, resp.GetError(), "reply error")
 	assert.Equal(t, "b", resp.GetServedBy(), "served_by: the hedge answered first")
 	assert.Equal(t, []string{"b=ok", "a=cancelled"}, classes(resp.GetAttempts()), "attempts")
+	assert.True(t, resp.GetAttempts()[0].GetHedged(), "b's attempt is marked hedged")
+	assert.False(t, resp.GetAttempts()[1].GetHedged(), "a's attempt is not")
 }
 
 // Hedges spend the group's retry budget: when it is used up, a slow

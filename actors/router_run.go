@@ -37,6 +37,7 @@ type run struct {
 	liveCount int
 
 	retrySeq, hedgeSeq, waitSeq uint64
+	hedgeNext                   bool // the next launch is a hedge
 	retryModel                  string
 
 	out *streamOut // a streamed request's pieces; nil for a plain one
@@ -47,6 +48,7 @@ type liveAttempt struct {
 	model   string
 	began   time.Time
 	retried bool
+	hedged  bool
 }
 
 // takeLive removes and returns the live attempt id.
@@ -223,7 +225,8 @@ func (r *router) launch(ctx actor.Context, rn *run, model string, retried, panic
 	}
 	now := r.env.now()
 	rn.nextID++
-	rn.live = append(rn.live, liveAttempt{id: rn.nextID, model: model, began: now, retried: retried})
+	rn.live = append(rn.live, liveAttempt{id: rn.nextID, model: model, began: now, retried: retried, hedged: rn.hedgeNext})
+	rn.hedgeNext = false
 	rn.busyStart(now)
 	ctx.Send(pid, &call{ctx: rn.ctx, req: rn.req, deadline: rn.deadline, run: rn.id, attempt: rn.nextID, replyTo: ctx.Self(), panicMode: panicMode, out: rn.out})
 }
@@ -238,7 +241,7 @@ func (r *router) onResult(ctx actor.Context, rn *run, res *callResult) {
 	res.model = a.model
 	now := r.env.now()
 	rn.busyEnd(now)
-	at := &messages.Attempt{Model: res.model, Node: r.env.cfg.Node, LatencyMs: millis(res.latency), Retried: a.retried}
+	at := &messages.Attempt{Model: res.model, Node: r.env.cfg.Node, LatencyMs: millis(res.latency), Retried: a.retried, Hedged: a.hedged}
 	if res.result != nil {
 		at.StatusCode = int32(res.result.StatusCode)
 	}
@@ -333,7 +336,9 @@ func (r *router) onTimer(ctx actor.Context, t *runTimer) {
 		rn.hedgeSeq = 0
 		if len(rn.live) > 0 && rn.next < len(rn.order) && rn.group.budget.TryAcquire() {
 			rn.extra++
+			rn.hedgeNext = true // the next launch is the hedge
 			r.launchNext(ctx, rn)
+			rn.hedgeNext = false
 		}
 	case t.kind == waitTimer && t.seq == rn.waitSeq:
 		delete(r.waiting, rn.id)

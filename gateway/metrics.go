@@ -48,7 +48,7 @@ const (
 //	hive_attempt_duration_seconds{model}                        histogram of Attempt.latency_ms
 //	hive_fallbacks_total{from, to}                              served by another model than the first tried
 //	hive_retries_total{model}                                   attempts with retried set
-//	hive_hedges_total{model}                                    Metrics.Hedge calls
+//	hive_hedges_total{model}                                    attempts with hedged set
 //	hive_degradation_level                                      gauge, the last response's level, 0 none .. 4 critical
 //	hive_responses_by_degradation_total{level}
 //	hive_overhead_seconds                                       histogram of InferResponse.overhead_us
@@ -272,6 +272,9 @@ func (m *Metrics) record(ingress string, resp *messages.InferResponse, d time.Du
 		if a.GetRetried() {
 			as.retries.Inc()
 		}
+		if a.GetHedged() {
+			m.hedgeSeries.get(a.GetModel()).Inc()
+		}
 	}
 	if !k.failed && len(attempts) > 0 && k.servedBy != "" && attempts[0].GetModel() != k.servedBy {
 		m.fallbackSeries.get([2]string{attempts[0].GetModel(), k.servedBy}).Inc()
@@ -287,13 +290,6 @@ func (m *Metrics) record(ingress string, resp *messages.InferResponse, d time.Du
 		m.byDegradation.WithLabelValues(level.String()).Inc()
 	}
 	m.overhead.Observe(float64(resp.GetOverheadUs()) / 1e6)
-}
-
-// Hedge records a hedged call to model: one the router started while an
-// earlier call for the same request was still running. Attempt has no
-// field that says so, so the router calls this when it hedges.
-func (m *Metrics) Hedge(model string) {
-	m.hedgeSeries.get(model).Inc()
 }
 
 // Breaker records a circuit breaker transition; nil is ignored.

@@ -180,9 +180,15 @@ func TestMetricsStream(t *testing.T) {
 
 func TestMetricsHedge(t *testing.T) {
 	m := NewMetrics("n1")
-	m.Hedge("gpt-5")
-	m.Hedge("gpt-5")
-	m.Hedge("claude-4-sonnet")
+	hedged := func(model string) *messages.Attempt {
+		a := attempt(model, messages.ErrorClass_ok, 5, false)
+		a.Hedged = true
+		return a
+	}
+	m.Response("nats", &messages.InferResponse{ServedBy: "gpt-5", Attempts: []*messages.Attempt{
+		attempt("claude-4-sonnet", messages.ErrorClass_cancelled, 90, false), hedged("gpt-5")}}, time.Millisecond)
+	m.Response("nats", &messages.InferResponse{ServedBy: "gpt-5", Attempts: []*messages.Attempt{hedged("gpt-5")}}, time.Millisecond)
+	m.Response("nats", &messages.InferResponse{ServedBy: "claude-4-sonnet", Attempts: []*messages.Attempt{hedged("claude-4-sonnet")}}, time.Millisecond)
 	assert.Equal(t, map[string]float64{"model=gpt-5": 2, "model=claude-4-sonnet": 1}, family(scrape(t, m.Handler()), "hive_hedges_total"))
 }
 
@@ -354,8 +360,9 @@ func TestMetricsConcurrent(t *testing.T) {
 		wg.Go(func() {
 			model := fmt.Sprintf("model-%d", w%2)
 			for i := range each {
-				m.Response("nats", &messages.InferResponse{ServedBy: model, Attempts: []*messages.Attempt{attempt(model, messages.ErrorClass_ok, 1, false)}}, time.Millisecond)
-				m.Hedge(model)
+				a := attempt(model, messages.ErrorClass_ok, 1, false)
+				a.Hedged = true
+				m.Response("nats", &messages.InferResponse{ServedBy: model, Attempts: []*messages.Attempt{a}}, time.Millisecond)
 				m.Alert(&messages.Alert{Id: fmt.Sprint(i % 10), Rule: "r", State: messages.Alert_fired})
 			}
 		})

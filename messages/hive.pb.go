@@ -891,7 +891,10 @@ type Attempt struct {
 	// status_code is the upstream HTTP status, when there was one.
 	StatusCode int32 `protobuf:"varint,5,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
 	// retried is true when this attempt was a retry of the same model.
-	Retried       bool `protobuf:"varint,6,opt,name=retried,proto3" json:"retried,omitempty"`
+	Retried bool `protobuf:"varint,6,opt,name=retried,proto3" json:"retried,omitempty"`
+	// hedged is true when this attempt was started by the hedged strategy
+	// because the one before it was slow.
+	Hedged        bool `protobuf:"varint,7,opt,name=hedged,proto3" json:"hedged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -964,6 +967,13 @@ func (x *Attempt) GetStatusCode() int32 {
 func (x *Attempt) GetRetried() bool {
 	if x != nil {
 		return x.Retried
+	}
+	return false
+}
+
+func (x *Attempt) GetHedged() bool {
+	if x != nil {
+		return x.Hedged
 	}
 	return false
 }
@@ -2539,7 +2549,7 @@ const file_hive_proto_rawDesc = "" +
 	"\x06normal\x10\x00\x12\b\n" +
 	"\x04high\x10\x01\x12\f\n" +
 	"\bcritical\x10\x02B\x0e\n" +
-	"\f_temperature\"\xc3\x01\n" +
+	"\f_temperature\"\xdb\x01\n" +
 	"\aAttempt\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x124\n" +
@@ -2549,7 +2559,8 @@ const file_hive_proto_rawDesc = "" +
 	"latency_ms\x18\x04 \x01(\x01R\tlatencyMs\x12\x1f\n" +
 	"\vstatus_code\x18\x05 \x01(\x05R\n" +
 	"statusCode\x12\x18\n" +
-	"\aretried\x18\x06 \x01(\bR\aretried\"Y\n" +
+	"\aretried\x18\x06 \x01(\bR\aretried\x12\x16\n" +
+	"\x06hedged\x18\a \x01(\bR\x06hedged\"Y\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x05R\x10completionTokens\"\x86\x01\n" +
