@@ -43,8 +43,8 @@ type Alerts struct {
 // AlertRules holds one AlertRule per rule. Threshold means, per rule:
 // ModelUnavailable, consecutive failed calls of a model (default 3);
 // HighFailureRate, a model's failure rate over Window (0.2);
-// LowSuccessRate, the node's success rate over Window (all its models'
-// calls), alerting below it (0.9); SlowResponses, a model's average
+// LowSuccessRate, the node's success rate over Window (the requests the
+// router answered, failovers included), alerting below it (0.9); SlowResponses, a model's average
 // latency of successful calls over Window, in seconds (5); OpenBreakers,
 // breakers open or half-open at once on the node (2). SupervisorGaveUp
 // takes no threshold and no hysteresis: it fires when a model's supervisor
@@ -157,13 +157,18 @@ func (r *AlertRule) machine(def alertRuleDef, maxRestarts int) resilience.AlertC
 
 // Alerts actor messages.
 type (
-	// alertTargets gives the alerts actor the model actors to ask.
-	alertTargets struct{ models map[string]*actor.PID }
+	// alertTargets gives the alerts actor the model actors and the router
+	// to ask.
+	alertTargets struct {
+		models map[string]*actor.PID
+		router *actor.PID
+	}
 	// alertTick is the alerts actor's timer.
 	alertTick struct{}
 	// alertQuery asks a model actor for its alertReport.
 	alertQuery struct{ round uint64 }
-	// alertReport is what a model counted since the last alertQuery.
+	// alertReport is what a model counted since the last alertQuery; the
+	// router's report (model nodeReport) counts the node's requests.
 	alertReport struct {
 		round   uint64
 		model   string
@@ -266,6 +271,7 @@ type alerter struct {
 	byName map[string]*alertRule
 
 	models   map[string]*actor.PID
+	router   *actor.PID // asked for the node's request counts
 	names    []string                // model names, sorted
 	reports  map[string]*alertReport // the last of each model
 	gaveUp   map[string]*modelGaveUp
@@ -297,7 +303,7 @@ func (a *alerter) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.arm(ctx)
 	case *alertTargets:
-		a.models = msg.models
+		a.models, a.router = msg.models, msg.router
 		a.names = slices.Sorted(maps.Keys(msg.models))
 	case *alertTick:
 		a.tick(ctx)
@@ -344,6 +350,10 @@ func (a *alerter) tick(ctx actor.Context) {
 	}
 	a.round++
 	clear(a.awaiting)
+	if a.router != nil {
+		ctx.Request(a.router, &alertQuery{round: a.round})
+		a.awaiting[nodeReport] = true
+	}
 	for _, name := range a.names {
 		ctx.Request(a.models[name], &alertQuery{round: a.round})
 		if _, down := a.gaveUp[name]; !down {
@@ -360,6 +370,13 @@ func (a *alerter) tick(ctx actor.Context) {
 // of a round judges the node-wide ones.
 func (a *alerter) report(r *alertReport) {
 	now := a.env.now()
+	if r.model == nodeReport {
+		if rule := a.byName[ruleLowSuccessRate]; rule != nil {
+			a.add(now, rule, "", r.sample)
+		}
+		a.reported(now, r)
+		return
+	}
 	a.reports[r.model] = r
 	if _, down := a.gaveUp[r.model]; down {
 		delete(a.gaveUp, r.model)
@@ -385,10 +402,17 @@ func (a *alerter) report(r *alertReport) {
 			avg := s.LatencyAvg()
 			a.judge(now, rule, r.model, avg.Seconds(), s.Successes() >= int64(rule.cfg.MinCalls),
 				fmt.Sprintf("%s answered in %v on average over %d calls in %v", r.model, avg.Round(time.Millisecond), s.Successes(), rule.cfg.Window))
-		case ruleLowSuccessRate:
-			a.add(now, rule, "", r.sample)
 		}
 	}
+	a.reported(now, r)
+}
+
+// nodeReport is the model name of the router's report: the node's requests.
+const nodeReport = ""
+
+// reported notes r's report of the round; the last one judges the
+// node-wide rules.
+func (a *alerter) reported(now time.Time, r *alertReport) {
 	if r.round == a.round && a.awaiting[r.model] {
 		delete(a.awaiting, r.model)
 		if len(a.awaiting) == 0 {
@@ -424,7 +448,7 @@ func (a *alerter) judgeNode(now time.Time) {
 			rate = float64(s.Successes()) / float64(s.Calls)
 		}
 		a.judge(now, rule, "", rate, s.Calls >= int64(rule.cfg.MinCalls),
-			fmt.Sprintf("%s answered %.1f%% of %d calls over %v", a.env.cfg.Node, 100*rate, s.Calls, rule.cfg.Window))
+			fmt.Sprintf("%s answered %.1f%% of %d requests over %v", a.env.cfg.Node, 100*rate, s.Calls, rule.cfg.Window))
 	}
 	if rule := a.byName[ruleOpenBreakers]; rule != nil {
 		var open []string

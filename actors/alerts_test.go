@@ -234,8 +234,8 @@ func TestOpenBreakersAlert(t *testing.T) {
 	})
 }
 
-// low_success_rate judges the node's calls over all its models, once
-// MinCalls calls are in the window, and resolves past the hysteresis.
+// low_success_rate judges the node's requests (as the router answered them), once
+// MinCalls requests are in the window, and resolves past the hysteresis.
 func TestLowSuccessRateNodeWide(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := newRecorder()
@@ -276,7 +276,7 @@ func TestLowSuccessRateNodeWide(t *testing.T) {
 		assert.Equal(t, 0.75, fired.Value, "value: 15 of 20 calls")
 		assert.Equal(t, 0.9, fired.Threshold, "threshold")
 		assert.Equal(t, messages.Alert_critical, fired.Severity, "severity")
-		assert.Equal(t, "test answered 75.0% of 20 calls over 1m0s", fired.Message, "message")
+		assert.Equal(t, "test answered 75.0% of 20 requests over 1m0s", fired.Message, "message")
 
 		step(2 * time.Minute) // the window empties: too few calls to judge, still firing
 		require.Len(t, h.Alerts(), 1, "firing alerts with an empty window")

@@ -96,7 +96,7 @@ func New(cfg Config) (*Hive, error) {
 	}
 	h.models = res.(map[string]*actor.PID)
 	if h.alerts != nil {
-		system.Root.Send(h.alerts, &alertTargets{models: maps.Clone(h.models)})
+		system.Root.Send(h.alerts, &alertTargets{models: maps.Clone(h.models), router: h.router})
 	}
 	// A call that reaches a stopped model actor is answered, not lost.
 	h.deadLetter = system.EventStream.Subscribe(func(evt any) {

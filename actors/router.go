@@ -80,6 +80,8 @@ type router struct {
 	sweeping bool
 	draining bool         // new requests are refused
 	drained  []*actor.PID // who waits for the open runs to end
+
+	served resilience.AlertSample // requests answered since the alerts actor last asked
 }
 
 // drain stops the router taking new requests; it answers *drained once no
@@ -153,6 +155,9 @@ func (r *router) Receive(ctx actor.Context) {
 		}
 	case *sweep:
 		r.sweep(ctx)
+	case *alertQuery:
+		ctx.Respond(&alertReport{round: msg.round, model: nodeReport, sample: r.served})
+		r.served = resilience.AlertSample{}
 	case *drain:
 		r.draining = true
 		r.drained = append(r.drained, ctx.Sender())
@@ -282,6 +287,13 @@ func (r *router) finish(ctx actor.Context, rn *run, resp *messages.InferResponse
 		}
 		r.observe(g, now, now.Sub(rn.received), resp.Error == nil)
 		resp.Degradation = max(resp.Degradation, g.degradation.Level())
+	}
+	if rn.group != nil { // a request for a configured model, answered or not
+		s := resilience.AlertSample{Calls: 1}
+		if resp.Error != nil {
+			s.Failures = 1
+		}
+		r.served = r.served.Add(s)
 	}
 	resp.RequestId = rn.req.GetRequestId()
 	resp.Node = r.env.cfg.Node
