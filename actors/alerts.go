@@ -271,7 +271,7 @@ type alerter struct {
 	byName map[string]*alertRule
 
 	models   map[string]*actor.PID
-	router   *actor.PID // asked for the node's request counts
+	router   *actor.PID              // asked for the node's request counts
 	names    []string                // model names, sorted
 	reports  map[string]*alertReport // the last of each model
 	gaveUp   map[string]*modelGaveUp
