@@ -24,6 +24,10 @@ run: build ## start a node: sim models, embedded NATS on 127.0.0.1:4222, HTTP on
 
 start-monitoring: run ## the proposal's name for run
 
+.PHONY: health-check
+health-check: build ## every node's models in one table (NATS_URL=nats://127.0.0.1:4222); exit 1 when one is unavailable
+	$(BIN)/hive-node health-check --nats-url $(or $(NATS_URL),nats://127.0.0.1:4222)
+
 test: proto-check lint ## every test, with the race detector
 	$(GO) test -race -count=1 -timeout 20m ./...
 
