@@ -65,6 +65,8 @@ type model struct {
 	counts   *modelCounts
 	p95      time.Duration
 	sinceP95 int
+
+	breakerSince time.Time // when the breaker entered its state
 }
 
 // modelCounts are a model's request counters; they survive restarts.
@@ -165,6 +167,7 @@ func (m *model) Receive(ctx actor.Context) {
 func (m *model) started(ctx actor.Context) {
 	now := m.env.now()
 	m.lastTick = now
+	m.breakerSince = now
 	if snap, ok := m.env.store.Load(m.spec.Name); ok {
 		ts := m.breaker.Restore(snap, now)
 		// The restore continues the saved breaker's story, not this fresh

@@ -101,5 +101,8 @@ func (m *model) status() *messages.ModelStatus {
 		Failures:      m.counts.failures,
 		Fallbacks:     m.spec.Fallbacks,
 		Strategy:      string(m.spec.Strategy),
+		Evidence:      m.health.Snapshot().Evidence(),
+		BreakerSince:  timestamp(m.breakerSince),
+		Queued:        int32(len(m.queue)),
 	}
 }

@@ -31,6 +31,7 @@ func (m *model) transitions(ctx actor.Context, ts []resilience.Transition, actor
 			continue
 		}
 		changed = true
+		m.breakerSince = t.At
 		m.log.Info().Str("from", t.From.String()).Str("to", t.To.String()).Str("reason", t.Reason.String()).
 			Int("trips", t.Trips).Int("failures", t.Evidence.Failures).Int("calls", t.Evidence.Calls).Msg("breaker transition")
 		switch t.To {

@@ -1999,6 +1999,13 @@ type ModelStatus struct {
 	Failures      int64                  `protobuf:"varint,11,opt,name=failures,proto3" json:"failures,omitempty"`
 	Fallbacks     []string               `protobuf:"bytes,12,rep,name=fallbacks,proto3" json:"fallbacks,omitempty"`
 	Strategy      string                 `protobuf:"bytes,13,opt,name=strategy,proto3" json:"strategy,omitempty"`
+	// evidence is the model's health window now: calls, failures, success
+	// rate, latency quantiles.
+	Evidence *Evidence `protobuf:"bytes,14,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// breaker_since is when the breaker entered its state.
+	BreakerSince *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=breaker_since,json=breakerSince,proto3" json:"breaker_since,omitempty"`
+	// queued counts calls waiting for a concurrency slot.
+	Queued        int32 `protobuf:"varint,16,opt,name=queued,proto3" json:"queued,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2122,6 +2129,27 @@ func (x *ModelStatus) GetStrategy() string {
 		return x.Strategy
 	}
 	return ""
+}
+
+func (x *ModelStatus) GetEvidence() *Evidence {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *ModelStatus) GetBreakerSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BreakerSince
+	}
+	return nil
+}
+
+func (x *ModelStatus) GetQueued() int32 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
 }
 
 // NodeStatus is a node's view of itself.
@@ -2693,7 +2721,7 @@ const file_hive_proto_rawDesc = "" +
 	"\vduration_ms\x18\x03 \x01(\x05R\n" +
 	"durationMs\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xae\x03\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xb6\x04\n" +
 	"\vModelStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12/\n" +
@@ -2708,7 +2736,10 @@ const file_hive_proto_rawDesc = "" +
 	" \x01(\x03R\tsuccesses\x12\x1a\n" +
 	"\bfailures\x18\v \x01(\x03R\bfailures\x12\x1c\n" +
 	"\tfallbacks\x18\f \x03(\tR\tfallbacks\x12\x1a\n" +
-	"\bstrategy\x18\r \x01(\tR\bstrategy\"\xb3\x02\n" +
+	"\bstrategy\x18\r \x01(\tR\bstrategy\x12-\n" +
+	"\bevidence\x18\x0e \x01(\v2\x11.hive.v1.EvidenceR\bevidence\x12?\n" +
+	"\rbreaker_since\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\fbreakerSince\x12\x16\n" +
+	"\x06queued\x18\x10 \x01(\x05R\x06queued\"\xb3\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +
@@ -2890,19 +2921,21 @@ var file_hive_proto_depIdxs = []int32{
 	9,  // 27: hive.v1.Alert.state:type_name -> hive.v1.Alert.State
 	3,  // 28: hive.v1.ModelStatus.breaker:type_name -> hive.v1.BreakerState
 	2,  // 29: hive.v1.ModelStatus.health:type_name -> hive.v1.HealthStatus
-	30, // 30: hive.v1.NodeStatus.started:type_name -> google.protobuf.Timestamp
-	24, // 31: hive.v1.NodeStatus.models:type_name -> hive.v1.ModelStatus
-	22, // 32: hive.v1.NodeStatus.alerts:type_name -> hive.v1.Alert
-	15, // 33: hive.v1.AdminReply.error:type_name -> hive.v1.Error
-	25, // 34: hive.v1.AdminReply.status:type_name -> hive.v1.NodeStatus
-	10, // 35: hive.v1.FaultSpec.kind:type_name -> hive.v1.FaultSpec.Kind
-	0,  // 36: hive.v1.FaultSpec.error_class:type_name -> hive.v1.ErrorClass
-	15, // 37: hive.v1.FaultAck.error:type_name -> hive.v1.Error
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	18, // 30: hive.v1.ModelStatus.evidence:type_name -> hive.v1.Evidence
+	30, // 31: hive.v1.ModelStatus.breaker_since:type_name -> google.protobuf.Timestamp
+	30, // 32: hive.v1.NodeStatus.started:type_name -> google.protobuf.Timestamp
+	24, // 33: hive.v1.NodeStatus.models:type_name -> hive.v1.ModelStatus
+	22, // 34: hive.v1.NodeStatus.alerts:type_name -> hive.v1.Alert
+	15, // 35: hive.v1.AdminReply.error:type_name -> hive.v1.Error
+	25, // 36: hive.v1.AdminReply.status:type_name -> hive.v1.NodeStatus
+	10, // 37: hive.v1.FaultSpec.kind:type_name -> hive.v1.FaultSpec.Kind
+	0,  // 38: hive.v1.FaultSpec.error_class:type_name -> hive.v1.ErrorClass
+	15, // 39: hive.v1.FaultAck.error:type_name -> hive.v1.Error
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_hive_proto_init() }
