@@ -20,6 +20,7 @@ type serveFlags struct {
 	natsListen    string
 	nodeID        string
 	httpAddr      string
+	pprofAddr     string
 	dataDir       string
 	logLevel      string
 	logFormat     string
@@ -35,6 +36,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server (only without --nats-url); port -1 picks a free one")
 	fs.StringVar(&f.nodeID, "node-id", defaultNodeID(), "this node's name in subjects, events and replies (letters, digits, - and _)")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", `HTTP listen address for /healthz and /readyz; "off" disables HTTP`)
+	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this address (such as 127.0.0.1:6060) for performance work; empty: off")
 	fs.StringVar(&f.dataDir, "data-dir", "data", "directory for the embedded server's JetStream store")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "console", "log format: console (readable) or json (one object per line)")

@@ -83,6 +83,7 @@ type node struct {
 	hooks             *notify.Webhooks     // nil without webhooks
 	events            []*nats.Subscription // other nodes' health, for recovery
 	http              *http.Server
+	pprof             *http.Server // --pprof-addr
 	httpErr           chan error
 	natsURL           string // where clients reach NATS, for the startup log
 	httpURL           string
@@ -160,6 +161,9 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		return err
 	}
 	if err := n.listenHTTP(f.httpAddr, f.nodeID, cfg); err != nil {
+		return err
+	}
+	if err := n.servePprof(f.pprofAddr); err != nil {
 		return err
 	}
 	log.Info().
@@ -262,6 +266,9 @@ func (n *node) shutdown() error {
 
 // close stops everything that is running, in reverse start order.
 func (n *node) close() {
+	if n.pprof != nil {
+		_ = n.pprof.Close()
+	}
 	if n.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = n.http.Shutdown(ctx)
