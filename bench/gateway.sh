@@ -42,6 +42,7 @@ echo "building bin/hive-node and bin/mock-openai" >&2
 mkdir -p bin
 $GO build -o bin/hive-node ./cmd/hive-node
 $GO build -o bin/mock-openai ./cmd/mock-openai
+$GO build -o bin/bareproxy ./bench/bareproxy
 
 tmp=$(mktemp -d)
 pids=()
@@ -72,6 +73,18 @@ start_mock() {
 }
 start_mock ok 200;  ok=$addr
 start_mock dead 500; dead=$addr
+
+# The ceiling: a bare net/http proxy in front of the same mock (no JSON, no
+# routing); what any net/http gateway can do on this machine at most.
+bin/bareproxy --addr 127.0.0.1:0 --upstream "http://$ok/v1" >"$tmp/bareproxy.out" 2>&1 &
+pids+=($!)
+bare=
+for _ in $(seq 100); do
+  bare=$(grep -m1 -E '^[0-9.]+:[0-9]+$' "$tmp/bareproxy.out" || true)
+  [ -n "$bare" ] && break
+  sleep 0.1
+done
+[ -n "$bare" ] || { echo "bareproxy did not start:" >&2; cat "$tmp/bareproxy.out" >&2; exit 1; }
 
 mkdir -p "$tmp/config"
 cat >"$tmp/config/models-resilience.yml" <<EOF
@@ -146,11 +159,13 @@ run() {
 
 echo "warming up (${WARMUP} s per target, not recorded)" >&2
 run mock "http://$ok" direct-ok 16 "$WARMUP"
+run bareproxy "http://$bare" direct-ok 16 "$WARMUP"
 run direct-ok "$gw" direct-ok 16 "$WARMUP"
 run dead-primary "$gw" dead-primary 16 "$WARMUP"
 
 echo "measuring (${DURATION} s per case)" >&2
 for c in 1 16 64; do run mock "http://$ok" direct-ok "$c" "$DURATION" record; done
+for c in 1 16 64; do run bareproxy "http://$bare" direct-ok "$c" "$DURATION" record; done
 for c in 1 16 64; do run direct-ok "$gw" direct-ok "$c" "$DURATION" record; done
 for c in 16 64; do run dead-primary "$gw" dead-primary "$c" "$DURATION" record; done
 
@@ -171,8 +186,8 @@ awk '
   function lat(us)   { us += 0; return us < 1000 ? sprintf("%d µs", us) : sprintf("%.2f ms", us / 1000) }
   function num(n,   s, r) { s = sprintf("%d", n); while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) }; return s r }
   {
-    name = $1 == "mock" ? "mock, direct" : "gateway -> " $1
-    cpu = $1 == "mock" ? "-" : v("node_cpu")
+    name = $1 == "mock" ? "mock, direct" : $1 == "bareproxy" ? "bare net/http proxy -> mock" : "gateway -> " $1
+    cpu = $1 == "mock" || $1 == "bareproxy" ? "-" : v("node_cpu")
     printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, $2, num(v("rps")), lat(v("p50_us")), lat(v("p90_us")), lat(v("p99_us")), v("non2xx"), v("sockerr"), cpu
   }' "$results"
 
@@ -189,6 +204,7 @@ awk -v hwm="$hwm" -v rss="$rss" -v idle="$rss_idle" '
     printf "\nnode resident memory: %.1f MiB idle before the load, %.1f MiB peak (VmHWM), %.1f MiB after the load (VmRSS)\n", idle, hwm, rss
     printf "node CPU per request through the gateway: %.0f µs at 1 client, %.0f µs at 16, %.0f µs at 64\n", 1e6 * cpu["direct-ok", 1] / rps["direct-ok", 1], 1e6 * cpu["direct-ok", 16] / r16, 1e6 * cpu["direct-ok", 64] / rps["direct-ok", 64]
     printf "gateway / direct at 16 clients: %.1f %% of the mock'"'"'s own throughput\n", 100 * r16 / rps["mock", 16]
+    printf "gateway / bare net/http proxy (the ceiling of a net/http gateway here): %.1f %% at 16 clients, %.1f %% at 64; the bare proxy adds %d µs p50 at 1 client\n", 100 * r16 / rps["bareproxy", 16], 100 * rps["direct-ok", 64] / rps["bareproxy", 64], p50["bareproxy", 1] - p50["mock", 1]
     printf "\ngoals (the JavaScript gateway of REFERENCE.md in brackets):\n"
     printf "  >= 18,000 requests/s at 16 clients [~1,800]: %d, %s\n", r16, verdict(r16 >= 18000, sprintf("%d requests/s (%.0f %% of the goal)", 18000 - r16, 100 * r16 / 18000))
     printf "  added p50, one client, < 100 µs [~700 µs]: %d µs, %s\n", added, verdict(added < 100, sprintf("%d µs", added - 100))
