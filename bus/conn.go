@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -56,6 +57,11 @@ type ConnectOptions struct {
 	// Logger receives connection events: disconnects, reconnects, close,
 	// lame duck mode and asynchronous errors. The zero value discards them.
 	Logger zerolog.Logger
+	// Partition, when set, lets chaos cut the connection off NATS and
+	// heal it (see Partition); Connect attaches the connection to it.
+	// Ignored by ConnectInProcess: an in-process connection has no
+	// network to cut.
+	Partition *Partition
 }
 
 // FromEnv fills User, Password and Token from HIVE_NATS_USER,
@@ -86,9 +92,15 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 	if err != nil {
 		return nil, o.redactErr(fmt.Errorf("connect %s: %w", Redact(urls), err))
 	}
+	if o.Partition != nil {
+		opts = append(opts, nats.SetCustomDialer(dialer{p: o.Partition, d: net.Dialer{Timeout: o.timeout()}}))
+	}
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
 		return nil, o.redactErr(fmt.Errorf("connect %s: %w", Redact(urls), err))
+	}
+	if o.Partition != nil {
+		o.Partition.attach(nc)
 	}
 	return nc, nil
 }
@@ -109,13 +121,9 @@ func ConnectInProcess(s *server.Server, o ConnectOptions) (*nats.Conn, error) {
 
 // natsOptions turns o into nats.go options, event handlers included.
 func (o ConnectOptions) natsOptions() ([]nats.Option, error) {
-	timeout := o.ConnectTimeout
-	if timeout <= 0 {
-		timeout = DefaultConnectTimeout
-	}
 	opts := []nats.Option{
 		nats.Name(o.Name),
-		nats.Timeout(timeout),
+		nats.Timeout(o.timeout()),
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(reconnectDelay),
 	}
@@ -145,6 +153,14 @@ func (o ConnectOptions) natsOptions() ([]nats.Option, error) {
 		return nil, errors.New("TLSCert and TLSKey: set both or neither")
 	}
 	return append(opts, o.eventHandlers()...), nil
+}
+
+// timeout bounds each dial: ConnectTimeout, or its default.
+func (o ConnectOptions) timeout() time.Duration {
+	if o.ConnectTimeout <= 0 {
+		return DefaultConnectTimeout
+	}
+	return o.ConnectTimeout
 }
 
 // eventHandlers log connection events. Each handler runs on nats.go's

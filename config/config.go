@@ -86,6 +86,7 @@ type Global struct {
 	Recovery        Recovery        // recovery: block, automatic recovery of failing models
 	Alerts          Alerts          // alerts: block, alert rules and webhooks
 	Persistence     Persistence     // persistence: block, the JetStream audit trail and breaker states
+	Chaos           Chaos           // chaos: block, fault injection for chaos runs (off by default)
 }
 
 // Retry configures retries of the same model: the n-th retry waits

@@ -41,6 +41,7 @@ func (d *decoder) globalFields(g *Global) map[string]field {
 		"recovery":              d.block(d.recoveryFields(&g.Recovery)),
 		"alerts":                d.block(d.alertsFields(&g.Alerts)),
 		"persistence":           d.block(d.persistenceFields(&g.Persistence)),
+		"chaos":                 d.block(d.chaosFields(&g.Chaos)),
 	}
 }
 

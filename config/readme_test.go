@@ -89,6 +89,7 @@ func globalBlocks(d *decoder) map[string]map[string]field {
 		"recovery":        d.recoveryFields(&Recovery{}),
 		"alerts":          alertsKeys(d),
 		"persistence":     d.persistenceFields(&Persistence{}),
+		"chaos":           d.chaosFields(&Chaos{}),
 	}
 }
 

@@ -74,6 +74,7 @@ type node struct {
 	hive    *actors.Hive
 	ingress *bus.Ingress
 	admin   *bus.Admin
+	chaos   *nodeChaos // nil unless chaos.enabled
 
 	draining atomic.Bool // set by the drain command
 
@@ -108,6 +109,7 @@ func startNode(f *serveFlags, cfg *config.Config, log zerolog.Logger) (*node, er
 func (n *node) start(f *serveFlags, cfg *config.Config) error {
 	log := n.log
 
+	n.chaos = newNodeChaos(cfg.Global.Chaos, log)
 	if err := n.connect(f, log); err != nil {
 		return err
 	}
@@ -115,6 +117,7 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	n.chaos.wrap(hc.Models) // faults in front of every provider when chaos is on
 	subjects := bus.NewSubjects(cfg.Global.SubjectPrefix)
 	if err := n.openPersistence(cfg.Global.Persistence, subjects); err != nil {
 		return err
@@ -160,6 +163,9 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	if err := n.chaos.start(n.nc, subjects, f.nodeID); err != nil {
+		return err
+	}
 	if err := n.listenHTTP(f.httpAddr, f.nodeID, cfg); err != nil {
 		return err
 	}
@@ -179,6 +185,7 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 func (n *node) connect(f *serveFlags, log zerolog.Logger) error {
 	opts := f.natsFlags.options("hive-node "+f.nodeID, log)
 	if f.natsURL != "" {
+		opts.Partition = n.chaos.partitionFor() // nil unless chaos is on
 		nc, err := bus.Connect(opts)
 		if err != nil {
 			return err
@@ -281,6 +288,7 @@ func (n *node) close() {
 	if n.admin != nil {
 		n.admin.Stop()
 	}
+	n.chaos.stop()
 	if n.hive != nil {
 		n.hive.Stop()
 	}

@@ -1,0 +1,449 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// The audit commands of chaos: the last token of
+// hive.v1.events.admin.<node>.<command> for an applied inject or clear.
+const (
+	CmdChaosInject = "chaos_inject"
+	CmdChaosClear  = "chaos_clear"
+)
+
+// ActorHeader is the header a chaos client may set to say who it is; the
+// node records it, marked "(claimed)", when the server vouches for no user
+// (see Admin). ChaosRequest sets it to the connection's name.
+const ActorHeader = "Hive-Actor"
+
+// ChaosHandler applies faults on one node. Its methods run on the NATS
+// callbacks of the chaos subscriptions, those of the node's own subjects
+// and of "all" possibly at the same time, and must not block.
+type ChaosHandler interface {
+	// Inject applies spec, which has passed CheckFault and carries its
+	// id. start, when not nil, is called once the ack and the audit event
+	// have reached the server: a fault that cuts the node off (a
+	// partition, a kill) begins there, so that its ack is never lost. An
+	// error matching errors.ErrUnsupported is a fault this node cannot
+	// apply, answered bad_request/unsupported.
+	Inject(spec *messages.FaultSpec) (start func(), err error)
+	// Clear ends the fault id, or every fault when id is "". Clearing a
+	// fault that is not there is not an error.
+	Clear(id string) error
+	// Active returns the ids of the faults injected and not yet over.
+	Active() []string
+}
+
+// ChaosConfig configures StartChaos.
+type ChaosConfig struct {
+	Conn     *nats.Conn // required
+	Subjects Subjects
+	Node     string       // this node's name; required
+	Handler  ChaosHandler // required
+	Logger   zerolog.Logger
+}
+
+// Chaos answers hive.v1.chaos.<node>.inject and .clear, and
+// hive.v1.chaos.all.inject and .clear (every node answers those, so a
+// client gathers one ack per node). The body is a FaultSpec, protobuf or
+// JSON as for infer (for a clear, only its id matters: none clears every
+// fault; an empty body too); the reply a FaultAck in the same encoding,
+// with the fault's id (assigned when the spec has none), the ids active
+// after the change, or an error: bad_request with code malformed_spec,
+// invalid_fault (see CheckFault) or unsupported.
+//
+// A node starts Chaos only when chaos is enabled in its configuration;
+// otherwise nothing answers these subjects. Every applied inject and
+// clear is published on hive.v1.events.admin.<node>.chaos_inject or
+// .chaos_clear as an AdminCommand (model, a one-line description of the
+// fault as its reason, who asked as its actor, as Admin does), so the
+// audit trail keeps it. Restrict who may publish on chaos subjects with
+// NATS permissions (see deploy/nats-server.conf).
+type Chaos struct {
+	cfg  ChaosConfig
+	subs []*nats.Subscription
+}
+
+// StartChaos subscribes the chaos subjects of cfg.Node and of "all".
+func StartChaos(cfg ChaosConfig) (*Chaos, error) {
+	switch {
+	case cfg.Conn == nil:
+		return nil, errors.New("bus: ChaosConfig.Conn is required")
+	case cfg.Handler == nil:
+		return nil, errors.New("bus: ChaosConfig.Handler is required")
+	}
+	if err := ValidToken("node", cfg.Node); err != nil {
+		return nil, fmt.Errorf("bus: chaos: %w", err)
+	}
+	c := &Chaos{cfg: cfg}
+	s := cfg.Subjects
+	for _, subject := range []string{s.ChaosInject(cfg.Node), s.ChaosInject(allNodes), s.ChaosClear(cfg.Node), s.ChaosClear(allNodes)} {
+		sub, err := cfg.Conn.Subscribe(subject, c.handle)
+		if err != nil {
+			c.Stop()
+			return nil, fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		c.subs = append(c.subs, sub)
+	}
+	if err := cfg.Conn.Flush(); err != nil {
+		c.Stop()
+		return nil, fmt.Errorf("chaos: flush subscriptions: %w", err)
+	}
+	return c, nil
+}
+
+// Stop unsubscribes.
+func (c *Chaos) Stop() {
+	for _, s := range c.subs {
+		_ = s.Unsubscribe()
+	}
+	c.subs = nil
+}
+
+// startFlush bounds the wait for the server to have the ack before a
+// fault that cuts the node off begins.
+const startFlush = 2 * time.Second
+
+func (c *Chaos) handle(msg *nats.Msg) {
+	inject := strings.HasSuffix(msg.Subject, ".inject")
+	enc := DetectEncoding(msg.Header, msg.Data)
+	spec := &messages.FaultSpec{}
+	ack, start := c.run(inject, enc, msg, spec)
+	ack.Node = c.cfg.Node
+	log := c.cfg.Logger.With().Str("fault", ack.GetFaultId()).Logger()
+	if ack.Ok {
+		c.audit(inject, msg.Header, spec)
+		if inject {
+			log.Info().Str("fault_spec", DescribeFault(spec)).Msg("chaos: fault injected")
+		} else {
+			log.Info().Strs("active", ack.GetActive()).Msg("chaos: faults cleared")
+		}
+	}
+	if msg.Reply != "" {
+		c.reply(msg.Reply, enc, ack)
+	}
+	if start == nil {
+		return
+	}
+	if err := c.cfg.Conn.FlushTimeout(startFlush); err != nil {
+		log.Warn().Err(err).Msg("chaos: the ack may not have left before the fault began")
+	}
+	start()
+}
+
+// run decodes and carries out one inject or clear.
+func (c *Chaos) run(inject bool, enc Encoding, msg *nats.Msg, spec *messages.FaultSpec) (*messages.FaultAck, func()) {
+	if len(msg.Data) > 0 {
+		if err := Decode(enc, msg.Data, spec); err != nil {
+			return chaosError(messages.ErrorClass_bad_request, "malformed_spec", "the body is not a FaultSpec in %s: %v", enc, err), nil
+		}
+	}
+	h := c.cfg.Handler
+	if !inject {
+		if err := h.Clear(spec.GetId()); err != nil {
+			return chaosError(messages.ErrorClass_server_error, "failed", "%v", err), nil
+		}
+		return &messages.FaultAck{Ok: true, FaultId: spec.GetId(), Active: h.Active()}, nil
+	}
+	if spec.GetId() == "" {
+		spec.Id = NewFaultID()
+	}
+	if err := CheckFault(spec); err != nil {
+		return chaosError(messages.ErrorClass_bad_request, "invalid_fault", "%v", err), nil
+	}
+	start, err := h.Inject(spec)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return chaosError(messages.ErrorClass_bad_request, "unsupported", "%v", err), nil
+	case err != nil:
+		return chaosError(messages.ErrorClass_server_error, "failed", "%v", err), nil
+	}
+	return &messages.FaultAck{Ok: true, FaultId: spec.GetId(), Active: h.Active()}, start
+}
+
+func (c *Chaos) reply(subject string, enc Encoding, ack *messages.FaultAck) {
+	body, err := Encode(enc, ack)
+	if err != nil {
+		c.cfg.Logger.Error().Err(err).Msg("chaos ack not encoded")
+		return
+	}
+	out := nats.NewMsg(subject)
+	out.Header.Set(ContentTypeHeader, enc.ContentType())
+	out.Data = body
+	if err := c.cfg.Conn.PublishMsg(out); err != nil {
+		c.cfg.Logger.Warn().Err(err).Msg("chaos ack not sent")
+	}
+}
+
+// audit publishes an applied inject or clear on
+// hive.v1.events.admin.<node>.chaos_inject or .chaos_clear.
+func (c *Chaos) audit(inject bool, h nats.Header, spec *messages.FaultSpec) {
+	command, reason := CmdChaosClear, "clear every fault"
+	if spec.GetId() != "" {
+		reason = "clear fault " + spec.GetId()
+	}
+	if inject {
+		command, reason = CmdChaosInject, DescribeFault(spec)
+	}
+	cmd := &messages.AdminCommand{Model: spec.GetModel(), Reason: reason, Actor: actorOf(h, headerValue(h, ActorHeader))}
+	if inject {
+		cmd.DurationMs = spec.GetDurationMs()
+	}
+	body, err := proto.Marshal(cmd)
+	if err == nil {
+		m := nats.NewMsg(c.cfg.Subjects.AdminAudit(c.cfg.Node, command))
+		m.Header.Set(ContentTypeHeader, Protobuf.ContentType())
+		m.Data = body
+		err = c.cfg.Conn.PublishMsg(m)
+	}
+	if err != nil {
+		c.cfg.Logger.Warn().Err(err).Str("command", command).Msg("chaos audit event not published")
+	}
+}
+
+func chaosError(class messages.ErrorClass, code, format string, args ...any) *messages.FaultAck {
+	return &messages.FaultAck{Error: messages.Failure(class, code, format, args...)}
+}
+
+// NewFaultID returns a fresh fault id, "f" and 12 hexadecimal digits: a
+// valid subject token, unique enough that a fault injected on every node
+// keeps one id everywhere.
+func NewFaultID() string {
+	return fmt.Sprintf("f%012x", rand.Uint64()&(1<<48-1))
+}
+
+// CheckFault says what is wrong with a FaultSpec, every problem in one
+// error, or returns nil. It refuses an unknown kind or error class, an id
+// or model that is not a subject token (the model may also be "" or "*",
+// every model), a probability outside (0, 1] (0 means 1), any negative
+// number, a status code outside 400..599 (0 for none), latency and
+// slow_first_token without latencyMs, cut_stream without afterTokens (a cut
+// before the first piece is an error fault), and a partition without
+// durationMs (a partitioned node cannot hear the clear).
+func CheckFault(s *messages.FaultSpec) error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	kind := s.GetKind()
+	if _, ok := messages.FaultSpec_Kind_name[int32(kind)]; !ok {
+		add("unknown kind %d", kind)
+	}
+	if id := s.GetId(); id != "" {
+		if err := ValidToken("fault id", id); err != nil {
+			add("%v", err)
+		}
+	}
+	if m := s.GetModel(); m != "" && m != "*" {
+		if err := ValidToken("model", m); err != nil {
+			add("%v", err)
+		}
+	}
+	if p := s.GetProbability(); math.IsNaN(p) || p < 0 || p > 1 {
+		add("probability %v is outside (0, 1] (0 means 1)", p)
+	}
+	for _, f := range []struct {
+		name string
+		v    int32
+	}{{"latencyMs", s.GetLatencyMs()}, {"jitterMs", s.GetJitterMs()}, {"afterTokens", s.GetAfterTokens()},
+		{"retryAfterMs", s.GetRetryAfterMs()}, {"startAfterMs", s.GetStartAfterMs()}, {"durationMs", s.GetDurationMs()}} {
+		if f.v < 0 {
+			add("%s %d is negative", f.name, f.v)
+		}
+	}
+	if _, ok := messages.ErrorClass_name[int32(s.GetErrorClass())]; !ok {
+		add("unknown error class %d", s.GetErrorClass())
+	}
+	if st := s.GetStatusCode(); st != 0 && (st < 400 || st > 599) {
+		add("statusCode %d is not an HTTP error status (400..599, or 0 for the class's own)", st)
+	}
+	switch kind {
+	case messages.FaultSpec_latency, messages.FaultSpec_slow_first_token:
+		if s.GetLatencyMs() <= 0 {
+			add("%s needs latencyMs above 0", kind)
+		}
+	case messages.FaultSpec_cut_stream:
+		if s.GetAfterTokens() <= 0 {
+			add("cut_stream needs afterTokens of at least 1 (to fail before the first piece, inject an error)")
+		}
+	case messages.FaultSpec_partition:
+		if s.GetDurationMs() <= 0 {
+			add("partition needs durationMs above 0: a partitioned node cannot hear a clear")
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// DescribeFault is a one-line description of a fault, for logs and the
+// audit trail: "error server_error 500 on primary, p=0.5, after 1s, for
+// 10s (f1)".
+func DescribeFault(s *messages.FaultSpec) string {
+	var b strings.Builder
+	b.WriteString(s.GetKind().String())
+	ms := func(v int32) string { return (time.Duration(v) * time.Millisecond).String() }
+	switch s.GetKind() {
+	case messages.FaultSpec_error:
+		if s.GetErrorClass() != messages.ErrorClass_ok {
+			b.WriteString(" " + s.GetErrorClass().String())
+		}
+		if s.GetStatusCode() != 0 {
+			fmt.Fprintf(&b, " %d", s.GetStatusCode())
+		}
+	case messages.FaultSpec_latency, messages.FaultSpec_slow_first_token:
+		b.WriteString(" " + ms(s.GetLatencyMs()))
+		if s.GetJitterMs() > 0 {
+			b.WriteString(" +-" + ms(s.GetJitterMs()))
+		}
+	case messages.FaultSpec_cut_stream, messages.FaultSpec_stall_stream, messages.FaultSpec_malformed_chunk:
+		fmt.Fprintf(&b, " after %d tokens", s.GetAfterTokens())
+	case messages.FaultSpec_rate_limit:
+		if s.GetRetryAfterMs() > 0 {
+			b.WriteString(" retry after " + ms(s.GetRetryAfterMs()))
+		}
+	}
+	switch s.GetKind() {
+	case messages.FaultSpec_partition, messages.FaultSpec_kill:
+		b.WriteString(" of the node")
+	default:
+		if m := s.GetModel(); m == "" || m == "*" {
+			b.WriteString(" on every model")
+		} else {
+			b.WriteString(" on " + m)
+		}
+	}
+	if p := s.GetProbability(); p > 0 && p < 1 {
+		fmt.Fprintf(&b, ", p=%g", p)
+	}
+	if s.GetStartAfterMs() > 0 {
+		b.WriteString(", after " + ms(s.GetStartAfterMs()))
+	}
+	if s.GetDurationMs() > 0 {
+		b.WriteString(", for " + ms(s.GetDurationMs()))
+	} else if s.GetKind() != messages.FaultSpec_kill {
+		b.WriteString(", until cleared")
+	}
+	if s.GetId() != "" {
+		b.WriteString(" (" + s.GetId() + ")")
+	}
+	return b.String()
+}
+
+// ErrPartitioned is the error every dial gets while a Partition is cut.
+var ErrPartitioned = errors.New("cut off from NATS by a chaos partition")
+
+// Partition cuts one client connection off NATS on demand, for chaos. Give
+// it to Connect in ConnectOptions.Partition. While it is cut, every dial is
+// refused and the current connection is dropped, so to the deployment the
+// node looks like one behind a network partition: its subscriptions leave
+// the servers, requests find no responder from it, it publishes nothing
+// (nats.go buffers what it sends meanwhile); the client keeps trying with
+// its reconnect backoff. Heal lets dials through again and makes the client
+// try at once, without waiting out its backoff. A Partition serves one
+// connection, and its methods are safe for concurrent use.
+type Partition struct {
+	mu      sync.Mutex // guards cut, nc and refused
+	cut     bool
+	nc      *nats.Conn
+	refused int
+}
+
+// NewPartition returns a Partition that is not cut.
+func NewPartition() *Partition { return &Partition{} }
+
+// attach is called by Connect with the connection p controls.
+func (p *Partition) attach(nc *nats.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.nc = nc
+}
+
+// Cut refuses dials and drops the current connection. Cutting a cut
+// Partition does nothing. It fails when no connection is attached or the
+// connection is closed.
+func (p *Partition) Cut() error {
+	p.mu.Lock()
+	nc, was := p.nc, p.cut
+	if nc != nil {
+		p.cut = true
+	}
+	p.mu.Unlock()
+	switch {
+	case nc == nil:
+		return errors.New("partition: no connection attached (was it given to Connect?)")
+	case was:
+		return nil
+	}
+	return nc.ForceReconnect()
+}
+
+// Heal lets dials through and, when the client is between reconnect
+// attempts, makes it try at once. Healing a Partition that is not cut does
+// nothing.
+func (p *Partition) Heal() error {
+	p.mu.Lock()
+	nc, was := p.nc, p.cut
+	p.cut = false
+	p.mu.Unlock()
+	if !was || nc == nil || nc.IsClosed() {
+		return nil
+	}
+	// Reconnecting since the cut: ForceReconnect only cuts its backoff
+	// short. (Had the client reconnected between the unlock and here,
+	// it would drop that connection and reconnect at once: harmless.)
+	if nc.IsReconnecting() {
+		return nc.ForceReconnect()
+	}
+	return nil
+}
+
+// IsCut says whether dials are refused.
+func (p *Partition) IsCut() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut
+}
+
+// Refused returns how many dials were refused since p was made.
+func (p *Partition) Refused() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// refuse says whether a dial must be refused now, and counts it.
+func (p *Partition) refuse() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		p.refused++
+	}
+	return p.cut
+}
+
+// dialer is the nats.CustomDialer of a connection with a Partition: a
+// net.Dialer with the connect timeout, refusing while the Partition is cut.
+type dialer struct {
+	p *Partition
+	d net.Dialer
+}
+
+func (d dialer) Dial(network, address string) (net.Conn, error) {
+	if d.p.refuse() {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrPartitioned}
+	}
+	return d.d.Dial(network, address)
+}
