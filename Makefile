@@ -28,6 +28,10 @@ start-monitoring: run ## the proposal's name for run
 health-check: build ## every node's models in one table (NATS_URL=nats://127.0.0.1:4222); exit 1 when one is unavailable
 	$(BIN)/hive-node health-check --nats-url $(or $(NATS_URL),nats://127.0.0.1:4222)
 
+.PHONY: dashboard
+dashboard: build ## print the dashboard's URL and check that it answers (HTTP_URL=http://127.0.0.1:8080)
+	$(BIN)/hive-node dashboard --http-url $(or $(HTTP_URL),http://127.0.0.1:8080)
+
 test: proto-check lint ## every test, with the race detector
 	$(GO) test -race -count=1 -timeout 20m ./...
 

@@ -49,6 +49,14 @@ type Config struct {
 	// from dispatch to answer; requests refused before dispatch are not
 	// counted). Nil means no /metrics route.
 	Metrics *Metrics
+	// Cluster, when not nil, is read and acted on by the dashboard: GET /,
+	// /assets/, /api/state, /api/events and POST /api/admin/{command}
+	// (dashboard.go). Nil means no dashboard routes (404).
+	Cluster Cluster
+	// AdminToken is the operator token that POST /api/admin/{command}
+	// requires as "Authorization: Bearer <token>". Empty refuses every
+	// admin action with 403. It is never logged nor put into a page.
+	AdminToken string
 }
 
 var (
@@ -62,6 +70,26 @@ var (
 	ErrMaxBody = errors.New("gateway: Config.MaxBody must be >= 0")
 )
 
+// Handler is the node's HTTP handler, built by New. Close stops the
+// dashboard's background work.
+type Handler struct {
+	mux  *http.ServeMux
+	dash *dashboard // nil without Config.Cluster
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Close stops the dashboard's event hub and sampler and waits for them;
+// open event streams end, and new ones get 503. Call it before the HTTP
+// server's Shutdown, which would otherwise wait for the streams. Without a
+// Cluster it does nothing.
+func (h *Handler) Close() {
+	if h.dash != nil {
+		h.dash.close()
+	}
+}
+
 // gateway holds the validated configuration; it has no mutable state.
 type gateway struct {
 	node       string
@@ -74,11 +102,12 @@ type gateway struct {
 
 // New returns the node's HTTP handler: POST /v1/chat/completions,
 // GET /v1/models, GET /v1/models/{model}, Health's /healthz and /readyz,
-// and GET /metrics when c.Metrics is set. Any other path under /v1/ gets
-// an OpenAI-shaped 404, and a wrong method an OpenAI-shaped 405 with
-// Allow. It fails when a required field of c is missing or MaxBody is
-// negative.
-func New(c Config) (http.Handler, error) {
+// GET /metrics when c.Metrics is set, and the dashboard when c.Cluster is
+// set (its goroutines start here; Close stops them). Any other path under
+// /v1/ gets an OpenAI-shaped 404, and a wrong method an OpenAI-shaped 405
+// with Allow. It fails when a required field of c is missing or MaxBody
+// is negative.
+func New(c Config) (*Handler, error) {
 	switch {
 	case c.Node == "":
 		return nil, ErrNoNode
@@ -121,7 +150,12 @@ func New(c Config) (http.Handler, error) {
 			Class: messages.ErrorClass_bad_request, Code: "not_found", Message: "no such route",
 		})
 	})
-	return mux, nil
+	h := &Handler{mux: mux}
+	if c.Cluster != nil {
+		h.dash = newDashboard(c.Node, c.Cluster, c.AdminToken, c.Logger)
+		h.dash.routes(mux)
+	}
+	return h, nil
 }
 
 // only answers other methods than method with an OpenAI-shaped 405. The

@@ -30,6 +30,7 @@ Commands:
   drain          stop a node taking new requests
   audit          the audit trail from JetStream [--since 1h] [--model M] [--follow]
   events         follow the event stream, one line per event
+  dashboard      print the dashboard's URL and check that it answers [--http-url U]
   version        print the version
   help           show this help, or "hive-node help <command>" for a command's flags
 
@@ -87,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return audit(rest, stdout, stderr)
 	case "events":
 		return events(rest, stdout, stderr)
+	case "dashboard":
+		return dashboardCmd(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "hive-node %s\n", version)
 		return nil

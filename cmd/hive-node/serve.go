@@ -86,7 +86,8 @@ type node struct {
 	http              *http.Server
 	pprof             *http.Server // --pprof-addr
 	httpErr           chan error
-	natsURL           string // where clients reach NATS, for the startup log
+	gateway           *gateway.Handler // closed before the HTTP server shuts down
+	natsURL           string           // where clients reach NATS, for the startup log
 	httpURL           string
 }
 
@@ -216,6 +217,7 @@ func (n *node) listenHTTP(addr, node string, cfg *config.Config) error {
 	if addr == "off" || addr == "" {
 		return nil
 	}
+	token := adminToken(n.log)
 	handler, err := gateway.New(gateway.Config{
 		Node:       node,
 		Dispatcher: n.hive,
@@ -223,15 +225,19 @@ func (n *node) listenHTTP(addr, node string, cfg *config.Config) error {
 		Readiness:  n,
 		Metrics:    n.metrics,
 		Logger:     n.log,
+		Cluster:    cluster{nc: n.nc, subjects: bus.NewSubjects(cfg.Global.SubjectPrefix)},
+		AdminToken: token,
 	})
 	if err != nil {
 		return err
 	}
+	n.gateway = handler
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("http: listen %s: %w (choose another with --http-addr, or --http-addr off)", addr, err)
 	}
 	n.httpURL = "http://" + ln.Addr().String()
+	n.log.Info().Str("url", n.httpURL+"/").Bool("admin_actions", token != "").Msg("dashboard")
 	n.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	n.httpErr = make(chan error, 1)
 	go func() { n.httpErr <- n.http.Serve(ln) }()
@@ -275,6 +281,9 @@ func (n *node) shutdown() error {
 func (n *node) close() {
 	if n.pprof != nil {
 		_ = n.pprof.Close()
+	}
+	if n.gateway != nil {
+		n.gateway.Close() // ends the dashboard's event streams, which would hold Shutdown
 	}
 	if n.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/bus/bustest"
+	"github.com/cmmv-hive/resilience/config"
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// dashboardToken is the operator token of the browser test's node.
+const dashboardToken = "dashboard-test-token-0123456789"
+
+// badgeWithin is how soon after a BreakerTransition its badge must show it.
+const badgeWithin = 2 * time.Second
+
+// browser starts Debian's chromium, headless, on a fresh profile, and
+// returns a tab bounded by limit. The test fails when chromium is missing:
+// the dashboard is tested in a real browser or not at all.
+func browser(t *testing.T, limit time.Duration) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is not installed, and the dashboard is tested in it: "+
+			"apt-get install --no-install-recommends chromium (.ci/run does that): %v", err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // tests run as root
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 768), // the laptop screen the page is made for
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(ctx, limit)
+
+	// The page's console, in the test log; an uncaught exception or an
+	// error fails the test.
+	console := chromedp.Console(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); cancelTab(); cancelAlloc(); wg.Wait() })
+	wg.Go(func() {
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			t.Logf("browser console: %s", m)
+			if m.IsException() || m.Type == chromedp.ConsoleError {
+				t.Errorf("the page failed: %s", m)
+			}
+		}
+	})
+	return ctx
+}
+
+func byTestID(id string) chromedp.CSS { return chromedp.CSS(fmt.Sprintf(`[data-testid=%q]`, id)) }
+
+// textIs is a JavaScript predicate: the element with the test id shows text.
+func textIs(id, text string) string {
+	return fmt.Sprintf(`document.querySelector('[data-testid=%q]')?.textContent === %q`, id, text)
+}
+
+// TestDashboardInABrowser drives the dashboard in chromium against a real
+// node: every model shows, a breaker that opens shows open within 2 s of
+// its event, the operator acknowledges the alert and closes the breaker
+// from the page with the token (by keyboard), and the server refuses admin
+// actions without the token.
+func TestDashboardInABrowser(t *testing.T) {
+	t.Setenv(envAdminToken, dashboardToken)
+	// Without recovery, which would restart dead and probe it.
+	n, nc := startTestNodeWith(t, "recovery: {enabled: false}")
+	ctx := browser(t, 45*time.Second)
+
+	// The page shows every model, each breaker closed.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(n.httpURL+"/"),
+		chromedp.WaitVisible(byTestID("breaker-e2e-dead")),
+	))
+	for _, m := range []string{"primary", "broken", "backup", "dead"} {
+		text, err := chromedp.Run(ctx, chromedp.Text(byTestID("breaker-e2e-"+m)))
+		require.NoError(t, err, m)
+		assert.Equal(t, "closed", text, "breaker of %s", m)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Title())
+	require.NoError(t, err)
+	assert.Equal(t, "Hive dashboard", title)
+
+	// dead fails every call with a connection error: its breaker opens on
+	// the third. The badge must follow within 2 s of the event.
+	sub, err := nc.SubscribeSync("hive.v1.events.breaker.e2e.dead")
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	for range 3 {
+		assert.Equal(t, "backup", servedBy(t, nc, "dead"))
+	}
+	var opened time.Time
+	for opened.IsZero() {
+		msg, err := sub.NextMsg(5 * time.Second)
+		require.NoError(t, err, "dead's breaker opening")
+		ev := &messages.BreakerTransition{}
+		require.NoError(t, bus.Decode(bus.Protobuf, msg.Data, ev))
+		if ev.GetTo() == messages.BreakerState_open {
+			opened = time.Now()
+		}
+	}
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](textIs("breaker-e2e-dead", "open"),
+		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(badgeWithin-time.Since(opened))))
+	require.NoError(t, err, "the badge of dead did not show open within %v of the event", badgeWithin)
+	t.Logf("the badge showed open %v after the BreakerTransition event", time.Since(opened).Round(time.Millisecond))
+
+	// Three failures in a row fire model_unavailable: acknowledge it from
+	// the page, with the token typed in.
+	require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#token"), dashboardToken)))
+	ack := chromedp.CSS(`#alert-list li[data-id^="model_unavailable.e2e.dead."] button`)
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(ack), chromedp.Click(ack)))
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](
+		`document.querySelector('#alert-list li[data-id^="model_unavailable.e2e.dead."]')?.textContent.includes('acknowledged by dashboard')`,
+		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(5*time.Second)))
+	require.NoError(t, err, "the alert did not show acknowledged")
+
+	// Every control is a button with a label, reachable with Tab: from the
+	// token field, Tab reaches dead's Close, and Enter presses it.
+	unlabelled, err := chromedp.Run(ctx, chromedp.Evaluate[int](
+		`[...document.querySelectorAll('[data-cmd]')].filter(b => b.tagName !== 'BUTTON' || !b.getAttribute('aria-label')).length`))
+	require.NoError(t, err)
+	assert.Zero(t, unlabelled, "controls that are not labelled buttons")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Focus(chromedp.CSS("#token"))))
+	var tabs int
+	for ; tabs < 100; tabs++ {
+		focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement?.dataset?.testid || ''`))
+		require.NoError(t, err)
+		if focused == "breaker_close-e2e-dead" {
+			break
+		}
+		require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent("\t")))
+	}
+	require.Less(t, tabs, 100, "Tab never reached dead's Close button")
+	t.Logf("dead's Close is %d Tab presses after the token field", tabs)
+	require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent("\r")))
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](textIs("breaker-e2e-dead", "closed"),
+		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(5*time.Second)))
+	require.NoError(t, err, "the badge of dead did not show closed after Close")
+	result, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#result")))
+	require.NoError(t, err)
+	assert.Contains(t, result, "e2e: breaker_close dead: breaker closed")
+
+	// The node applied it, and the audit trail names the dashboard.
+	for {
+		msg, err := sub.NextMsg(5 * time.Second)
+		require.NoError(t, err, "the closing BreakerTransition")
+		ev := &messages.BreakerTransition{}
+		require.NoError(t, bus.Decode(bus.Protobuf, msg.Data, ev))
+		if ev.GetTo() == messages.BreakerState_closed {
+			assert.Equal(t, "dashboard (claimed)", ev.GetActor())
+			break
+		}
+	}
+
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "dashboard.png")
+	if keep := os.Getenv("HIVE_DASHBOARD_SCREENSHOT"); keep != "" {
+		path = keep // to look at it after the test
+	}
+	require.NoError(t, os.WriteFile(path, shot, 0o644))
+	t.Logf("screenshot: %s (%d bytes)", path, len(shot))
+
+	// Without the token the server refuses, whatever the page does.
+	for _, auth := range []string{"", "Bearer wrong-token"} {
+		req, err := http.NewRequest(http.MethodPost, n.httpURL+"/api/admin/breaker_open", strings.NewReader(`{"node":"e2e","model":"primary"}`))
+		require.NoError(t, err)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, http.StatusUnauthorized, res.StatusCode, "authorization %q", auth)
+	}
+	assert.Equal(t, "primary", servedBy(t, nc, "primary"), "the refused command changed nothing")
+}
+
+// TestDashboardShowsTheWholeCluster: one node's dashboard shows every
+// node's models and events, since it reads them over NATS.
+func TestDashboardShowsTheWholeCluster(t *testing.T) {
+	srv := bustest.NewServer(t)
+	cfg, err := config.Parse(config.GlobalFile, []byte("recovery: {enabled: false}"), config.ModelsFile, []byte(testModels))
+	require.NoError(t, err)
+	nodes := make(map[string]*node)
+	for _, id := range []string{"a", "b"} {
+		f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: id, httpAddr: "127.0.0.1:0"}
+		n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+		nodes[id] = n
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	body, _, status, err := httpGet(ctx, nodes["a"].httpURL+"/api/state")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status, "%s", body)
+	var state struct {
+		Nodes []struct {
+			Node   string `json:"node"`
+			Models []struct {
+				Name string `json:"name"`
+			} `json:"models"`
+		} `json:"nodes"`
+	}
+	require.NoError(t, json.Unmarshal(body, &state))
+	require.Len(t, state.Nodes, 2, "%s", body)
+	for i, id := range []string{"a", "b"} {
+		assert.Equal(t, id, state.Nodes[i].Node)
+		assert.Len(t, state.Nodes[i].Models, 4, "node %s", id)
+	}
+
+	// b's breaker, on a's event stream.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, nodes["a"].httpURL+"/api/events", nil)
+	require.NoError(t, err)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	_, err = cli(t, srv.ClientURL(), "breaker", "open", "primary", "--node", "b")
+	require.NoError(t, err)
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || !strings.Contains(data, `"kind":"breaker"`) {
+			continue
+		}
+		var ev struct{ Node, Model, Line string }
+		require.NoError(t, json.Unmarshal([]byte(data), &ev))
+		assert.Equal(t, "b", ev.Node)
+		assert.Equal(t, "primary", ev.Model)
+		assert.Contains(t, ev.Line, "b/primary closed -> forced_open (manual)")
+		return
+	}
+	t.Fatalf("node a's event stream ended without b's breaker event: %v", sc.Err())
+}
+
+// TestDashboardCommand: `hive-node dashboard` prints the URL and checks
+// it; exit 1 when nothing answers.
+func TestDashboardCommand(t *testing.T) {
+	n, _ := startTestNode(t)
+	var out, errOut strings.Builder
+	err := run([]string{"dashboard", "--http-url", n.httpURL}, &out, &errOut)
+	require.NoError(t, err, errOut.String())
+	assert.Contains(t, out.String(), "dashboard: "+n.httpURL+"/")
+	assert.Contains(t, out.String(), "served by node e2e: 1 node(s), 4 model(s); admin actions off")
+
+	out.Reset()
+	err = run([]string{"dashboard", "--http-url", "http://127.0.0.1:1", "--timeout", "2s"}, &out, &errOut)
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err))
+	assert.Contains(t, err.Error(), "does not answer")
+	assert.Equal(t, 2, exitCode(run([]string{"dashboard", "--http-url", "ftp://x"}, &out, &errOut)))
+}

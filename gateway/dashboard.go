@@ -1,0 +1,200 @@
+package gateway
+
+import (
+	"compress/gzip"
+	"context"
+	"embed"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// The dashboard: one page that shows the whole deployment, read over NATS
+// through a Cluster, so any node shows every node. The page is static
+// (static/, embedded, no build step, nothing loaded from elsewhere); it
+// loads /api/state once, then follows /api/events.
+//
+// Two goroutines per node do the work, whatever the number of viewers: the
+// hub (dashboard_hub.go) holds one Cluster.Events subscription and fans it
+// out to the event streams; the sampler (dashboard_sampler.go) polls
+// Cluster.Status while someone looks and keeps the charts' history.
+
+// Cluster is what the dashboard reads and acts on: the whole deployment
+// over NATS, not only this node. cmd/hive-node implements it over the
+// admin and event subjects.
+type Cluster interface {
+	// Status returns every node's status; an error when none answered.
+	Status(ctx context.Context) ([]*messages.NodeStatus, error)
+	// Events calls fn with every live event of every node, on one
+	// goroutine, until ctx ends; then it returns nil.
+	Events(ctx context.Context, fn func(Event)) error
+	// Admin sends an admin command to node ("all": every node) and returns
+	// the replies; a refused command is a reply with its error set.
+	Admin(ctx context.Context, node, command string, cmd *messages.AdminCommand) ([]*messages.AdminReply, error)
+}
+
+// Event is one event of the deployment, as the dashboard lists it.
+type Event struct {
+	Kind        string // health, breaker, recovery, alert or admin
+	Node, Model string // "" when the event has none
+	Line        string // the event as one readable line
+	Time        time.Time
+	Event       proto.Message // the decoded event; nil when it did not decode
+}
+
+//go:embed static
+var staticFiles embed.FS
+
+// adminActor is who the audit trail names for the dashboard's commands.
+const adminActor = "dashboard"
+
+// pageCSP keeps the page to what this node serves: no CDN, no external
+// fonts, no inline script.
+const pageCSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; " +
+	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// pageJSON writes messages for the page: every field present, so that the
+// script needs no defaults.
+var pageJSON = protojson.MarshalOptions{EmitUnpopulated: true}
+
+// dashboard serves the page and its API. Its goroutines run from
+// newDashboard until close.
+type dashboard struct {
+	node    string
+	cluster Cluster
+	token   string
+	log     zerolog.Logger
+	hub     *eventHub
+	sampler *sampler
+
+	ctx    context.Context // ends at close; event streams end with it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newDashboard(node string, c Cluster, token string, log zerolog.Logger) *dashboard {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &dashboard{node: node, cluster: c, token: token, log: log, ctx: ctx, cancel: cancel}
+	d.hub = newEventHub(eventBacklog, clientBuffer)
+	d.sampler = newSampler(c, d.hub, sampleInterval, historyWindow, log)
+	d.wg.Go(func() { d.hub.run(ctx, c, log) })
+	d.wg.Go(func() { d.sampler.run(ctx) })
+	return d
+}
+
+func (d *dashboard) close() {
+	d.cancel()
+	d.wg.Wait()
+}
+
+func (d *dashboard) routes(mux *http.ServeMux) {
+	assets, err := fs.Sub(staticFiles, "static")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	files := http.FileServerFS(assets)
+	mux.HandleFunc("GET /{$}", d.page)
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", noCache(files)))
+	mux.HandleFunc("GET /api/state", d.state)
+	mux.HandleFunc("GET /api/events", d.events)
+	mux.HandleFunc("POST /api/admin/{command}", d.admin)
+}
+
+// page serves index.html with headers that keep it self-contained.
+func (d *dashboard) page(w http.ResponseWriter, r *http.Request) {
+	body, err := staticFiles.ReadFile("static/index.html")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-cache")
+	d.sampler.touch() // someone looks: sample from now on
+	_, _ = w.Write(body)
+}
+
+// noCache makes the browser revalidate the assets, so a new node version's
+// page never runs with the old script.
+func noCache(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// stateJSON is GET /api/state: the last sample of every node, and the
+// history of every node and model for the charts.
+type stateJSON struct {
+	Node         string `json:"node"`         // the node serving the page
+	AdminEnabled bool   `json:"adminEnabled"` // whether this node has an operator token
+	IntervalMs   int64  `json:"intervalMs"`
+	WindowMs     int64  `json:"windowMs"`
+	*clusterSample
+	// History maps "node/model" to its points, oldest first (see samplePoint).
+	History map[string][]samplePoint `json:"history"`
+}
+
+func (d *dashboard) state(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), statusTimeout+time.Second)
+	defer cancel()
+	snap, history := d.sampler.state(ctx, d.ctx)
+	if snap == nil {
+		dashError(w, http.StatusServiceUnavailable, "no sample of the cluster yet: try again")
+		return
+	}
+	dashJSON(w, r, http.StatusOK, stateJSON{
+		Node:          d.node,
+		AdminEnabled:  d.token != "",
+		IntervalMs:    sampleInterval.Milliseconds(),
+		WindowMs:      historyWindow.Milliseconds(),
+		clusterSample: snap,
+		History:       history,
+	})
+}
+
+// dashJSON writes v as JSON, gzipped when the client takes it (a state
+// with 50 models and 10 minutes of history is several hundred KiB).
+func dashJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		dashError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Add("Vary", "Accept-Encoding")
+	if r != nil && len(body) > 8<<10 && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		h.Set("Content-Encoding", "gzip")
+		w.WriteHeader(status)
+		gz := gzip.NewWriter(w)
+		_, _ = gz.Write(body)
+		_ = gz.Close()
+		return
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// dashError writes {"error": message}.
+func dashError(w http.ResponseWriter, status int, message string) {
+	body, _ := json.Marshal(map[string]string{"error": message})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
