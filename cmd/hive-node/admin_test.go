@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -230,4 +231,22 @@ func TestDrainMovesTrafficToOtherNodes(t *testing.T) {
 	out, err = cli(t, srv.ClientURL(), "status", "--node", "a")
 	require.NoError(t, err)
 	assert.Contains(t, out, "draining: yes")
+}
+
+// TestWithoutJetStream: a server without JetStream; the node serves and
+// says it runs without persistence.
+func TestWithoutJetStream(t *testing.T) {
+	srv := bustest.NewServerWith(t, server.Options{})
+	cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(testModels))
+	require.NoError(t, err)
+	f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: "nojs", httpAddr: "off"}
+	n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+	assert.Nil(t, n.store)
+	nc := bustest.Connect(t, srv)
+	assert.Equal(t, "primary", servedBy(t, nc, "primary"), "the node serves without persistence")
+	out, err := cli(t, srv.ClientURL(), "status")
+	require.NoError(t, err)
+	assert.Contains(t, out, "persistence: off (JetStream unavailable")
 }
