@@ -1,8 +1,11 @@
 // Package bus is Hive's NATS layer: the embedded server used when no
 // deployment is given, client connections to it or to an existing
 // deployment, the one file where every subject is built, the wire codec
-// (protobuf, or JSON when asked), and the hive.v1.infer request ingress
-// registered with the NATS services framework (micro).
+// (protobuf, or JSON when asked), the hive.v1.infer request ingress
+// registered with the NATS services framework (micro), the event publisher,
+// the admin endpoints (admin.go) and the chaos endpoints with the partition
+// switch (chaos.go), each with its client helper (AdminRequest,
+// ChaosRequest) that gathers one answer per node.
 //
 // Imports: messages, nats.go, nats-server, protobuf and zerolog. It never
 // imports actors/, persistence/ or gateway/; those packages are handed bus
@@ -10,9 +13,11 @@
 // Dispatcher interface it declares.
 //
 // Concurrency: Subjects, the codec functions and Redact are pure and safe
-// for concurrent use. An Ingress is safe for concurrent use; its NATS
-// callback only decodes and forwards, and the replies are sent from whatever
-// goroutine the Dispatcher completes on. bus starts no goroutines of its own:
+// for concurrent use. An Ingress, Admin and Chaos are safe for concurrent
+// use. The ingress's NATS callback only decodes and forwards, and its
+// replies are sent from whatever goroutine the Dispatcher completes on; the
+// admin and chaos callbacks call their handler and answer. bus starts no
+// goroutines of its own:
 // the ones behind a connection, a micro service or an embedded server belong
 // to nats.go and nats-server and stop with Close, Stop and Shutdown.
 package bus

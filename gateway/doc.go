@@ -1,7 +1,7 @@
 // Package gateway is Hive's HTTP face: the OpenAI-compatible chat
 // completions endpoint (plain and streamed as SSE), the model list, liveness
-// and readiness, /metrics in the Prometheus text format (metrics.go); the
-// dashboard as it lands.
+// and readiness, /metrics in the Prometheus text format (metrics.go), and
+// the live dashboard with its API (dashboard*.go, static/).
 //
 // Requests and replies keep OpenAI's shapes, so any OpenAI SDK is a client.
 // Errors use OpenAI's error object with type set to the Hive error class and
