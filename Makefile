@@ -32,6 +32,24 @@ health-check: build ## every node's models in one table (NATS_URL=nats://127.0.0
 dashboard: build ## print the dashboard's URL and check that it answers (HTTP_URL=http://127.0.0.1:8080)
 	$(BIN)/hive-node dashboard --http-url $(or $(HTTP_URL),http://127.0.0.1:8080)
 
+.PHONY: nats-server test-failover chaos
+nats-server: ## build bin/nats-server (the version go.mod pins), for chaos scenarios of several nodes
+	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
+
+test-failover: build ## run the single-model-failure chaos scenario (about 45 s) and print its report (CHAOS_ARGS=... adds flags)
+	$(GO) build -o $(BIN)/chaos ./cmd/chaos
+	$(BIN)/chaos run scenarios/single-model-failure.yml $(CHAOS_ARGS)
+
+chaos: build nats-server ## run every chaos scenario of scenarios/ (about 10 minutes); fails when one does
+	$(GO) build -o $(BIN)/chaos ./cmd/chaos
+	@failed=""; for f in scenarios/*.yml; do \
+		echo "== $$f"; \
+		$(BIN)/chaos run $$f $(CHAOS_ARGS) || failed="$$failed $$(basename $$f .yml)"; \
+		echo; \
+	done; \
+	if [ -n "$$failed" ]; then echo "chaos: failed:$$failed"; exit 1; fi; \
+	echo "chaos: every scenario passed"
+
 test: proto-check lint ## every test, with the race detector
 	$(GO) test -race -count=1 -timeout 20m ./...
 

@@ -1,0 +1,283 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/config"
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// lostGrace is how long past its deadline the runner waits for a reply
+// before it counts a request lost: a node that is up answers by the
+// deadline (deadlineMs), with an error if it must.
+const lostGrace = time.Second
+
+// loadGen drives a scenario's load over NATS and records every request.
+type loadGen struct {
+	load     Load
+	subjects bus.Subjects
+	conns    []*nats.Conn
+	rec      *recorder
+	// expect gives the full answer a model must return for a prompt,
+	// for the models whose answer is known (sim); nil for the others.
+	expect map[string]func(prompt string) string
+	// issue ends when no more requests may start (the load's end, an
+	// interruption); abandon ends when the requests in flight are given up
+	// (an interruption).
+	issue, abandon context.Context
+	wg             sync.WaitGroup
+}
+
+// expectations returns the answer each sim model of cfg gives: its
+// configured reply, or "<model> (simulated) received: <prompt>".
+func expectations(cfg *config.Config) map[string]func(string) string {
+	out := map[string]func(string) string{}
+	if cfg == nil {
+		return out
+	}
+	for name, m := range cfg.Models {
+		if m.Provider != config.ProviderSim {
+			continue
+		}
+		if reply := m.Sim.Reply; reply != "" {
+			out[name] = func(string) string { return reply }
+			continue
+		}
+		out[name] = func(prompt string) string { return name + " (simulated) received: " + prompt }
+	}
+	return out
+}
+
+// run starts requests until the load's duration has passed or issue ends,
+// then waits for the last replies.
+func (g *loadGen) run() {
+	if g.load.Rate > 0 {
+		g.openLoop()
+	} else {
+		g.closedLoop()
+	}
+	g.wg.Wait()
+}
+
+// openLoop starts request i at t0 + i/rate, whatever the replies do.
+func (g *loadGen) openLoop() {
+	rng := rand.New(rand.NewPCG(1, 7))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for i := 0; ; i++ {
+		offset := time.Duration(float64(i) / g.load.Rate * float64(time.Second))
+		if offset >= g.load.Duration {
+			return
+		}
+		if wait := time.Until(g.rec.t0.Add(offset)); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-g.issue.Done():
+				return
+			}
+		} else if g.issue.Err() != nil {
+			return
+		}
+		model, stream := g.pick(rng)
+		nc := g.conns[i%len(g.conns)]
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.send(nc, i, model, stream)
+		}()
+	}
+}
+
+// closedLoop keeps Concurrency requests in flight: each worker sends its
+// next request when the previous one ends.
+func (g *loadGen) closedLoop() {
+	var seq sync.Mutex
+	next := 0
+	for w := range g.load.Concurrency {
+		nc := g.conns[w%len(g.conns)]
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w)+1, 7))
+			for time.Since(g.rec.t0) < g.load.Duration && g.issue.Err() == nil {
+				seq.Lock()
+				i := next
+				next++
+				seq.Unlock()
+				model, stream := g.pick(rng)
+				g.send(nc, i, model, stream)
+			}
+		}()
+	}
+}
+
+// pick draws a model by weight and whether to stream.
+func (g *loadGen) pick(rng *rand.Rand) (string, bool) {
+	total := 0.0
+	for _, m := range g.load.Mix {
+		total += m.Weight
+	}
+	x := rng.Float64() * total
+	model := g.load.Mix[len(g.load.Mix)-1].Model
+	for _, m := range g.load.Mix {
+		if x < m.Weight {
+			model = m.Model
+			break
+		}
+		x -= m.Weight
+	}
+	return model, g.load.StreamShare > 0 && rng.Float64() < g.load.StreamShare
+}
+
+// send makes request i and records how it ended.
+func (g *loadGen) send(nc *nats.Conn, i int, model string, stream bool) {
+	id := "chaos-" + strconv.Itoa(i)
+	prompt := "chaos request " + strconv.Itoa(i)
+	req := &messages.InferRequest{
+		RequestId:  id,
+		Model:      model,
+		Messages:   []*messages.ChatMessage{{Role: "user", Content: prompt}},
+		Stream:     stream,
+		DeadlineMs: int32(g.load.Timeout / time.Millisecond),
+	}
+	body, err := bus.Encode(bus.Protobuf, req)
+	start := time.Now()
+	r := Request{ID: id, Model: model, Streamed: stream, Start: start.Sub(g.rec.t0)}
+	r.Warmup = r.Start < g.load.Warmup
+	g.rec.started.Add(1)
+	ctx, cancel := context.WithTimeout(g.abandon, g.load.Timeout+lostGrace)
+	switch {
+	case err != nil:
+		r.Outcome, r.ErrorClass, r.ErrorCode = Failed, ClassTransport, err.Error()
+	case stream:
+		g.stream(ctx, nc, body, &r, prompt)
+	default:
+		g.plain(ctx, nc, body, &r, prompt)
+	}
+	cancel()
+	r.End = time.Since(g.rec.t0)
+	g.rec.request(r)
+}
+
+func (g *loadGen) plain(ctx context.Context, nc *nats.Conn, body []byte, r *Request, prompt string) {
+	msg := nats.NewMsg(g.subjects.Infer())
+	msg.Header.Set(bus.ContentTypeHeader, bus.Protobuf.ContentType())
+	msg.Data = body
+	m, err := nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		g.failure(err, r)
+		return
+	}
+	resp := &messages.InferResponse{}
+	if err := bus.Decode(bus.DetectEncoding(m.Header, m.Data), m.Data, resp); err != nil {
+		r.Outcome, r.ErrorClass = Failed, ClassUndecodable
+		return
+	}
+	r.ServedBy, r.Node, r.Attempts = resp.GetServedBy(), resp.GetNode(), attempts(resp.GetAttempts())
+	if e := resp.GetError(); e != nil {
+		r.Outcome, r.ErrorClass, r.ErrorCode = Failed, e.GetClass().String(), e.GetCode()
+		return
+	}
+	g.judge(r, resp.GetContent(), prompt)
+}
+
+// stream reads a streamed answer from an inbox of its own until the final
+// chunk, as the Ingress doc comment shows.
+func (g *loadGen) stream(ctx context.Context, nc *nats.Conn, body []byte, r *Request, prompt string) {
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		g.failure(err, r)
+		return
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	msg := nats.NewMsg(g.subjects.Infer())
+	msg.Reply = inbox
+	msg.Header.Set(bus.ContentTypeHeader, bus.Protobuf.ContentType())
+	msg.Data = body
+	if err := nc.PublishMsg(msg); err != nil {
+		g.failure(err, r)
+		return
+	}
+	var content strings.Builder
+	gap := false
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			g.failure(err, r)
+			return
+		}
+		chunk := &messages.InferChunk{}
+		if err := bus.Decode(bus.DetectEncoding(m.Header, m.Data), m.Data, chunk); err != nil {
+			r.Outcome, r.ErrorClass = Failed, ClassUndecodable
+			return
+		}
+		r.Chunks++
+		gap = gap || chunk.GetSeq() != uint32(r.Chunks)
+		content.WriteString(chunk.GetDelta())
+		if !chunk.GetFinal() {
+			continue
+		}
+		r.ServedBy, r.Attempts = chunk.GetServedBy(), attempts(chunk.GetAttempts())
+		if n := len(r.Attempts); n > 0 {
+			r.Node = r.Attempts[n-1].Node
+		}
+		if chunk.GetOutcome() != messages.InferChunk_complete {
+			r.Outcome, r.ErrorClass = Failed, messages.ErrorClass_stream_cut.String()
+			if e := chunk.GetError(); e != nil {
+				r.ErrorClass, r.ErrorCode = e.GetClass().String(), e.GetCode()
+			}
+			return
+		}
+		if gap {
+			r.Outcome, r.ErrorClass, r.ErrorCode = Truncated, ClassTruncated, "chunk_missing"
+			r.Content = content.String()[:min(content.Len(), 300)]
+			return
+		}
+		g.judge(r, content.String(), prompt)
+		return
+	}
+}
+
+// judge marks an answer given as a success: OK when it is the whole
+// answer (when the runner knows it), Truncated when it is not.
+func (g *loadGen) judge(r *Request, content, prompt string) {
+	if want, ok := g.expect[r.ServedBy]; ok && content != want(prompt) || content == "" {
+		r.Outcome, r.ErrorClass, r.ErrorCode = Truncated, ClassTruncated, "content_mismatch"
+		r.Content = content[:min(len(content), 300)]
+		return
+	}
+	r.Outcome = OK
+}
+
+// failure records a request that got no usable reply.
+func (g *loadGen) failure(err error, r *Request) {
+	switch {
+	case g.abandon.Err() != nil:
+		r.Outcome = Abandoned
+	case errors.Is(err, nats.ErrNoResponders):
+		r.Outcome, r.ErrorClass = Failed, ClassNoResponders
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		r.Outcome, r.ErrorClass = Lost, ClassLost
+	default:
+		r.Outcome, r.ErrorClass, r.ErrorCode = Failed, ClassTransport, err.Error()
+	}
+}
+
+func attempts(as []*messages.Attempt) []Attempt {
+	out := make([]Attempt, len(as))
+	for i, a := range as {
+		out[i] = Attempt{Model: a.GetModel(), Node: a.GetNode(), Class: a.GetErrorClass().String()}
+	}
+	return out
+}
