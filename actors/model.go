@@ -254,7 +254,7 @@ func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, hasP
 		f := &finished{seq: seq}
 		var panicked any
 		if c.out != nil {
-			f.result, f.sent, f.firstToken, f.err, panicked = streamCall(callCtx, provider, c.req, deadlines, c.out, name)
+			f.result, f.sent, f.firstToken, f.err, panicked = streamCall(callCtx, provider, c.req, deadlines, c.out, c.attempt, name)
 		} else {
 			f.result, f.err, panicked = complete(callCtx, provider, c.req)
 		}

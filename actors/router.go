@@ -299,7 +299,9 @@ func (r *router) finish(ctx actor.Context, rn *run, resp *messages.InferResponse
 	resp.Node = r.env.cfg.Node
 	resp.Attempts = rn.attempts
 	resp.OverheadUs = messages.Micros(now.Sub(rn.received) - rn.busy)
-	if rn.emit != nil {
+	if rn.out != nil {
+		rn.out.final(finalChunk(rn, resp))
+	} else if rn.emit != nil {
 		rn.emit(finalChunk(rn, resp))
 	} else {
 		rn.done(resp)
@@ -316,11 +318,7 @@ func finalChunk(rn *run, resp *messages.InferResponse) *messages.InferChunk {
 		RequestId: resp.RequestId, Final: true, Outcome: messages.InferChunk_complete,
 		ServedBy: resp.ServedBy, Usage: resp.Usage, Attempts: resp.Attempts, Error: resp.Error,
 	}
-	if rn.out != nil {
-		c.Seq = rn.out.seq + 1
-	} else {
-		c.Seq = 1 // refused before it started
-	}
+	c.Seq = 1 // refused before it started; streamOut.final numbers the others
 	if resp.Error != nil {
 		c.Outcome = messages.InferChunk_incomplete
 	}

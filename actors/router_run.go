@@ -228,6 +228,9 @@ func (r *router) launch(ctx actor.Context, rn *run, model string, retried, panic
 	rn.live = append(rn.live, liveAttempt{id: rn.nextID, model: model, began: now, retried: retried, hedged: rn.hedgeNext})
 	rn.hedgeNext = false
 	rn.busyStart(now)
+	if rn.out != nil {
+		rn.out.own(rn.nextID)
+	}
 	ctx.Send(pid, &call{ctx: rn.ctx, req: rn.req, deadline: rn.deadline, run: rn.id, attempt: rn.nextID, replyTo: ctx.Self(), panicMode: panicMode, out: rn.out})
 }
 
@@ -255,9 +258,12 @@ func (r *router) onResult(ctx actor.Context, rn *run, res *callResult) {
 		r.finish(ctx, rn, &messages.InferResponse{Content: res.result.Content, ServedBy: res.model, Usage: res.result.Usage})
 		return
 	}
-	if res.sent > 0 {
+	if res.sent > 0 || rn.out != nil && rn.out.sent() > 0 {
 		// Part of the answer reached the caller: it cannot be taken back
 		// or restarted elsewhere unnoticed, so the stream ends incomplete.
+		// The stream's own count decides, not only the attempt's: an attempt
+		// its actor gave up on (a crash) is answered without knowing what
+		// its goroutine had sent.
 		r.finish(ctx, rn, &messages.InferResponse{ServedBy: res.model, Error: &messages.Error{
 			Class: res.err.Class, Code: "stream_incomplete", Message: res.err.Message}})
 		return

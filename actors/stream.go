@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/cmmv-hive/resilience/messages"
@@ -18,18 +19,61 @@ import (
 // request ends with a final chunk whose outcome is incomplete, with the
 // error's class: a truncated answer is never a success.
 
-// streamOut is how a provider goroutine hands pieces to the caller. It is
-// used by one goroutine at a time: the attempt's, then the router's.
+// streamOut is how a provider goroutine hands pieces to the caller. The
+// router names the attempt that may send (own) before it launches one, and
+// sends the final chunk (final) when the run ends. An attempt its model
+// actor gave up on (a crash, a restart) may still be running when the
+// router moves on; its pieces are then dropped, so two answers never
+// interleave and nothing follows the final chunk.
+//
+// mu is the one lock in actors/: pieces go from provider goroutines straight
+// to the caller, past the actors, by design (see above), so the hand-over
+// between an attempt's goroutine and the router needs one.
 type streamOut struct {
 	emit      func(*messages.InferChunk)
 	requestID string
-	seq       uint32 // the last sequence number sent
+
+	mu     sync.Mutex // guards seq, owner and closed, and serialises emit
+	seq    uint32     // the last sequence number sent: the pieces that reached the caller
+	owner  uint64     // the attempt whose pieces go out
+	closed bool       // the final chunk went out
 }
 
-// piece sends one piece of text.
-func (s *streamOut) piece(model, delta string) {
+// own lets attempt send pieces, and no other.
+func (s *streamOut) own(attempt uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.owner = attempt
+}
+
+// piece sends one piece of text for attempt; it reports false, sending
+// nothing, when attempt no longer owns the stream.
+func (s *streamOut) piece(attempt uint64, model, delta string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.owner != attempt {
+		return false
+	}
 	s.seq++
 	s.emit(&messages.InferChunk{RequestId: s.requestID, Seq: s.seq, Delta: delta, ServedBy: model})
+	return true
+}
+
+// sent is how many pieces reached the caller, from any attempt.
+func (s *streamOut) sent() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
+// final sends the final chunk, numbered after the last piece; nothing is
+// sent after it.
+func (s *streamOut) final(c *messages.InferChunk) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	c.Seq = s.seq + 1
+	s.emit(c)
 }
 
 // streamCall runs one streamed attempt: the provider's own stream when it
@@ -37,7 +81,7 @@ func (s *streamOut) piece(model, delta string) {
 // one piece. It returns the answer's usage, how many pieces it sent and
 // the time to the first one.
 func streamCall(ctx context.Context, p providers.Provider, req *messages.InferRequest, d providers.StreamDeadlines,
-	out *streamOut, model string) (res *providers.Result, sent int, firstToken time.Duration, perr *providers.Error, panicked any) {
+	out *streamOut, attempt uint64, model string) (res *providers.Result, sent int, firstToken time.Duration, perr *providers.Error, panicked any) {
 	defer func() {
 		if r := recover(); r != nil {
 			perr, panicked = nil, r
@@ -50,8 +94,7 @@ func streamCall(ctx context.Context, p providers.Provider, req *messages.InferRe
 		if err != nil {
 			return nil, 0, 0, providers.Classify(err), nil
 		}
-		if r.Content != "" {
-			out.piece(model, r.Content)
+		if r.Content != "" && out.piece(attempt, model, r.Content) {
 			sent = 1
 		}
 		return r, sent, time.Since(began), nil, nil
@@ -79,7 +122,9 @@ func streamCall(ctx context.Context, p providers.Provider, req *messages.InferRe
 		if sent == 0 {
 			firstToken = time.Since(began)
 		}
-		out.piece(model, c.Delta)
+		if !out.piece(attempt, model, c.Delta) {
+			return nil, sent, firstToken, providers.Errorf(messages.ErrorClass_cancelled, "%s: the stream was handed on", model), nil
+		}
 		sent++
 	}
 }

@@ -196,3 +196,50 @@ func TestStreamOfAPlainProviderIsOnePiece(t *testing.T) {
 	crashed := collect(t, h, "buggy")
 	assert.Equal(t, messages.InferChunk_incomplete, crashed[len(crashed)-1].Outcome, "a crash ends the stream, never a hang")
 }
+
+// crashingStreamer streams one piece and then stalls; a plain call to it
+// panics, which makes its model actor restart.
+type crashingStreamer struct{ script }
+
+func (crashingStreamer) Complete(context.Context, *messages.InferRequest) (*providers.Result, error) {
+	panic("provider bug")
+}
+
+// A model actor that crashes while one of its streams has already sent
+// text: the stream ends incomplete, and no other model's text is appended
+// to it (found by the actor-crash chaos scenario).
+func TestStreamCrashAfterPiecesIsIncomplete(t *testing.T) {
+	h := startHive(t,
+		ModelSpec{Name: "a", Provider: crashingStreamer{script{pieces: []string{"half "}, stall: true}}, Fallbacks: []string{"b"}, Retry: noRetry},
+		ModelSpec{Name: "b", Provider: script{pieces: []string{"from b"}}, Retry: noRetry},
+	)
+	ch := make(chan *messages.InferChunk, 100)
+	h.DispatchStream(context.Background(), request("a"), func(c *messages.InferChunk) { ch <- c })
+	var chunks []*messages.InferChunk
+	select {
+	case c := <-ch:
+		chunks = append(chunks, c)
+	case <-time.After(waitLimit):
+		t.Fatal("no first piece")
+	}
+	require.Equal(t, "half ", chunks[0].Delta)
+
+	crash := send(h, request("a")) // a plain call: the provider panics, the actor restarts
+	for final := false; !final; {
+		select {
+		case c := <-ch:
+			chunks = append(chunks, c)
+			final = c.Final
+		case <-time.After(waitLimit):
+			t.Fatalf("no final chunk; got %v", chunks)
+		}
+	}
+	await(t, crash)
+	final := chunks[len(chunks)-1]
+	assert.Equal(t, messages.InferChunk_incomplete, final.Outcome, "final: %v", final)
+	assert.Equal(t, "half ", text(chunks), "nothing of b's follows a's text")
+	assert.Equal(t, "stream_incomplete", final.GetError().GetCode())
+	for i, c := range chunks {
+		assert.Equal(t, uint32(i+1), c.Seq, "chunk %d", i)
+	}
+}
