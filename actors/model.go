@@ -35,6 +35,7 @@ type queued struct {
 	call      *call
 	permit    resilience.Permit
 	hasPermit bool
+	admitted  time.Time // the attempt's timeout counts from here
 }
 
 // model is the actor that owns one model: its breaker, health, ramp,
@@ -154,7 +155,9 @@ func (m *model) Receive(ctx actor.Context) {
 	case *actor.Started:
 		m.started(ctx)
 	case *actor.Restarting:
-		m.abandonAll(ctx, providers.Errorf(messages.ErrorClass_server_error, "model %s is restarting", m.spec.Name))
+		// no_capacity: the router fails over at once; a same-model retry
+		// (what server_error would get) would only wait for the restart.
+		m.abandonAll(ctx, providers.Errorf(messages.ErrorClass_no_capacity, "model %s is restarting", m.spec.Name))
 		m.stopTimer()
 	case *actor.Stopping:
 		m.abandonAll(ctx, providers.Errorf(messages.ErrorClass_cancelled, "model %s stopped", m.spec.Name))
@@ -204,9 +207,9 @@ func (m *model) admit(ctx actor.Context, c *call) {
 	}
 	switch {
 	case len(m.inFlight) < m.spec.MaxConcurrent:
-		m.start(ctx, c, permit, hasPermit, now)
+		m.start(ctx, c, permit, hasPermit, now, now)
 	case len(m.queue) < m.spec.QueueSize:
-		m.queue = append(m.queue, queued{call: c, permit: permit, hasPermit: hasPermit})
+		m.queue = append(m.queue, queued{call: c, permit: permit, hasPermit: hasPermit, admitted: now})
 	default:
 		if hasPermit {
 			m.transitions(ctx, m.breaker.Release(permit, now), "")
@@ -228,14 +231,19 @@ func (m *model) openError(now time.Time, err error) *providers.Error {
 	return pe
 }
 
-// start runs the provider call in a goroutine under the earlier of the
-// attempt timeout and the request deadline.
-func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, hasPermit bool, now time.Time) {
-	budget := m.spec.Timeout
+// attemptBudget is how long one attempt of c may take.
+func (m *model) attemptBudget(c *call) time.Duration {
 	if c.out != nil && m.spec.Streaming.Total > 0 {
-		budget = m.spec.Streaming.Total // a stream's whole answer, bounded by its own deadline
+		return m.spec.Streaming.Total // a stream's whole answer, bounded by its own deadline
 	}
-	deadline := now.Add(budget)
+	return m.spec.Timeout
+}
+
+// start runs the provider call in a goroutine under the earlier of the
+// attempt timeout, counted from when the call was admitted (a wait in the
+// queue spends it), and the request deadline.
+func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, hasPermit bool, now, admitted time.Time) {
+	deadline := admitted.Add(m.attemptBudget(c))
 	if c.deadline.Before(deadline) {
 		deadline = c.deadline
 	}
@@ -339,14 +347,17 @@ func (m *model) drainQueue(ctx actor.Context, now time.Time) {
 		q := m.queue[0]
 		m.queue[0] = queued{}
 		m.queue = m.queue[1:]
-		if !now.Before(q.call.deadline) {
+		if !now.Before(q.call.deadline) || !now.Before(q.admitted.Add(m.attemptBudget(q.call))) {
 			if q.hasPermit {
 				m.transitions(ctx, m.breaker.Release(q.permit, now), "")
 			}
-			m.refuse(ctx, q.call, providers.Errorf(messages.ErrorClass_timeout, "deadline passed while queued for %s", m.spec.Name))
+			// no_capacity: the time went waiting for a slot, not to the
+			// model; the router fails over.
+			m.refuse(ctx, q.call, providers.Errorf(messages.ErrorClass_no_capacity,
+				"waited %v in %s's queue, past the attempt's timeout", now.Sub(q.admitted).Round(time.Millisecond), m.spec.Name))
 			continue
 		}
-		m.start(ctx, q.call, q.permit, q.hasPermit, now)
+		m.start(ctx, q.call, q.permit, q.hasPermit, now, q.admitted)
 	}
 }
 

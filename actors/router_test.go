@@ -3,6 +3,8 @@ package actors
 import (
 	"context"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -131,6 +133,31 @@ func TestModelOverflowIsNoCapacity(t *testing.T) {
 	<-g.entered // the queued call starts once the first finished
 	g.release <- struct{}{}
 	assert.Equal(t, "slow", await(t, queued).GetServedBy())
+}
+
+// A call that waited in the queue has spent its attempt timeout there: it
+// does not start with a fresh one behind a hanging model, it fails over
+// (found by the network-timeout chaos scenario).
+func TestQueueWaitSpendsTheAttemptTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hang := newGate()
+		h := startHive(t,
+			ModelSpec{Name: "hung", Provider: hang, MaxConcurrent: 1, QueueSize: 1, Timeout: time.Second, Fallbacks: []string{"good"}, Retry: noRetry},
+			simModel(t, "good", 0, messages.ErrorClass_ok),
+		)
+		first := send(h, request("hung"))
+		<-hang.entered
+		queued := send(h, request("hung"))
+		synctest.Wait()
+
+		resp := await(t, first) // the hung call times out after 1 s, then fails over
+		assert.Equal(t, []string{"hung=timeout", "good=ok"}, classes(resp.GetAttempts()))
+		resp = await(t, queued)
+		assert.Equal(t, "good", resp.GetServedBy())
+		assert.Equal(t, []string{"hung=no_capacity", "good=ok"}, classes(resp.GetAttempts()),
+			"the queued call waited its whole timeout: it fails over instead of starting on hung")
+		assert.Len(t, hang.entered, 0, "hung saw one call only")
+	})
 }
 
 func TestProviderPanicCostsOneRequest(t *testing.T) {
