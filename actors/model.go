@@ -68,12 +68,15 @@ type model struct {
 	sinceP95 int
 
 	breakerSince time.Time // when the breaker entered its state
+	keptBreaker  bool      // the breaker is the previous incarnation's
 }
 
-// modelCounts are a model's request counters; they survive restarts.
+// modelCounts is what of a model outlives its actor's restarts: the
+// request counters and the breaker.
 type modelCounts struct {
 	requests, successes, failures int64
 	alert                         alertCounts // since the alerts actor last asked
+	breaker                       *resilience.Breaker
 }
 
 // env is what every actor of a Hive shares: configuration and the ports.
@@ -101,9 +104,17 @@ func newModel(spec ModelSpec, e *env, counts *modelCounts) (*model, error) {
 		}
 		p = fresh
 	}
-	b, err := resilience.NewBreaker(spec.Breaker, e.random)
-	if err != nil {
-		return nil, err
+	// The breaker outlives an actor restart in this process, with its
+	// evidence: a restart (a crash, or recovery's fresh client) must not
+	// forget the failures that were about to open it. Only a new process
+	// goes through the store's snapshot.
+	b, kept := counts.breaker, counts.breaker != nil
+	if !kept {
+		var err error
+		if b, err = resilience.NewBreaker(spec.Breaker, e.random); err != nil {
+			return nil, err
+		}
+		counts.breaker = b
 	}
 	h, err := resilience.NewHealth(spec.Health)
 	if err != nil {
@@ -114,16 +125,17 @@ func newModel(spec ModelSpec, e *env, counts *modelCounts) (*model, error) {
 		return nil, err
 	}
 	return &model{
-		spec:     spec,
-		provider: p,
-		env:      e,
-		breaker:  b,
-		health:   h,
-		ramp:     r,
-		enabled:  true,
-		counts:   counts,
-		log:      e.log.With().Str("model", spec.Name).Logger(),
-		inFlight: make(map[uint64]*running),
+		spec:        spec,
+		provider:    p,
+		env:         e,
+		breaker:     b,
+		keptBreaker: kept,
+		health:      h,
+		ramp:        r,
+		enabled:     true,
+		counts:      counts,
+		log:         e.log.With().Str("model", spec.Name).Logger(),
+		inFlight:    make(map[uint64]*running),
 	}, nil
 }
 
@@ -171,7 +183,11 @@ func (m *model) started(ctx actor.Context) {
 	now := m.env.now()
 	m.lastTick = now
 	m.breakerSince = now
-	if snap, ok := m.env.store.Load(m.spec.Name); ok {
+	if m.keptBreaker {
+		// The same breaker, evidence and all: reported, not restored, so
+		// observers see the chain go on across the restart.
+		m.transitions(ctx, []resilience.Transition{m.breaker.Report(now, messages.BreakerTransition_restored)}, "")
+	} else if snap, ok := m.env.store.Load(m.spec.Name); ok {
 		ts := m.breaker.Restore(snap, now)
 		// The restore continues the saved breaker's story, not this fresh
 		// one's, so observers see an unbroken chain across a restart.

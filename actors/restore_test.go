@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/providers"
 	"github.com/cmmv-hive/resilience/resilience"
 )
 
@@ -107,4 +110,46 @@ func TestBreakerSurvivesNewHiveWithSameStore(t *testing.T) {
 	assert.Equal(t, "backup", resp.GetServedBy(), "served_by")
 	assert.Equal(t, []string{"backup=ok"}, classes(resp.GetAttempts()), "attempts: m is not tried")
 	assert.Zero(t, healed.calls.Load(), "calls to m in the new node")
+}
+
+// sequence answers its calls from a script: "fail" or "panic".
+type sequence struct {
+	mu    sync.Mutex
+	steps []string
+}
+
+func (s *sequence) Complete(context.Context, *messages.InferRequest) (*providers.Result, error) {
+	s.mu.Lock()
+	step := s.steps[0]
+	s.steps = s.steps[1:]
+	s.mu.Unlock()
+	if step == "panic" {
+		panic("provider bug")
+	}
+	return nil, providers.Errorf(messages.ErrorClass_server_error, "down")
+}
+
+// The failures a breaker counted before its actor restarted still count
+// after: a restart (here a crash) must not delay the opening (found by the
+// network-timeout chaos scenario, where recovery's restart did).
+func TestBreakerEvidenceSurvivesActorRestart(t *testing.T) {
+	rec := newRecorder()
+	h := startHiveWith(t, Config{
+		Publisher: rec,
+		Recovery:  Recovery{Disabled: true},
+		Models: []ModelSpec{{Name: "m", Provider: &sequence{steps: []string{"fail", "panic", "fail"}}, Retry: noRetry,
+			Breaker: resilience.BreakerConfig{ConsecutiveFailures: 3, OpenDuration: time.Hour, MaxOpenDuration: time.Hour}}},
+	})
+	infer(t, h, "m") // failure 1
+	infer(t, h, "m") // failure 2: the crash
+	restored := rec.waitFor(t, "the new incarnation", isRestored("m")).(*messages.BreakerTransition)
+	assert.Equal(t, int32(2), restored.GetEvidence().GetConsecutiveFailures(), "the restart reports the evidence it kept")
+	// Answered by the new incarnation, which told the router it is up first.
+	_, err := h.Control("m", OpStatus, 0, "", "")
+	require.NoError(t, err)
+	resp := infer(t, h, "m") // failure 3
+	assert.Equal(t, []string{"m=server_error"}, classes(resp.GetAttempts()))
+	st, err := h.Control("m", OpStatus, 0, "", "")
+	require.NoError(t, err)
+	assert.Equal(t, messages.BreakerState_open, st.GetBreaker(), "three failures in a row, across the restart")
 }

@@ -78,6 +78,14 @@ func (b *Breaker) Snapshot() BreakerSnapshot {
 	return BreakerSnapshot{State: b.state, Generation: b.generation, Trips: b.trips, OpenUntil: b.openUntil}
 }
 
+// Report returns a transition that changes nothing: the breaker's state as
+// it stands, with reason, for observers (a model actor restarted in the
+// same process keeps its breaker and reports it as restored).
+func (b *Breaker) Report(now time.Time, reason messages.BreakerTransition_Reason) Transition {
+	return Transition{From: b.state, To: b.state, Reason: reason, Generation: b.generation,
+		OpenUntil: b.openUntil, Trips: b.trips, At: now, Evidence: b.Evidence()}
+}
+
 // Restore puts the breaker in s's state (reason restored) with a
 // generation above both its own and s's, so generations keep increasing
 // across restarts. It always returns one Transition, so the restore is on
