@@ -132,9 +132,16 @@ func (m *model) probeFinished(ctx actor.Context, p *probeDone) {
 }
 
 // beginProbing is recovery's request after a restart with a fresh client:
-// end the open period early and test the model now.
+// end the open period early and test the model now. A breaker still closed
+// is tripped first: health evidence condemned the model, so only trial
+// calls may reach it until a probe or a trial succeeds (full traffic to a
+// model recovery just restarted would only hand it more failures).
 func (m *model) beginProbing(ctx actor.Context, b *beginProbing) {
-	m.transitions(ctx, m.breaker.HalfOpen(m.env.now()), b.trigger)
+	now := m.env.now()
+	if m.breaker.State() == messages.BreakerState_closed {
+		m.transitions(ctx, m.breaker.Trip(now, messages.BreakerTransition_threshold), b.trigger)
+	}
+	m.transitions(ctx, m.breaker.HalfOpen(now), b.trigger)
 	m.sendView(ctx)
 	m.probe(ctx)
 	m.schedule(ctx)

@@ -400,7 +400,8 @@ func (m *measure) backAt(d Disruption) (time.Duration, bool) {
 }
 
 // primaryAttempts counts the attempts on a model listed in replies to
-// requests started while a disruption of that model was active.
+// requests started while a disruption of that model was active, but not
+// the circuit_open refusals: those never reached the model.
 func (m *measure) primaryAttempts() (float64, string, bool) {
 	ds := m.modelDisruptions()
 	if len(ds) == 0 {
@@ -409,6 +410,9 @@ func (m *measure) primaryAttempts() (float64, string, bool) {
 	n := 0
 	for _, r := range m.windows[""].requests {
 		for _, a := range r.Attempts {
+			if a.Class == "circuit_open" {
+				continue // refused by the model's breaker: the call never reached the model
+			}
 			if slices.ContainsFunc(ds, func(d Disruption) bool { return d.active(r.Start) && d.hits(a.Model, a.Node) }) {
 				n++
 			}

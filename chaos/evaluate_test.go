@@ -150,6 +150,10 @@ func TestEvaluate(t *testing.T) {
 		}, 1.020, true, true},
 		{"primary attempts during the outage", "primary_attempts_during_outage <= 3", nil, 5, true, false},
 		{"primary attempts outside the outage do not count", "primary_attempts_during_outage <= 5", nil, 5, true, true},
+		{"breaker refusals are not attempts on the model", "primary_attempts_during_outage <= 5", func(r *Recording) {
+			a := at(r, 9*time.Second)
+			a.Attempts = append(a.Attempts, Attempt{Model: "a", Class: "circuit_open"})
+		}, 5, true, true},
 		{"truncated successes", "truncated_successes == 0", func(r *Recording) {
 			at(r, 9*time.Second).Outcome = Truncated
 		}, 1, true, false},

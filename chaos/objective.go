@@ -73,7 +73,7 @@ func buildMetrics() []Metric {
 		Metric{"failover_time", unitDuration, "worst over disruptions of a model: from the step that began it being sent to the end of the first request for that model, started after that, that another model served"},
 		Metric{"detection_time", unitDuration, "worst over disruptions of a model: from the step that began it being sent to the first event of that model's breaker opening (open or forced_open), on any node, before the disruption ended"},
 		Metric{"recovery_time", unitDuration, "worst over disruptions that ended during the load (one followed at once by another of the same model or node counts as part of it): from the end to the later of the first success served by the model (or node) again and the closing of every breaker of the model that was not closed at the end"},
-		Metric{"primary_attempts_during_outage", unitCount, "attempts on a disrupted model (as the replies list them) in requests started while a disruption of that model was active"},
+		Metric{"primary_attempts_during_outage", unitCount, "attempts on a disrupted model (as the replies list them; circuit_open refusals, which never reach the model, excluded) in requests started while a disruption of that model was active"},
 		Metric{"truncated_successes", unitCount, "replies given as successes whose content is not the whole answer"},
 		Metric{"lost_requests", unitCount, "requests with no reply within their timeout plus a grace second"},
 		Metric{"lost_outside_node_faults", unitCount, "lost requests that were not in flight when a node was killed or cut from NATS"},
