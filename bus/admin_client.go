@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
@@ -37,47 +38,57 @@ func AdminRequest(ctx context.Context, nc *nats.Conn, s Subjects, node, command 
 	if err != nil {
 		return nil, err
 	}
+	msg := nats.NewMsg(subject)
+	msg.Header.Set(ContentTypeHeader, Protobuf.ContentType())
+	msg.Data = body
+	return gather(ctx, nc, msg, one, stall, "", func() *messages.AdminReply { return &messages.AdminReply{} })
+}
+
+// gather publishes msg with a fresh inbox as its reply subject and collects
+// the answers there: the first one only when one is set, else every answer
+// until ctx ends or none came for stall after the last. Nobody answering
+// is ErrNoNodes; hint is added to its message for no responders.
+func gather[T proto.Message](ctx context.Context, nc *nats.Conn, msg *nats.Msg, one bool, stall time.Duration, hint string, fresh func() T) ([]T, error) {
+	subject := msg.Subject
 	inbox := nats.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", inbox, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	msg := nats.NewMsg(subject)
 	msg.Reply = inbox
-	msg.Header.Set(ContentTypeHeader, Protobuf.ContentType())
-	msg.Data = body
 	if err := nc.PublishMsg(msg); err != nil {
 		return nil, fmt.Errorf("publish %s: %w", subject, err)
 	}
-	var replies []*messages.AdminReply
+	var out []T
 	for {
 		wait := stall
-		if len(replies) == 0 {
-			wait = time.Hour // the first reply waits for ctx alone
+		if len(out) == 0 {
+			wait = time.Hour // the first answer waits for ctx alone
 		}
 		waitCtx, cancel := context.WithTimeout(ctx, wait)
 		m, err := sub.NextMsgWithContext(waitCtx)
 		cancel()
 		if errors.Is(err, nats.ErrNoResponders) {
-			return nil, fmt.Errorf("%w on %s: no responders", ErrNoNodes, subject)
+			return nil, fmt.Errorf("%w on %s: no responders%s", ErrNoNodes, subject, hint)
 		}
 		if err != nil {
-			if len(replies) > 0 && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-				return replies, nil
-			}
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			ended := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+			switch {
+			case ended && len(out) > 0:
+				return out, nil
+			case ended:
 				return nil, fmt.Errorf("%w on %s: %w", ErrNoNodes, subject, err)
 			}
-			return replies, err
+			return out, err
 		}
-		r := &messages.AdminReply{}
-		if err := Decode(DetectEncoding(m.Header, m.Data), m.Data, r); err != nil {
-			return replies, fmt.Errorf("a reply on %s does not decode: %w", subject, err)
+		v := fresh()
+		if err := Decode(DetectEncoding(m.Header, m.Data), m.Data, v); err != nil {
+			return out, fmt.Errorf("an answer on %s does not decode: %w", subject, err)
 		}
-		replies = append(replies, r)
+		out = append(out, v)
 		if one {
-			return replies, nil
+			return out, nil
 		}
 	}
 }

@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,51 +48,11 @@ func ChaosRequest(ctx context.Context, nc *nats.Conn, s Subjects, node string, c
 	if err != nil {
 		return nil, err
 	}
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", inbox, err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
 	msg := nats.NewMsg(subject)
-	msg.Reply = inbox
 	msg.Header.Set(ContentTypeHeader, Protobuf.ContentType())
 	if name := nc.Opts.Name; name != "" {
 		msg.Header.Set(ActorHeader, name)
 	}
 	msg.Data = body
-	if err := nc.PublishMsg(msg); err != nil {
-		return nil, fmt.Errorf("publish %s: %w", subject, err)
-	}
-	var acks []*messages.FaultAck
-	for {
-		wait := stall
-		if len(acks) == 0 {
-			wait = time.Hour // the first ack waits for ctx alone
-		}
-		waitCtx, cancel := context.WithTimeout(ctx, wait)
-		m, err := sub.NextMsgWithContext(waitCtx)
-		cancel()
-		if errors.Is(err, nats.ErrNoResponders) {
-			return nil, fmt.Errorf("%w on %s: no responders (is chaos enabled?)", ErrNoNodes, subject)
-		}
-		if err != nil {
-			ended := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
-			switch {
-			case ended && len(acks) > 0:
-				return acks, nil
-			case ended:
-				return nil, fmt.Errorf("%w on %s: %w", ErrNoNodes, subject, err)
-			}
-			return acks, err
-		}
-		ack := &messages.FaultAck{}
-		if err := Decode(DetectEncoding(m.Header, m.Data), m.Data, ack); err != nil {
-			return acks, fmt.Errorf("an ack on %s does not decode: %w", subject, err)
-		}
-		acks = append(acks, ack)
-		if one {
-			return acks, nil
-		}
-	}
+	return gather(ctx, nc, msg, one, stall, " (is chaos enabled?)", func() *messages.FaultAck { return &messages.FaultAck{} })
 }
