@@ -93,27 +93,43 @@ func StartAdmin(cfg AdminConfig) (*Admin, error) {
 		return nil, fmt.Errorf("bus: admin: %w", err)
 	}
 	a := &Admin{cfg: cfg}
-	for _, subject := range []string{cfg.Subjects.Admin(cfg.Node, "*"), cfg.Subjects.AdminAll("*")} {
-		sub, err := cfg.Conn.Subscribe(subject, a.handle)
-		if err != nil {
-			a.Stop()
-			return nil, fmt.Errorf("subscribe %s: %w", subject, err)
-		}
-		a.subs = append(a.subs, sub)
+	subs, err := subscribeAll(cfg.Conn, a.handle, cfg.Subjects.Admin(cfg.Node, "*"), cfg.Subjects.AdminAll("*"))
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
 	}
-	if err := cfg.Conn.Flush(); err != nil {
-		a.Stop()
-		return nil, fmt.Errorf("admin: flush subscriptions: %w", err)
-	}
+	a.subs = subs
 	return a, nil
 }
 
 // Stop unsubscribes.
 func (a *Admin) Stop() {
-	for _, s := range a.subs {
+	unsubscribeAll(a.subs)
+	a.subs = nil
+}
+
+// subscribeAll subscribes handler to every subject and flushes, so the
+// server has them all when it returns; on an error it undoes what it did.
+func subscribeAll(nc *nats.Conn, handler nats.MsgHandler, subjects ...string) ([]*nats.Subscription, error) {
+	var subs []*nats.Subscription
+	for _, subject := range subjects {
+		sub, err := nc.Subscribe(subject, handler)
+		if err != nil {
+			unsubscribeAll(subs)
+			return nil, fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		subs = append(subs, sub)
+	}
+	if err := nc.Flush(); err != nil {
+		unsubscribeAll(subs)
+		return nil, fmt.Errorf("flush subscriptions: %w", err)
+	}
+	return subs, nil
+}
+
+func unsubscribeAll(subs []*nats.Subscription) {
+	for _, s := range subs {
 		_ = s.Unsubscribe()
 	}
-	a.subs = nil
 }
 
 func (a *Admin) handle(msg *nats.Msg) {

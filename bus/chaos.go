@@ -88,30 +88,17 @@ func StartChaos(cfg ChaosConfig) (*Chaos, error) {
 	if err := ValidToken("node", cfg.Node); err != nil {
 		return nil, fmt.Errorf("bus: chaos: %w", err)
 	}
-	c := &Chaos{cfg: cfg}
-	s := cfg.Subjects
-	for _, subject := range []string{s.ChaosInject(cfg.Node), s.ChaosInject(allNodes), s.ChaosClear(cfg.Node), s.ChaosClear(allNodes)} {
-		sub, err := cfg.Conn.Subscribe(subject, c.handle)
-		if err != nil {
-			c.Stop()
-			return nil, fmt.Errorf("subscribe %s: %w", subject, err)
-		}
-		c.subs = append(c.subs, sub)
+	c, s := &Chaos{cfg: cfg}, cfg.Subjects
+	subs, err := subscribeAll(cfg.Conn, c.handle, s.ChaosInject(cfg.Node), s.ChaosInject(allNodes), s.ChaosClear(cfg.Node), s.ChaosClear(allNodes))
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
 	}
-	if err := cfg.Conn.Flush(); err != nil {
-		c.Stop()
-		return nil, fmt.Errorf("chaos: flush subscriptions: %w", err)
-	}
+	c.subs = subs
 	return c, nil
 }
 
 // Stop unsubscribes.
-func (c *Chaos) Stop() {
-	for _, s := range c.subs {
-		_ = s.Unsubscribe()
-	}
-	c.subs = nil
-}
+func (c *Chaos) Stop() { unsubscribeAll(c.subs) }
 
 // startFlush bounds the wait for the server to have the ack before a
 // fault that cuts the node off begins.
