@@ -26,6 +26,9 @@ var (
 	ErrUnknownModel = errors.New("unknown model")
 	// ErrUnknownAlert is returned for an alert id that is not firing.
 	ErrUnknownAlert = errors.New("unknown alert")
+	// ErrGaveUp is returned by Control for a model whose supervisor gave
+	// up on it after repeated crashes; OpEnable starts it again.
+	ErrGaveUp = errors.New("its supervisor gave up on it after repeated crashes")
 )
 
 // Hive is one node's actor system: a supervised actor per configured
@@ -149,11 +152,13 @@ func (h *Hive) Node() string { return h.env.cfg.Node }
 // Control applies a manual action to a model and returns its status after
 // it. actorName is who asked, for the audit trail.
 func (h *Hive) Control(model string, op ControlOp, d time.Duration, actorName, reason string) (*messages.ModelStatus, error) {
-	pid, ok := h.models[model]
-	if !ok {
+	if _, ok := h.models[model]; !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
 	}
-	res, err := h.system.Root.RequestFuture(pid, &control{op: op, duration: d, actor: actorName, reason: reason}, askTimeout).Result()
+	// Through the supervisor, which knows whether the model runs and can
+	// start a given-up one again on an enable.
+	res, err := h.system.Root.RequestFuture(h.supervisor, &controlModel{name: model,
+		control: &control{op: op, duration: d, actor: actorName, reason: reason}}, askTimeout).Result()
 	if err != nil {
 		return nil, fmt.Errorf("model %s did not answer: %w", model, err)
 	}

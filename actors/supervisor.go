@@ -2,7 +2,9 @@ package actors
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -25,6 +27,7 @@ type supervisor struct {
 	// one. Incarnations of a model run one after another on one mailbox,
 	// so they never touch them at the same time.
 	counts map[string]*modelCounts
+	spawns int // incarnations spawned by an operator, for unique names
 }
 
 // Supervisor messages.
@@ -50,6 +53,13 @@ type (
 	}
 	// childrenQuery asks for the model PIDs.
 	childrenQuery struct{}
+	// controlModel carries a manual action to a model through its
+	// supervisor, which can bring back a model it gave up on: an
+	// operator's enable spawns it anew.
+	controlModel struct {
+		name    string
+		control *control
+	}
 )
 
 func (s *supervisor) Receive(ctx actor.Context) {
@@ -57,17 +67,8 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		for i := range s.env.cfg.Models {
 			spec := s.env.cfg.Models[i]
-			counts := &modelCounts{}
-			s.counts[spec.Name] = counts
-			props := actor.PropsFromProducer(func() actor.Actor { return s.produce(spec, counts) }, actor.WithDispatcher(presized(modelThroughput)))
-			pid, err := ctx.SpawnNamed(props, "model-"+spec.Name)
-			if err != nil {
-				s.env.log.Error().Err(err).Str("model", spec.Name).Msg("spawn model actor")
-				continue
-			}
-			s.children[spec.Name] = pid
-			s.names[pid.Id] = spec.Name
-			ctx.Send(s.env.router, &register{name: spec.Name, pid: pid})
+			s.counts[spec.Name] = &modelCounts{}
+			s.spawn(ctx, spec, "model-"+spec.Name)
 		}
 	case *childrenQuery:
 		out := make(map[string]*actor.PID, len(s.children))
@@ -90,6 +91,8 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		}
 	case *gaveUp:
 		s.gaveUp(ctx, msg)
+	case *controlModel:
+		s.control(ctx, msg)
 	case *restartModel:
 		pid, ok := s.children[msg.name]
 		if !ok {
@@ -105,6 +108,62 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		// System messages go first, so this reaches the fresh incarnation.
 		ctx.Send(pid, &beginProbing{trigger: msg.trigger})
 	}
+}
+
+// spawn starts an incarnation of spec and registers it with the router.
+func (s *supervisor) spawn(ctx actor.Context, spec ModelSpec, name string) *actor.PID {
+	counts := s.counts[spec.Name]
+	props := actor.PropsFromProducer(func() actor.Actor { return s.produce(spec, counts) }, actor.WithDispatcher(presized(modelThroughput)))
+	pid, err := ctx.SpawnNamed(props, name)
+	if err != nil {
+		s.env.log.Error().Err(err).Str("model", spec.Name).Msg("spawn model actor")
+		return nil
+	}
+	s.children[spec.Name] = pid
+	s.names[pid.Id] = spec.Name
+	ctx.Send(s.env.router, &register{name: spec.Name, pid: pid})
+	return pid
+}
+
+// control hands a manual action to the model's actor, whose answer goes to
+// the asker. A model given up on answers with ErrGaveUp, unless the action
+// is an enable: that spawns it anew (its breaker and counters kept), as
+// an operator's way back.
+func (s *supervisor) control(ctx actor.Context, msg *controlModel) {
+	pid, ok := s.children[msg.name]
+	if !ok {
+		if msg.control.op != OpEnable {
+			ctx.Respond(&controlDone{err: fmt.Errorf("model %s: %w (enable it to start it again)", msg.name, ErrGaveUp)})
+			return
+		}
+		if pid = s.respawn(ctx, msg.name, msg.control.actor); pid == nil {
+			ctx.Respond(&controlDone{err: fmt.Errorf("model %s: could not be started again", msg.name)})
+			return
+		}
+	}
+	ctx.RequestWithCustomSender(pid, msg.control, ctx.Sender())
+}
+
+// respawn starts a model its supervisor gave up on, on an operator's word.
+func (s *supervisor) respawn(ctx actor.Context, name, actorName string) *actor.PID {
+	i := slices.IndexFunc(s.env.cfg.Models, func(m ModelSpec) bool { return m.Name == name })
+	if i < 0 {
+		return nil
+	}
+	s.spawns++
+	pid := s.spawn(ctx, s.env.cfg.Models[i], fmt.Sprintf("model-%s-%d", name, s.spawns))
+	if pid == nil {
+		return nil
+	}
+	s.env.pub.Recovery(&messages.RecoveryEvent{
+		Time: timestamp(s.env.now()), Node: s.env.cfg.Node, Model: name, Kind: messages.RecoveryEvent_restart,
+		Trigger: "operator", Actor: actorName, Detail: "started again by an operator after the supervisor gave up",
+	})
+	if s.env.alerts != nil {
+		ctx.Send(s.env.alerts, &alertTargets{models: maps.Clone(s.children), router: s.env.router})
+	}
+	s.env.log.Warn().Str("model", name).Str("actor", actorName).Msg("model started again by an operator")
+	return pid
 }
 
 // produce builds a model actor; when that fails (a provider client that

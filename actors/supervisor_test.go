@@ -139,3 +139,42 @@ func TestRestartedModelReturnsToRotation(t *testing.T) {
 		})
 	}
 }
+
+// A model the supervisor gave up on stays out until an operator enables
+// it; the enable starts it again, and it serves.
+func TestGivenUpModelComesBackOnEnable(t *testing.T) {
+	rec := newRecorder()
+	sup := exactSupervision
+	sup.MaxRestarts = 1
+	p := newSwitchable(answerPanic)
+	h := startHiveWith(t, Config{
+		Publisher:   rec,
+		Supervision: sup,
+		Recovery:    Recovery{Disabled: true},
+		Models: []ModelSpec{{Name: "solo", Provider: p, Retry: noRetry,
+			Breaker: resilience.BreakerConfig{ConsecutiveFailures: 1 << 20}}},
+	})
+	infer(t, h, "solo")
+	rec.recoveryOf(t, "solo", messages.RecoveryEvent_restart)
+	_, err := h.Control("solo", OpStatus, 0, "", "") // the restarted incarnation is up
+	require.NoError(t, err)
+	infer(t, h, "solo")
+	rec.recoveryOf(t, "solo", messages.RecoveryEvent_gave_up)
+
+	_, err = h.Control("solo", OpForceOpen, 0, "alice", "")
+	assert.ErrorIs(t, err, ErrGaveUp, "a given-up model takes no action but enable")
+	assert.Equal(t, "all_unavailable", infer(t, h, "solo").GetError().GetCode(), "no traffic while given up")
+
+	p.mode.Store(answerOK) // the operator fixed what made it crash
+	st, err := h.Control("solo", OpEnable, 0, "alice", "fixed")
+	require.NoError(t, err)
+	assert.True(t, st.GetEnabled())
+	back := rec.waitFor(t, "the operator's restart", func(ev any) bool {
+		e, ok := ev.(*messages.RecoveryEvent)
+		return ok && e.Model == "solo" && e.Kind == messages.RecoveryEvent_restart && e.Trigger == "operator"
+	}).(*messages.RecoveryEvent)
+	assert.Equal(t, "alice", back.GetActor())
+	resp := infer(t, h, "solo")
+	require.Nil(t, resp.GetError(), "served again after the enable")
+	assert.Equal(t, "solo", resp.GetServedBy())
+}
