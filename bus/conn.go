@@ -125,7 +125,7 @@ func (o ConnectOptions) natsOptions() ([]nats.Option, error) {
 		nats.Name(o.Name),
 		nats.Timeout(o.timeout()),
 		nats.MaxReconnects(-1),
-		nats.CustomReconnectDelay(reconnectDelay),
+		nats.CustomReconnectDelay(func(attempts int) time.Duration { return reconnectDelayFunc(attempts) }),
 	}
 	if o.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(o.CredsFile))
@@ -201,6 +201,10 @@ func (o ConnectOptions) eventHandlers() []nats.Option {
 		}),
 	}
 }
+
+// reconnectDelayFunc is reconnectDelay; a test sets it to an hour to show
+// that something else (a partition's heal) brought the connection back.
+var reconnectDelayFunc = reconnectDelay
 
 // reconnectDelay is the wait after every server in the pool failed
 // attempts times in a row: 250 ms doubling to 5 s, with +-10 % jitter so
