@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
@@ -144,15 +143,7 @@ func (a *Admin) handle(msg *nats.Msg) {
 	if msg.Reply == "" {
 		return
 	}
-	body, err := Encode(enc, reply)
-	if err != nil {
-		a.cfg.Logger.Error().Err(err).Str("command", command).Msg("admin reply not encoded")
-		return
-	}
-	out := nats.NewMsg(msg.Reply)
-	out.Header.Set(ContentTypeHeader, enc.ContentType())
-	out.Data = body
-	if err := a.cfg.Conn.PublishMsg(out); err != nil {
+	if err := publish(a.cfg.Conn, msg.Reply, enc, reply); err != nil {
 		a.cfg.Logger.Warn().Err(err).Str("command", command).Msg("admin reply not sent")
 	}
 }
@@ -207,14 +198,7 @@ func (a *Admin) run(command string, enc Encoding, msg *nats.Msg, cmd *messages.A
 
 // audit publishes an applied command on hive.v1.events.admin.<node>.<command>.
 func (a *Admin) audit(command string, cmd *messages.AdminCommand) {
-	body, err := proto.Marshal(cmd)
-	if err == nil {
-		m := nats.NewMsg(a.cfg.Subjects.AdminAudit(a.cfg.Node, command))
-		m.Header.Set(ContentTypeHeader, Protobuf.ContentType())
-		m.Data = body
-		err = a.cfg.Conn.PublishMsg(m)
-	}
-	if err != nil {
+	if err := publish(a.cfg.Conn, a.cfg.Subjects.AdminAudit(a.cfg.Node, command), Protobuf, cmd); err != nil {
 		a.cfg.Logger.Warn().Err(err).Str("command", command).Msg("admin audit event not published")
 	}
 }

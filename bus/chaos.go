@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
@@ -162,15 +161,7 @@ func (c *Chaos) run(inject bool, enc Encoding, msg *nats.Msg, spec *messages.Fau
 }
 
 func (c *Chaos) reply(subject string, enc Encoding, ack *messages.FaultAck) {
-	body, err := Encode(enc, ack)
-	if err != nil {
-		c.cfg.Logger.Error().Err(err).Msg("chaos ack not encoded")
-		return
-	}
-	out := nats.NewMsg(subject)
-	out.Header.Set(ContentTypeHeader, enc.ContentType())
-	out.Data = body
-	if err := c.cfg.Conn.PublishMsg(out); err != nil {
+	if err := publish(c.cfg.Conn, subject, enc, ack); err != nil {
 		c.cfg.Logger.Warn().Err(err).Msg("chaos ack not sent")
 	}
 }
@@ -189,14 +180,7 @@ func (c *Chaos) audit(inject bool, h nats.Header, spec *messages.FaultSpec) {
 	if inject {
 		cmd.DurationMs = spec.GetDurationMs()
 	}
-	body, err := proto.Marshal(cmd)
-	if err == nil {
-		m := nats.NewMsg(c.cfg.Subjects.AdminAudit(c.cfg.Node, command))
-		m.Header.Set(ContentTypeHeader, Protobuf.ContentType())
-		m.Data = body
-		err = c.cfg.Conn.PublishMsg(m)
-	}
-	if err != nil {
+	if err := publish(c.cfg.Conn, c.cfg.Subjects.AdminAudit(c.cfg.Node, command), Protobuf, cmd); err != nil {
 		c.cfg.Logger.Warn().Err(err).Str("command", command).Msg("chaos audit event not published")
 	}
 }

@@ -118,3 +118,16 @@ func Decode(enc Encoding, body []byte, m proto.Message) error {
 	}
 	return nil
 }
+
+// publish sends m on subject in enc, with the Content-Type header: how
+// events, audit records and admin and chaos replies go out.
+func publish(nc *nats.Conn, subject string, enc Encoding, m proto.Message) error {
+	body, err := Encode(enc, m)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(subject)
+	msg.Header.Set(ContentTypeHeader, enc.ContentType())
+	msg.Data = body
+	return nc.PublishMsg(msg)
+}

@@ -44,14 +44,7 @@ func (e *Events) Alert(ev *messages.Alert) {
 }
 
 func (e *Events) publish(subject string, m proto.Message) {
-	body, err := proto.Marshal(m)
-	if err == nil {
-		msg := nats.NewMsg(subject)
-		msg.Header.Set(ContentTypeHeader, Protobuf.ContentType())
-		msg.Data = body
-		err = e.nc.PublishMsg(msg)
-	}
-	if err != nil {
+	if err := publish(e.nc, subject, Protobuf, m); err != nil {
 		e.log.Warn().Err(err).Str("subject", subject).Msg("event not published")
 	}
 }
