@@ -10,32 +10,17 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cmmv-hive/resilience/config"
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 )
 
-// Error is one problem in a scenario file: "<file>:<line>: <key>: <message>".
-// Load and Parse return every problem at once, joined with errors.Join, in
-// line order; errors.As reaches the first.
-type Error struct {
-	File string // the file's name as given to Parse
-	Line int    // 1-based; 0 when the problem concerns the whole file
-	Key  string // key path such as "timeline[2].fault.kind"; "" when none applies
-	Msg  string
-}
-
-// Error formats e as "<file>:<line>: <key>: <message>", leaving out the line
-// and the key when they are unknown.
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.Line))
-	}
-	if e.Key != "" {
-		b.WriteString(": " + e.Key)
-	}
-	b.WriteString(": " + e.Msg)
-	return b.String()
-}
+// Error is one problem in a scenario file: "<file>:<line>: <key>: <message>",
+// the same type config reports a configuration file's problems with (the
+// scenario's inline hive configuration is checked by config). Load and
+// Parse return every problem at once, joined with errors.Join, in line
+// order; errors.As reaches the first.
+type Error = config.Error
 
 // decoder walks the yaml.Node tree of one scenario file against the keys it
 // allows, recording problems with their line instead of stopping at the
@@ -77,54 +62,25 @@ func (d *decoder) err() error {
 	return errors.Join(errs...)
 }
 
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	default:
-		return "a single value"
-	}
-}
-
 // mapping decodes the mapping n at path with one function per allowed key.
 // Unknown and duplicate keys are problems; a null value is an empty mapping.
 func (d *decoder) mapping(n *yaml.Node, path string, fs fields) {
-	n = resolve(n)
-	if isNull(n) {
+	n = yamlnode.Resolve(n)
+	if yamlnode.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, path, "must be a mapping of keys, not %s", kindName(n))
+		d.errorf(n, path, "must be a mapping of keys, not %s", yamlnode.KindName(n))
 		return
 	}
 	first := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), n.Content[i+1]
+		k, v := yamlnode.Resolve(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			d.errorf(k, path, "a key must be a plain name, not %s", kindName(k))
+			d.errorf(k, path, "a key must be a plain name, not %s", yamlnode.KindName(k))
 			continue
 		}
-		keyPath := join(path, k.Value)
+		keyPath := yamlnode.Join(path, k.Value)
 		if line, dup := first[k.Value]; dup {
 			d.errorf(k, keyPath, "duplicate key (first at line %d)", line)
 			continue
@@ -180,11 +136,11 @@ func editDistance(a, b string) int {
 
 // scalar returns n as a scalar, recording a problem when it is not one.
 func (d *decoder) scalar(n *yaml.Node, path string) (*yaml.Node, bool) {
-	n = resolve(n)
-	if n.Kind != yaml.ScalarNode || isNull(n) {
+	n = yamlnode.Resolve(n)
+	if n.Kind != yaml.ScalarNode || yamlnode.IsNull(n) {
 		what := "nothing"
-		if !isNull(n) {
-			what = kindName(n)
+		if !yamlnode.IsNull(n) {
+			what = yamlnode.KindName(n)
 		}
 		d.errorf(n, path, "must be a single value, not %s", what)
 		return nil, false
@@ -291,15 +247,15 @@ func (d *decoder) millis(n *yaml.Node, path string) int32 {
 // list calls fn for every item of the list n at path; a null value is an
 // empty list.
 func (d *decoder) list(n *yaml.Node, path string, fn func(i int, item *yaml.Node, path string)) {
-	n = resolve(n)
-	if isNull(n) {
+	n = yamlnode.Resolve(n)
+	if yamlnode.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, path, "must be a list, not %s", kindName(n))
+		d.errorf(n, path, "must be a list, not %s", yamlnode.KindName(n))
 		return
 	}
 	for i, item := range n.Content {
-		fn(i, resolve(item), fmt.Sprintf("%s[%d]", path, i))
+		fn(i, yamlnode.Resolve(item), fmt.Sprintf("%s[%d]", path, i))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cmmv-hive/resilience/config"
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 	"github.com/cmmv-hive/resilience/messages"
 )
 
@@ -223,8 +224,8 @@ type hiveNodes struct {
 func (h *hiveNodes) decode(d *decoder, v *yaml.Node, path string) {
 	h.line = v.Line
 	d.mapping(v, path, fields{
-		"global": func(v *yaml.Node, _ string) { h.global = resolve(v) },
-		"models": func(v *yaml.Node, _ string) { h.models = resolve(v) },
+		"global": func(v *yaml.Node, _ string) { h.global = yamlnode.Resolve(v) },
+		"models": func(v *yaml.Node, _ string) { h.models = yamlnode.Resolve(v) },
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 	"github.com/cmmv-hive/resilience/messages"
 )
 
@@ -69,7 +70,7 @@ func decodeStep(d *decoder, v *yaml.Node, path string) Step {
 	nodeOnly := func(v *yaml.Node, p string) {
 		st.Node = ""
 		d.mapping(v, p, fields{"node": func(v *yaml.Node, p string) { st.Node = d.str(v, p) }})
-		if st.Node == "" && resolve(v).Kind == yaml.MappingNode {
+		if st.Node == "" && yamlnode.Resolve(v).Kind == yaml.MappingNode {
 			d.errorf(v, p+".node", "is required: the node to act on (n1, n2 ...)")
 		}
 	}
@@ -81,7 +82,7 @@ func decodeStep(d *decoder, v *yaml.Node, path string) Step {
 		"kill":    act(ActKill, nodeOnly),
 		"restart": act(ActRestart, nodeOnly),
 	})
-	if resolve(v).Kind != yaml.MappingNode {
+	if yamlnode.Resolve(v).Kind != yaml.MappingNode {
 		return st
 	}
 	if !sawAt {
@@ -144,7 +145,7 @@ func decodeFault(d *decoder, v *yaml.Node, path string) (string, *messages.Fault
 		"startAfterMs": set("startAfterMs", func(v *yaml.Node, p string) { f.StartAfterMs = d.millis(v, p) }),
 		"durationMs":   set("durationMs", func(v *yaml.Node, p string) { f.DurationMs = d.millis(v, p) }),
 	})
-	if resolve(v).Kind != yaml.MappingNode {
+	if yamlnode.Resolve(v).Kind != yaml.MappingNode {
 		return node, f
 	}
 	if !sawKind {
@@ -210,7 +211,7 @@ func decodeAdmin(d *decoder, v *yaml.Node, path string, st *Step) {
 			st.Admin.DurationMs = d.millis(v, p)
 		},
 	})
-	if resolve(v).Kind != yaml.MappingNode {
+	if yamlnode.Resolve(v).Kind != yaml.MappingNode {
 		return
 	}
 	switch {

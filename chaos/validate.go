@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cmmv-hive/resilience/config"
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 	"github.com/cmmv-hive/resilience/messages"
 )
 
@@ -259,7 +260,7 @@ func (sc *Scenario) checkModel(d *decoder, root *yaml.Node, path, model string) 
 // scenario.
 func validateHive(d *decoder, h *hiveNodes) Hive {
 	var out Hive
-	if h.global != nil && !isNull(h.global) {
+	if h.global != nil && !yamlnode.IsNull(h.global) {
 		b, err := yaml.Marshal(h.global)
 		if err != nil {
 			d.errorf(h.global, "hive.global", "cannot be written back as YAML: %v", err)
@@ -330,7 +331,7 @@ func lineNode(root *yaml.Node, path string, fallback int) *yaml.Node {
 }
 
 func walk(root *yaml.Node, path string) (*yaml.Node, int) {
-	n := resolve(root)
+	n := yamlnode.Resolve(root)
 	if n == nil {
 		return nil, 0
 	}
@@ -354,8 +355,8 @@ func walk(root *yaml.Node, path string) (*yaml.Node, int) {
 			}
 			var next *yaml.Node
 			for j := 0; j+1 < len(n.Content); j += 2 {
-				if k := resolve(n.Content[j]); k.Value == key {
-					next, line = resolve(n.Content[j+1]), k.Line
+				if k := yamlnode.Resolve(n.Content[j]); k.Value == key {
+					next, line = yamlnode.Resolve(n.Content[j+1]), k.Line
 					break
 				}
 			}
@@ -368,7 +369,7 @@ func walk(root *yaml.Node, path string) (*yaml.Node, int) {
 			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
 				return nil, line
 			}
-			n = resolve(n.Content[idx])
+			n = yamlnode.Resolve(n.Content[idx])
 			line = n.Line
 		}
 	}

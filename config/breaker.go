@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 	"github.com/cmmv-hive/resilience/resilience"
 )
 
@@ -117,7 +118,7 @@ func (d *decoder) checkBreaker(path, flat string, b, inherited *Breaker) {
 	}
 	err := c.Validate()
 	if err != nil && (inherited == nil || base.Validate() == nil) {
-		d.invalid(path, err, breakerKeys, join(path, "preset"), flat, path)
+		d.invalid(path, err, breakerKeys, yamlnode.Join(path, "preset"), flat, path)
 	}
 }
 
@@ -127,7 +128,7 @@ func (d *decoder) checkBreaker(path, flat string, b, inherited *Breaker) {
 // refused: that keeps the inherited value, and the problem is reported.
 func (d *decoder) blame(path, flat string, keys ...string) (keyPath, key string, line int) {
 	for _, k := range keys {
-		p := join(path, k)
+		p := yamlnode.Join(path, k)
 		if k == "failureThreshold" && !d.gives(path, k) && flat != "" {
 			p = flat
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 )
 
 // decoder walks the yaml.Node tree of one file against the fields it allows,
@@ -43,38 +45,6 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	d.add(n.Line, path, format, args...)
 }
 
-// join appends key to a key path.
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-// resolve follows aliases (*name) to the node they stand for.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// kindName names a node's kind in messages.
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	default:
-		return "a single value"
-	}
-}
-
 // pair is one key and its value in a mapping.
 type pair struct{ key, value *yaml.Node }
 
@@ -102,20 +72,20 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 // those of one mapping or of a list of them, earlier ones first. visiting
 // stops a mapping that merges itself.
 func (d *decoder) merged(v *yaml.Node, path string, visiting map[*yaml.Node]bool) []pair {
-	v = resolve(v)
+	v = yamlnode.Resolve(v)
 	switch {
 	case v.Kind == yaml.SequenceNode:
 		var out []pair
 		for _, item := range v.Content {
-			if item = resolve(item); item.Kind != yaml.MappingNode {
-				d.errorf(item, join(path, "<<"), "must be a mapping or a list of mappings to merge (such as <<: *defaults), not %s", kindName(item))
+			if item = yamlnode.Resolve(item); item.Kind != yaml.MappingNode {
+				d.errorf(item, yamlnode.Join(path, "<<"), "must be a mapping or a list of mappings to merge (such as <<: *defaults), not %s", yamlnode.KindName(item))
 				continue
 			}
 			out = append(out, d.merged(item, path, visiting)...)
 		}
 		return out
 	case v.Kind != yaml.MappingNode:
-		d.errorf(v, join(path, "<<"), "must be a mapping or a list of mappings to merge (such as <<: *defaults), not %s", kindName(v))
+		d.errorf(v, yamlnode.Join(path, "<<"), "must be a mapping or a list of mappings to merge (such as <<: *defaults), not %s", yamlnode.KindName(v))
 	case !visiting[v]:
 		visiting[v] = true
 		return d.pairs(v, path)
@@ -127,22 +97,22 @@ func (d *decoder) merged(v *yaml.Node, path string, visiting map[*yaml.Node]bool
 // is not a mapping, keys that are not plain names and duplicate keys. A null
 // value counts as an empty mapping.
 func (d *decoder) each(n *yaml.Node, path string, fn func(k, v *yaml.Node, keyPath string)) {
-	n = resolve(n)
-	if isNull(n) {
+	n = yamlnode.Resolve(n)
+	if yamlnode.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, path, "must be a mapping of keys, not %s", kindName(n))
+		d.errorf(n, path, "must be a mapping of keys, not %s", yamlnode.KindName(n))
 		return
 	}
 	first := map[string]int{}
 	for _, p := range d.pairs(n, path) {
-		k := resolve(p.key)
+		k := yamlnode.Resolve(p.key)
 		if k.Kind != yaml.ScalarNode {
-			d.errorf(k, path, "a key must be a plain name, not %s", kindName(k))
+			d.errorf(k, path, "a key must be a plain name, not %s", yamlnode.KindName(k))
 			continue
 		}
-		keyPath := join(path, k.Value)
+		keyPath := yamlnode.Join(path, k.Value)
 		if line, dup := first[k.Value]; dup {
 			d.errorf(k, keyPath, "duplicate key (first at line %d)", line)
 			continue

@@ -6,6 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 	"github.com/cmmv-hive/resilience/messages"
 )
 
@@ -256,14 +257,14 @@ func (d *decoder) modelsFile(root *yaml.Node, c *Config) {
 	var models *yaml.Node
 	line := 1
 	d.fields(root, "", map[string]field{"models": func(v *yaml.Node, _ string) {
-		models = resolve(v)
+		models = yamlnode.Resolve(v)
 		line = models.Line
 	}})
-	if root = resolve(root); root != nil && root.Kind != yaml.MappingNode {
+	if root = yamlnode.Resolve(root); root != nil && root.Kind != yaml.MappingNode {
 		return // reported by fields
 	}
-	if models != nil && !isNull(models) && models.Kind != yaml.MappingNode {
-		d.errorf(models, "models", "must be a mapping of model names to their settings, not %s", kindName(models))
+	if models != nil && !yamlnode.IsNull(models) && models.Kind != yaml.MappingNode {
+		d.errorf(models, "models", "must be a mapping of model names to their settings, not %s", yamlnode.KindName(models))
 		return
 	}
 	d.each(models, "models", func(k, v *yaml.Node, _ string) {

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 )
 
 // Alerts configures the alert rules of resilience.yml's alerts: block. Each
@@ -194,21 +196,21 @@ func (d *decoder) webhookFields(w *Webhook) map[string]field {
 // webhooks decodes a list of webhook mappings, each with url or urlEnv.
 func (d *decoder) webhooks(dst *[]Webhook) field {
 	return func(v *yaml.Node, path string) {
-		v = resolve(v)
-		if isNull(v) {
+		v = yamlnode.Resolve(v)
+		if yamlnode.IsNull(v) {
 			*dst = nil
 			return
 		}
 		if v.Kind != yaml.SequenceNode {
-			d.errorf(v, path, "must be a list of webhooks (each a mapping with url or urlEnv), not %s", kindName(v))
+			d.errorf(v, path, "must be a list of webhooks (each a mapping with url or urlEnv), not %s", yamlnode.KindName(v))
 			return
 		}
 		out := make([]Webhook, 0, len(v.Content))
 		for i, item := range v.Content {
 			w := Webhook{Format: "json", MinSeverity: "warning", Timeout: 5 * time.Second, Retries: 3}
 			at := itemPath(path, i)
-			if resolve(item).Kind != yaml.MappingNode {
-				d.errorf(item, at, "must be a mapping with url or urlEnv, not %s", kindName(resolve(item)))
+			if yamlnode.Resolve(item).Kind != yaml.MappingNode {
+				d.errorf(item, at, "must be a mapping with url or urlEnv, not %s", yamlnode.KindName(yamlnode.Resolve(item)))
 				continue
 			}
 			d.fields(item, at, d.webhookFields(&w))

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 	"github.com/cmmv-hive/resilience/resilience"
 )
 
@@ -150,7 +151,7 @@ func (d *decoder) invalid(path string, err error, names map[string]string, fallb
 			return f
 		}
 		if blamed == "" && d.gives(path, key) {
-			blamed = join(path, key)
+			blamed = yamlnode.Join(path, key)
 		}
 		return key
 	})
@@ -167,7 +168,7 @@ func (d *decoder) invalid(path string, err error, names map[string]string, fallb
 
 // gives reports whether the block at path gives key.
 func (d *decoder) gives(path, key string) bool {
-	_, ok := d.seen[join(path, key)]
+	_, ok := d.seen[yamlnode.Join(path, key)]
 	return ok
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 	"github.com/cmmv-hive/resilience/resilience"
 )
 
@@ -45,7 +46,7 @@ func (d *decoder) checkModelPolicies(m *Model, path string, g *Global) {
 // inOrder is false. It blames the key the block gives, hi first; when the
 // block gives neither, both were inherited and checked where they were given.
 func (d *decoder) ordered(path, lo, hi string, inOrder bool) {
-	loPath, hiPath := join(path, lo), join(path, hi)
+	loPath, hiPath := yamlnode.Join(path, lo), yamlnode.Join(path, hi)
 	if inOrder || d.failed(loPath) || d.failed(hiPath) {
 		return
 	}
@@ -106,7 +107,7 @@ func (d *decoder) finishModel(m *Model, path string, flat flatKeys, g *Global) {
 // (retry.maxRetries); v is the flat value, decoded as the nested key is.
 // Giving both with different values is an error.
 func (d *decoder) alias(path, flatKey, nestedKey string, v int, dst *int) {
-	flatPath, nestedPath := join(path, flatKey), join(path, nestedKey)
+	flatPath, nestedPath := yamlnode.Join(path, flatKey), yamlnode.Join(path, nestedKey)
 	if _, given := d.seen[flatPath]; !given || d.failed(flatPath) {
 		return
 	}
@@ -121,7 +122,7 @@ func (d *decoder) alias(path, flatKey, nestedKey string, v int, dst *int) {
 
 // onlyFor reports key as given to a model whose provider does not use it.
 func (d *decoder) onlyFor(m *Model, path, key, users string) {
-	keyPath := join(path, key)
+	keyPath := yamlnode.Join(path, key)
 	line, given := d.seen[keyPath]
 	if !given {
 		return

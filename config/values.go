@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 	"github.com/cmmv-hive/resilience/messages"
 )
 
@@ -23,11 +24,11 @@ import (
 // scalar returns the text of a single value after ${VAR} expansion. want
 // says what the key takes, for the messages about lists, mappings and nulls.
 func (d *decoder) scalar(v *yaml.Node, path, want string) (string, bool) {
-	v = resolve(v)
+	v = yamlnode.Resolve(v)
 	switch {
 	case v.Kind != yaml.ScalarNode:
-		d.errorf(v, path, "must be %s, not %s", want, kindName(v))
-	case isNull(v):
+		d.errorf(v, path, "must be %s, not %s", want, yamlnode.KindName(v))
+	case yamlnode.IsNull(v):
 		d.errorf(v, path, "has no value (want %s)", want)
 	default:
 		s, err := expand(v.Value)
@@ -42,7 +43,7 @@ func (d *decoder) scalar(v *yaml.Node, path, want string) (string, bool) {
 
 // raw is a value as written in the file, before ${VAR} expansion: messages
 // quote it so that no variable's value is ever printed.
-func raw(v *yaml.Node) string { return resolve(v).Value }
+func raw(v *yaml.Node) string { return yamlnode.Resolve(v).Value }
 
 const durationHint = `use "30s" or milliseconds`
 
@@ -257,13 +258,13 @@ func (d *decoder) choice(dst *string, what string, allowed []string) field {
 // list decodes a list of single values, recording each item in items.
 func (d *decoder) list(dst *[]string, want string) field {
 	return func(v *yaml.Node, path string) {
-		v = resolve(v)
-		if isNull(v) {
+		v = yamlnode.Resolve(v)
+		if yamlnode.IsNull(v) {
 			*dst = nil
 			return
 		}
 		if v.Kind != yaml.SequenceNode {
-			d.errorf(v, path, "must be a list of %s, not %s", want, kindName(v))
+			d.errorf(v, path, "must be a list of %s, not %s", want, yamlnode.KindName(v))
 			return
 		}
 		out := make([]string, 0, len(v.Content))
@@ -272,7 +273,7 @@ func (d *decoder) list(dst *[]string, want string) field {
 			if !ok {
 				return
 			}
-			d.items[itemPath(path, i)] = resolve(item)
+			d.items[itemPath(path, i)] = yamlnode.Resolve(item)
 			out = append(out, s)
 		}
 		*dst = out
@@ -283,7 +284,7 @@ func (d *decoder) list(dst *[]string, want string) field {
 // through item, then checks their order with inOrder. It reports whether all
 // went well.
 func (d *decoder) levels(v *yaml.Node, path string, item func(i int) field, inOrder func() bool, order string) bool {
-	v = resolve(v)
+	v = yamlnode.Resolve(v)
 	if v.Kind != yaml.SequenceNode || len(v.Content) != 4 {
 		d.errorf(v, path, "must be a list of four values (minimal, moderate, severe, critical)")
 		return false
@@ -451,10 +452,10 @@ const stepsHint = "such as [10, 25, 50, 100]; [100] turns the ramp off"
 // strictly increasing, the last 100.
 func (d *decoder) percents(dst *[]int) field {
 	return func(v *yaml.Node, path string) {
-		v = resolve(v)
+		v = yamlnode.Resolve(v)
 		switch {
 		case v.Kind != yaml.SequenceNode:
-			d.errorf(v, path, "must be a list of percentages ending at 100 (%s), not %s", stepsHint, kindName(v))
+			d.errorf(v, path, "must be a list of percentages ending at 100 (%s), not %s", stepsHint, yamlnode.KindName(v))
 			return
 		case len(v.Content) == 0:
 			d.errorf(v, path, "is empty (give percentages ending at 100, %s)", stepsHint)
