@@ -133,7 +133,7 @@ func New(c Config) (*Handler, error) {
 		g.models = func() []string { return nil }
 	}
 	if c.Metrics != nil {
-		g.dispatcher = metered{Dispatcher: c.Dispatcher, m: c.Metrics}
+		g.dispatcher = c.Metrics.Wrap("http", c.Dispatcher)
 	}
 	health := Health(c.Node, c.Readiness)
 	mux := http.NewServeMux()

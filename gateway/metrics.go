@@ -450,31 +450,35 @@ func (c *cache[K, V]) miss(k K) V {
 	return v
 }
 
-// metered is a Dispatcher that records every answer it passes on as an
-// "http" response.
+// Wrap returns d with every answer it passes on recorded as a response of
+// ingress ("http", "nats"): plain answers with Response, streams with
+// Stream when their final chunk passes.
+func (m *Metrics) Wrap(ingress string, d Dispatcher) Dispatcher {
+	return metered{Dispatcher: d, m: m, ingress: ingress}
+}
+
 type metered struct {
 	Dispatcher
-	m *Metrics
+	m       *Metrics
+	ingress string
 }
 
 func (d metered) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
 	start := time.Now()
-	var once atomic.Bool // the gateway tolerates a dispatcher that answers twice
+	var once atomic.Bool // a dispatcher that answers twice is recorded once
 	d.Dispatcher.Dispatch(ctx, req, func(resp *messages.InferResponse) {
 		if once.CompareAndSwap(false, true) {
-			d.m.Response("http", resp, time.Since(start))
+			d.m.Response(d.ingress, resp, time.Since(start))
 		}
 		done(resp)
 	})
 }
 
-// DispatchStream records the answer when its final chunk passes, with
-// Metrics.Stream.
 func (d metered) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
 	start := time.Now()
 	d.Dispatcher.DispatchStream(ctx, req, func(ch *messages.InferChunk) {
 		if ch.GetFinal() {
-			d.m.Stream("http", ch, time.Since(start))
+			d.m.Stream(d.ingress, ch, time.Since(start))
 		}
 		emit(ch)
 	})

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cmmv-hive/resilience/actors"
-	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/config"
-	"github.com/cmmv-hive/resilience/gateway"
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/notify"
 )
@@ -53,30 +49,6 @@ func (f *fanout) Alert(ev *messages.Alert) {
 	for _, s := range f.alerts {
 		s.Alert(ev)
 	}
-}
-
-// metered records every request the NATS ingress serves in the metrics.
-type metered struct {
-	bus.Dispatcher
-	m *gateway.Metrics
-}
-
-func (d metered) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
-	began := time.Now()
-	d.Dispatcher.Dispatch(ctx, req, func(resp *messages.InferResponse) {
-		d.m.Response("nats", resp, time.Since(began))
-		done(resp)
-	})
-}
-
-func (d metered) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
-	began := time.Now()
-	d.Dispatcher.DispatchStream(ctx, req, func(c *messages.InferChunk) {
-		if c.GetFinal() {
-			d.m.Stream("nats", c, time.Since(began))
-		}
-		emit(c)
-	})
 }
 
 // newWebhooks builds the webhook sender of resilience.yml's

@@ -148,7 +148,7 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		Subjects:   subjects,
 		Node:       f.nodeID,
 		Version:    version,
-		Dispatcher: metered{Dispatcher: n.hive, m: n.metrics},
+		Dispatcher: n.metrics.Wrap("nats", n.hive),
 		Logger:     log,
 	})
 	if err != nil {
