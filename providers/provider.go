@@ -42,6 +42,25 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// UpstreamStatus is the HTTP status a real upstream sends with a failure of
+// class, so that simulated and injected failures look like the real thing;
+// 0 for the classes that come without one (timeout, connection ...).
+func UpstreamStatus(class messages.ErrorClass) int {
+	switch class {
+	case messages.ErrorClass_server_error:
+		return 500
+	case messages.ErrorClass_overloaded:
+		return 503
+	case messages.ErrorClass_rate_limited:
+		return 429
+	case messages.ErrorClass_auth:
+		return 401
+	case messages.ErrorClass_bad_request, messages.ErrorClass_context_length, messages.ErrorClass_content_policy:
+		return 400
+	}
+	return 0
+}
+
 // Errorf returns an *Error of the given class with a formatted message.
 func Errorf(class messages.ErrorClass, format string, args ...any) *Error {
 	return &Error{Class: class, Message: fmt.Sprintf(format, args...)}

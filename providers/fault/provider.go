@@ -158,27 +158,9 @@ func errorOf(s *messages.FaultSpec) (messages.ErrorClass, int) {
 		class = messages.ErrorClass_server_error
 	}
 	if status == 0 {
-		status = statusOf(class)
+		status = providers.UpstreamStatus(class)
 	}
 	return class, status
-}
-
-// statusOf is the HTTP status a real upstream sends with class; 0 for the
-// classes that come without one (timeout, connection ...).
-func statusOf(class messages.ErrorClass) int {
-	switch class {
-	case messages.ErrorClass_server_error:
-		return 500
-	case messages.ErrorClass_overloaded:
-		return 503
-	case messages.ErrorClass_rate_limited:
-		return 429
-	case messages.ErrorClass_auth:
-		return 401
-	case messages.ErrorClass_bad_request, messages.ErrorClass_context_length, messages.ErrorClass_content_policy:
-		return 400
-	}
-	return 0
 }
 
 // wait waits d, or until ctx ends (its class) or closed closes

@@ -94,7 +94,7 @@ func (m *Model) begin(ctx context.Context) error {
 	}
 	if fail {
 		e := providers.Errorf(m.cfg.ErrorClass, "simulated %s from %s", m.cfg.ErrorClass, m.cfg.Name)
-		e.StatusCode = simulatedStatus(m.cfg.ErrorClass)
+		e.StatusCode = providers.UpstreamStatus(m.cfg.ErrorClass)
 		return e
 	}
 	return nil
@@ -113,24 +113,6 @@ func usage(req *messages.InferRequest, reply string) *messages.Usage {
 		PromptTokens:     int32(countTokens(req)),
 		CompletionTokens: int32(len(strings.Fields(reply))),
 	}
-}
-
-// simulatedStatus is the HTTP status a real upstream would have sent for
-// class, so that attempts look like the real thing.
-func simulatedStatus(class messages.ErrorClass) int {
-	switch class {
-	case messages.ErrorClass_server_error:
-		return 500
-	case messages.ErrorClass_overloaded:
-		return 503
-	case messages.ErrorClass_rate_limited:
-		return 429
-	case messages.ErrorClass_auth:
-		return 401
-	case messages.ErrorClass_bad_request, messages.ErrorClass_context_length, messages.ErrorClass_content_policy:
-		return 400
-	}
-	return 0
 }
 
 func lastUserContent(req *messages.InferRequest) string {
