@@ -88,50 +88,11 @@ func (d *decoder) mapping(n *yaml.Node, path string, fs fields) {
 		first[k.Value] = k.Line
 		f, ok := fs[k.Value]
 		if !ok {
-			d.errorf(k, keyPath, "unknown key (%s)", suggest(k.Value, fs))
+			d.errorf(k, keyPath, "unknown key (%s)", yamlnode.Suggest(k.Value, fs))
 			continue
 		}
 		f(v, keyPath)
 	}
-}
-
-// suggest names the allowed key closest to an unknown one, or lists them all.
-func suggest(key string, fs fields) string {
-	known := make([]string, 0, len(fs))
-	for k := range fs {
-		known = append(known, k)
-	}
-	slices.Sort(known)
-	best, bestDist := "", 3
-	for _, k := range known {
-		if dist := editDistance(strings.ToLower(key), strings.ToLower(k)); dist < bestDist {
-			best, bestDist = k, dist
-		}
-	}
-	if best != "" {
-		return fmt.Sprintf("did you mean %q?", best)
-	}
-	return "known: " + strings.Join(known, ", ")
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // scalar returns n as a scalar, recording a problem when it is not one.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cmmv-hive/resilience/internal/yamlnode"
 )
 
 // Objective is one line of a scenario's objectives: "<metric> <op> <target>",
@@ -115,7 +117,7 @@ func ParseObjective(s string) (Objective, error) {
 func suggestMetric(name string) string {
 	best, bestDist := "", 4
 	for _, m := range Metrics {
-		if d := editDistance(name, m.Name); d < bestDist {
+		if d := yamlnode.EditDistance(name, m.Name); d < bestDist {
 			best, bestDist = m.Name, d
 		}
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -130,7 +129,7 @@ func (d *decoder) fields(n *yaml.Node, path string, fs map[string]field) {
 	d.each(n, path, func(k, v *yaml.Node, keyPath string) {
 		f, ok := fs[k.Value]
 		if !ok {
-			d.errorf(k, keyPath, "unknown key (%s)", suggest(k.Value, fs))
+			d.errorf(k, keyPath, "unknown key (%s)", yamlnode.Suggest(k.Value, fs))
 			return
 		}
 		d.seen[keyPath] = k.Line
@@ -141,52 +140,4 @@ func (d *decoder) fields(n *yaml.Node, path string, fs map[string]field) {
 // block is the field of a nested mapping.
 func (d *decoder) block(fs map[string]field) field {
 	return func(v *yaml.Node, path string) { d.fields(v, path, fs) }
-}
-
-// suggest names the allowed key closest to an unknown one (a typo, a
-// different case, a shortened name), or else lists them all.
-func suggest(key string, fs map[string]field) string {
-	known := make([]string, 0, len(fs))
-	for k := range fs {
-		known = append(known, k)
-	}
-	slices.Sort(known)
-	lower := strings.ToLower(key)
-	best, bestDist := "", 3
-	for _, k := range known {
-		if dist := editDistance(lower, strings.ToLower(k)); dist < bestDist {
-			best, bestDist = k, dist
-		}
-	}
-	for _, k := range known {
-		lk := strings.ToLower(k)
-		if best == "" && min(len(k), len(key)) >= 4 && (strings.Contains(lk, lower) || strings.Contains(lower, lk)) {
-			best = k // shortened or lengthened: maxConcurrent for maxConcurrentPerModel
-		}
-	}
-	if best != "" {
-		return fmt.Sprintf("did you mean %q?", best)
-	}
-	return "known: " + strings.Join(known, ", ")
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
