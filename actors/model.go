@@ -278,13 +278,13 @@ func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, hasP
 		f := &finished{seq: seq}
 		var panicked any
 		if c.out != nil {
-			f.result, f.sent, f.firstToken, f.err, panicked = streamCall(callCtx, provider, c.req, deadlines, c.out, c.attempt, name)
+			f.result, f.firstToken, f.err, panicked = streamCall(callCtx, provider, c.req, deadlines, c.out, c.attempt, name)
 		} else {
 			f.result, f.err, panicked = complete(callCtx, provider, c.req)
 		}
 		if panicked != nil {
 			log.Error().Interface("panic", panicked).Msg("provider panicked")
-			root.Send(self, &providerPanicked{seq: seq, value: panicked, sent: f.sent})
+			root.Send(self, &providerPanicked{seq: seq, value: panicked})
 			return
 		}
 		f.latency = clock().Sub(began)
@@ -319,7 +319,7 @@ func (m *model) finish(ctx actor.Context, f *finished) {
 		o.Class, o.RetryAfter = f.err.Class, f.err.RetryAfter
 	}
 	m.record(ctx, now, r, o)
-	m.replySent(ctx, r.call, f.result, f.err, f.latency, f.sent)
+	m.reply(ctx, r.call, f.result, f.err, f.latency)
 	m.drainQueue(ctx, now)
 	m.schedule(ctx)
 }
@@ -419,7 +419,7 @@ func (m *model) crash(ctx actor.Context, p *providerPanicked) {
 		if r.hasPermit {
 			m.transitions(ctx, m.breaker.Done(r.permit, m.env.now(), resilience.Outcome{Class: messages.ErrorClass_server_error}), "")
 		}
-		m.replySent(ctx, r.call, nil, providers.Errorf(messages.ErrorClass_server_error, "model %s crashed", m.spec.Name), 0, p.sent)
+		m.reply(ctx, r.call, nil, providers.Errorf(messages.ErrorClass_server_error, "model %s crashed", m.spec.Name), 0)
 	}
 	panic(fmt.Sprintf("provider of model %s panicked: %v", m.spec.Name, p.value))
 }
@@ -447,11 +447,7 @@ func (m *model) refuse(ctx actor.Context, c *call, err *providers.Error) {
 }
 
 func (m *model) reply(ctx actor.Context, c *call, res *providers.Result, err *providers.Error, latency time.Duration) {
-	m.replySent(ctx, c, res, err, latency, 0)
-}
-
-func (m *model) replySent(ctx actor.Context, c *call, res *providers.Result, err *providers.Error, latency time.Duration, sent int) {
-	ctx.Send(c.replyTo, &callResult{run: c.run, attempt: c.attempt, model: m.spec.Name, result: res, err: err, latency: latency, sent: sent})
+	ctx.Send(c.replyTo, &callResult{run: c.run, attempt: c.attempt, model: m.spec.Name, result: res, err: err, latency: latency})
 }
 
 func (m *model) jittered(d time.Duration) time.Duration {

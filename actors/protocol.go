@@ -41,7 +41,6 @@ type callResult struct {
 	result       *providers.Result
 	err          *providers.Error // nil on success
 	latency      time.Duration
-	sent         int // pieces of a streamed answer that reached the caller
 }
 
 // view is what the router knows of a model: enough to skip it, weight it
@@ -93,13 +92,11 @@ type finished struct {
 	err        *providers.Error
 	latency    time.Duration
 	firstToken time.Duration
-	sent       int
 }
 
 type providerPanicked struct {
 	seq   uint64
 	value any
-	sent  int
 }
 
 type timerFired struct{ seq uint64 }

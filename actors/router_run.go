@@ -258,12 +258,12 @@ func (r *router) onResult(ctx actor.Context, rn *run, res *callResult) {
 		r.finish(ctx, rn, &messages.InferResponse{Content: res.result.Content, ServedBy: res.model, Usage: res.result.Usage})
 		return
 	}
-	if res.sent > 0 || rn.out != nil && rn.out.sent() > 0 {
+	if rn.out != nil && rn.out.sent() > 0 {
 		// Part of the answer reached the caller: it cannot be taken back
 		// or restarted elsewhere unnoticed, so the stream ends incomplete.
-		// The stream's own count decides, not only the attempt's: an attempt
-		// its actor gave up on (a crash) is answered without knowing what
-		// its goroutine had sent.
+		// The stream counts what went out, whoever answers for the attempt:
+		// one its actor gave up on (a crash) is answered by the actor,
+		// which does not know what its goroutine had sent.
 		r.finish(ctx, rn, &messages.InferResponse{ServedBy: res.model, Error: &messages.Error{
 			Class: res.err.Class, Code: "stream_incomplete", Message: res.err.Message}})
 		return

@@ -78,10 +78,10 @@ func (s *streamOut) final(c *messages.InferChunk) {
 
 // streamCall runs one streamed attempt: the provider's own stream when it
 // has one, under the model's stream deadlines, else a plain call sent as
-// one piece. It returns the answer's usage, how many pieces it sent and
-// the time to the first one.
+// one piece. It returns the answer's usage and the time to the first
+// piece; the stream itself counts the pieces that went out.
 func streamCall(ctx context.Context, p providers.Provider, req *messages.InferRequest, d providers.StreamDeadlines,
-	out *streamOut, attempt uint64, model string) (res *providers.Result, sent int, firstToken time.Duration, perr *providers.Error, panicked any) {
+	out *streamOut, attempt uint64, model string) (res *providers.Result, firstToken time.Duration, perr *providers.Error, panicked any) {
 	defer func() {
 		if r := recover(); r != nil {
 			perr, panicked = nil, r
@@ -92,26 +92,27 @@ func streamCall(ctx context.Context, p providers.Provider, req *messages.InferRe
 	if !ok {
 		r, err := p.Complete(ctx, req)
 		if err != nil {
-			return nil, 0, 0, providers.Classify(err), nil
+			return nil, 0, providers.Classify(err), nil
 		}
-		if r.Content != "" && out.piece(attempt, model, r.Content) {
-			sent = 1
+		if r.Content != "" {
+			out.piece(attempt, model, r.Content) // dropped when the attempt was handed on: the router no longer waits for it
 		}
-		return r, sent, time.Since(began), nil, nil
+		return r, time.Since(began), nil, nil
 	}
 	s, err := providers.WithDeadlines(ctx, d, func(ctx context.Context) (providers.Stream, error) { return sp.Stream(ctx, req) })
 	if err != nil {
-		return nil, 0, 0, providers.Classify(err), nil
+		return nil, 0, providers.Classify(err), nil
 	}
 	defer s.Close()
 	res = &providers.Result{StatusCode: 200}
+	first := true
 	for {
 		c, err := s.Recv()
 		if errors.Is(err, io.EOF) {
-			return res, sent, firstToken, nil, nil
+			return res, firstToken, nil, nil
 		}
 		if err != nil {
-			return nil, sent, firstToken, providers.Classify(err), nil
+			return nil, firstToken, providers.Classify(err), nil
 		}
 		if c.Usage != nil {
 			res.Usage = c.Usage
@@ -119,12 +120,11 @@ func streamCall(ctx context.Context, p providers.Provider, req *messages.InferRe
 		if c.Delta == "" {
 			continue
 		}
-		if sent == 0 {
-			firstToken = time.Since(began)
+		if first {
+			first, firstToken = false, time.Since(began)
 		}
 		if !out.piece(attempt, model, c.Delta) {
-			return nil, sent, firstToken, providers.Errorf(messages.ErrorClass_cancelled, "%s: the stream was handed on", model), nil
+			return nil, firstToken, providers.Errorf(messages.ErrorClass_cancelled, "%s: the stream was handed on", model), nil
 		}
-		sent++
 	}
 }
