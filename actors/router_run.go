@@ -37,7 +37,6 @@ type run struct {
 	liveCount int
 
 	retrySeq, hedgeSeq, waitSeq uint64
-	hedgeNext                   bool // the next launch is a hedge
 	retryModel                  string
 
 	out *streamOut // a streamed request's pieces; nil for a plain one
@@ -225,8 +224,7 @@ func (r *router) launch(ctx actor.Context, rn *run, model string, retried, panic
 	}
 	now := r.env.now()
 	rn.nextID++
-	rn.live = append(rn.live, liveAttempt{id: rn.nextID, model: model, began: now, retried: retried, hedged: rn.hedgeNext})
-	rn.hedgeNext = false
+	rn.live = append(rn.live, liveAttempt{id: rn.nextID, model: model, began: now, retried: retried})
 	rn.busyStart(now)
 	if rn.out != nil {
 		rn.out.own(rn.nextID)
@@ -342,9 +340,9 @@ func (r *router) onTimer(ctx actor.Context, t *runTimer) {
 		rn.hedgeSeq = 0
 		if len(rn.live) > 0 && rn.next < len(rn.order) && rn.group.budget.TryAcquire() {
 			rn.extra++
-			rn.hedgeNext = true // the next launch is the hedge
-			r.launchNext(ctx, rn)
-			rn.hedgeNext = false
+			if id := rn.nextID; r.launchNext(ctx, rn) && rn.nextID != id {
+				rn.live[len(rn.live)-1].hedged = true // the attempt just launched is the hedge
+			}
 		}
 	case t.kind == waitTimer && t.seq == rn.waitSeq:
 		delete(r.waiting, rn.id)
