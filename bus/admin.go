@@ -60,6 +60,10 @@ type AdminConfig struct {
 	Node     string       // this node's name; required
 	Handler  AdminHandler // required
 	Logger   zerolog.Logger
+	// Replies decides which reply subjects get an answer; nil allows
+	// DefaultReplyPrefixes. A command whose reply subject it refuses is
+	// not carried out.
+	Replies *ReplyGuard
 }
 
 // Admin answers hive.v1.admin.<node>.<command> and
@@ -132,6 +136,9 @@ func unsubscribeAll(subs []*nats.Subscription) {
 }
 
 func (a *Admin) handle(msg *nats.Msg) {
+	if msg.Reply != "" && !a.cfg.Replies.Check("admin", msg.Subject, msg.Reply) {
+		return
+	}
 	command := msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:]
 	enc := DetectEncoding(msg.Header, msg.Data)
 	cmd := &messages.AdminCommand{}
@@ -152,6 +159,9 @@ func (a *Admin) handle(msg *nats.Msg) {
 func (a *Admin) run(command string, enc Encoding, msg *nats.Msg, cmd *messages.AdminCommand) *messages.AdminReply {
 	if !slices.Contains(AdminCommands, command) {
 		return adminError("unknown_command", "unknown admin command %q (known: %s)", command, strings.Join(AdminCommands, ", "))
+	}
+	if err := CheckType(msg.Header, cmd); err != nil {
+		return adminError("wrong_type", "refused: %v (the hive-node CLI sets it; with the nats CLI add -H '%s:%s')", err, TypeHeader, TypeName(cmd))
 	}
 	if len(msg.Data) > 0 {
 		if err := Decode(enc, msg.Data, cmd); err != nil {
@@ -236,15 +246,14 @@ func actorOf(h nats.Header, claimed string) string {
 }
 
 func adminError(code, format string, args ...any) *messages.AdminReply {
-	return &messages.AdminReply{Error: &messages.Error{Class: messages.ErrorClass_bad_request, Code: code,
-		Message: fmt.Sprintf(format, args...)}}
+	return &messages.AdminReply{Error: messages.Failure(messages.ErrorClass_bad_request, code, format, args...)}
 }
 
 func adminFailure(err error) *messages.AdminReply {
 	if errors.Is(err, ErrNotFound) {
 		return adminError("not_found", "%v", err)
 	}
-	return &messages.AdminReply{Error: &messages.Error{Class: messages.ErrorClass_server_error, Code: "failed", Message: err.Error()}}
+	return &messages.AdminReply{Error: messages.Failure(messages.ErrorClass_server_error, "failed", "%v", err)}
 }
 
 // AdminRequestTimeout is how long AdminRequest waits for replies by default.

@@ -34,13 +34,10 @@ func AdminRequest(ctx context.Context, nc *nats.Conn, s Subjects, node, command 
 	if cmd == nil {
 		cmd = &messages.AdminCommand{}
 	}
-	body, err := Encode(Protobuf, cmd)
+	msg, err := newMsg(subject, Protobuf, cmd)
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(subject)
-	msg.Header.Set(ContentTypeHeader, Protobuf.ContentType())
-	msg.Data = body
 	return gather(ctx, nc, msg, one, stall, "", func() *messages.AdminReply { return &messages.AdminReply{} })
 }
 
@@ -50,7 +47,7 @@ func AdminRequest(ctx context.Context, nc *nats.Conn, s Subjects, node, command 
 // is ErrNoNodes; hint is added to its message for no responders.
 func gather[T proto.Message](ctx context.Context, nc *nats.Conn, msg *nats.Msg, one bool, stall time.Duration, hint string, fresh func() T) ([]T, error) {
 	subject := msg.Subject
-	inbox := nats.NewInbox()
+	inbox := nc.NewInbox() // under the connection's inbox prefix, which its permissions may require
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", inbox, err)
@@ -83,6 +80,11 @@ func gather[T proto.Message](ctx context.Context, nc *nats.Conn, msg *nats.Msg, 
 			return out, err
 		}
 		v := fresh()
+		if CheckType(m.Header, v) != nil {
+			// Not an answer of ours: something else reached the inbox
+			// (a reply some node was tricked into sending here). Skip it.
+			continue
+		}
 		if err := Decode(DetectEncoding(m.Header, m.Data), m.Data, v); err != nil {
 			return out, fmt.Errorf("an answer on %s does not decode: %w", subject, err)
 		}

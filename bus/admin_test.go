@@ -158,7 +158,10 @@ func TestAdminMalformedBody(t *testing.T) {
 	srv := bustest.NewServer(t)
 	startAdmins(t, bustest.Connect(t, srv), "node-a")
 	client := bustest.Connect(t, srv)
-	m, err := client.Request("hive.v1.admin.node-a.breaker_open", []byte(`{"model": 7}`), 5*time.Second)
+	msg := nats.NewMsg("hive.v1.admin.node-a.breaker_open")
+	msg.Header.Set(bus.TypeHeader, "hive.v1.AdminCommand")
+	msg.Data = []byte(`{"model": 7}`)
+	m, err := client.RequestMsg(msg, 5*time.Second)
 	require.NoError(t, err)
 	r := &messages.AdminReply{}
 	require.NoError(t, bus.Decode(bus.JSON, m.Data, r))

@@ -53,6 +53,10 @@ type ChaosConfig struct {
 	Node     string       // this node's name; required
 	Handler  ChaosHandler // required
 	Logger   zerolog.Logger
+	// Replies decides which reply subjects get an answer; nil allows
+	// DefaultReplyPrefixes. A request whose reply subject it refuses is
+	// not carried out.
+	Replies *ReplyGuard
 }
 
 // Chaos answers hive.v1.chaos.<node>.inject and .clear, and
@@ -104,6 +108,9 @@ func (c *Chaos) Stop() { unsubscribeAll(c.subs) }
 const startFlush = 2 * time.Second
 
 func (c *Chaos) handle(msg *nats.Msg) {
+	if msg.Reply != "" && !c.cfg.Replies.Check("chaos", msg.Subject, msg.Reply) {
+		return
+	}
 	inject := strings.HasSuffix(msg.Subject, ".inject")
 	enc := DetectEncoding(msg.Header, msg.Data)
 	spec := &messages.FaultSpec{}
@@ -132,6 +139,9 @@ func (c *Chaos) handle(msg *nats.Msg) {
 
 // run decodes and carries out one inject or clear.
 func (c *Chaos) run(inject bool, enc Encoding, msg *nats.Msg, spec *messages.FaultSpec) (*messages.FaultAck, func()) {
+	if err := CheckType(msg.Header, spec); err != nil {
+		return chaosError(messages.ErrorClass_bad_request, "wrong_type", "refused: %v (hive-node chaos and the chaos runner set it)", err), nil
+	}
 	if len(msg.Data) > 0 {
 		if err := Decode(enc, msg.Data, spec); err != nil {
 			return chaosError(messages.ErrorClass_bad_request, "malformed_spec", "the body is not a FaultSpec in %s: %v", enc, err), nil

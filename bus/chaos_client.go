@@ -44,15 +44,12 @@ func ChaosRequest(ctx context.Context, nc *nats.Conn, s Subjects, node string, c
 		spec = proto.Clone(spec).(*messages.FaultSpec)
 		spec.Id = NewFaultID()
 	}
-	body, err := Encode(Protobuf, spec)
+	msg, err := newMsg(subject, Protobuf, spec)
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(subject)
-	msg.Header.Set(ContentTypeHeader, Protobuf.ContentType())
 	if name := nc.Opts.Name; name != "" {
 		msg.Header.Set(ActorHeader, name)
 	}
-	msg.Data = body
 	return gather(ctx, nc, msg, one, stall, " (is chaos enabled?)", func() *messages.FaultAck { return &messages.FaultAck{} })
 }

@@ -206,7 +206,10 @@ func TestChaosOverJSON(t *testing.T) {
 	startChaos(t, bustest.Connect(t, srv), "node-a")
 	client := bustest.Connect(t, srv)
 
-	msg, err := client.Request("hive.v1.chaos.node-a.inject", []byte(`{"id":"j1","model":"gpt-5","kind":"rate_limit","retryAfterMs":2000}`), wait)
+	req := nats.NewMsg("hive.v1.chaos.node-a.inject")
+	req.Header.Set(bus.TypeHeader, "hive.v1.FaultSpec")
+	req.Data = []byte(`{"id":"j1","model":"gpt-5","kind":"rate_limit","retryAfterMs":2000}`)
+	msg, err := client.RequestMsg(req, wait)
 	require.NoError(t, err)
 	require.Equal(t, byte('{'), msg.Data[0], "a JSON spec gets a JSON ack: %s", msg.Data)
 	var ack messages.FaultAck
@@ -214,7 +217,8 @@ func TestChaosOverJSON(t *testing.T) {
 	assert.True(t, ack.GetOk(), "ack %s", msg.Data)
 	assert.Equal(t, "j1", ack.GetFaultId())
 
-	msg, err = client.Request("hive.v1.chaos.node-a.inject", []byte(`{"kind":"meteor"}`), wait)
+	req.Data = []byte(`{"kind":"meteor"}`)
+	msg, err = client.RequestMsg(req, wait)
 	require.NoError(t, err)
 	require.NoError(t, protojson.Unmarshal(msg.Data, &ack))
 	assert.Equal(t, "malformed_spec", ack.GetError().GetCode())

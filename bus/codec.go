@@ -119,15 +119,26 @@ func Decode(enc Encoding, body []byte, m proto.Message) error {
 	return nil
 }
 
-// publish sends m on subject in enc, with the Content-Type header: how
-// events, audit records and admin and chaos replies go out.
+// publish sends m on subject in enc, with the Content-Type and Hive-Type
+// headers: how events, audit records and admin and chaos replies go out.
 func publish(nc *nats.Conn, subject string, enc Encoding, m proto.Message) error {
-	body, err := Encode(enc, m)
+	msg, err := newMsg(subject, enc, m)
 	if err != nil {
 		return err
 	}
+	return nc.PublishMsg(msg)
+}
+
+// newMsg encodes m in enc as a message on subject with the Content-Type
+// and Hive-Type headers.
+func newMsg(subject string, enc Encoding, m proto.Message) (*nats.Msg, error) {
+	body, err := Encode(enc, m)
+	if err != nil {
+		return nil, err
+	}
 	msg := nats.NewMsg(subject)
 	msg.Header.Set(ContentTypeHeader, enc.ContentType())
+	msg.Header.Set(TypeHeader, TypeName(m))
 	msg.Data = body
-	return nc.PublishMsg(msg)
+	return msg, nil
 }

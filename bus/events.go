@@ -51,7 +51,8 @@ func (e *Events) publish(subject string, m proto.Message) {
 
 // SubscribeHealth delivers every node's HealthChanged and
 // BreakerTransition events to fn (from the subscription's goroutine, one
-// at a time). An event that does not decode is logged and skipped.
+// at a time). An event that does not declare its type (TypeHeader) or does
+// not decode is logged and skipped.
 func SubscribeHealth(nc *nats.Conn, s Subjects, log zerolog.Logger, fn func(proto.Message)) ([]*nats.Subscription, error) {
 	var subs []*nats.Subscription
 	for _, sub := range []struct {
@@ -64,7 +65,7 @@ func SubscribeHealth(nc *nats.Conn, s Subjects, log zerolog.Logger, fn func(prot
 		decode := sub.decode
 		ns, err := nc.Subscribe(sub.subject, func(msg *nats.Msg) {
 			ev := decode()
-			if err := Decode(DetectEncoding(msg.Header, msg.Data), msg.Data, ev); err != nil {
+			if err := DecodeTyped(msg.Header, msg.Data, ev); err != nil {
 				log.Warn().Err(err).Str("subject", msg.Subject).Msg("event skipped")
 				return
 			}

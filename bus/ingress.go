@@ -67,6 +67,17 @@ type IngressConfig struct {
 	// Logger receives the ingress's own events and should carry the node
 	// key; the zero value discards them.
 	Logger zerolog.Logger
+	// Replies decides which reply subjects get an answer; nil allows
+	// DefaultReplyPrefixes. A request whose reply subject it refuses is
+	// dropped unserved.
+	Replies *ReplyGuard
+	// Models are the models this node serves. When set, the node also
+	// answers hive.v1.infer.<model> for each of them (queue group "hive"),
+	// and forwards a request for any other model that reaches it on
+	// hive.v1.infer to that model's subject, so that a deployment of nodes
+	// with different model sets answers every model one of them serves.
+	// Empty: every request is served here, as by a node that has all.
+	Models []string
 }
 
 // Ingress is the hive.v1.infer endpoint of one node: a micro service named
@@ -119,9 +130,13 @@ type IngressConfig struct {
 type Ingress struct {
 	nc         *nats.Conn
 	node       string
+	subjects   Subjects
 	dispatcher Dispatcher
 	log        zerolog.Logger
 	svc        micro.Service
+	replies    *ReplyGuard
+	models     map[string]bool // nil: serve every model here
+	forwards   sync.WaitGroup  // forward goroutines, waited for by Stop
 
 	// ctx is handed to Dispatch; cancel ends it when Stop finishes.
 	ctx    context.Context
@@ -140,6 +155,7 @@ type Ingress struct {
 	abandoned atomic.Int64 // requests and streams Stop ended with node_stopping
 	streams   atomic.Int64 // stream requests dispatched
 	chunks    atomic.Int64 // stream chunks sent, final ones included
+	forwarded atomic.Int64 // requests for models this node lacks, taken by a node that has them
 }
 
 type ingressState int
@@ -167,13 +183,15 @@ type call struct {
 
 // ingressStats is the "data" of the infer endpoint in `nats micro stats`.
 type ingressStats struct {
-	InFlight  int   `json:"in_flight"` // requests and streams not yet answered
-	Streaming int   `json:"streaming"` // of which streams
-	Replied   int64 `json:"replied"`   // replies, a stream's final chunk counting as its reply
-	Errors    int64 `json:"errors"`    // error replies and incomplete final chunks
-	Abandoned int64 `json:"abandoned"` // requests and streams Stop ended with node_stopping
-	Streams   int64 `json:"streams"`   // stream requests dispatched
-	Chunks    int64 `json:"chunks"`    // stream chunks sent, final ones included
+	InFlight  int   `json:"in_flight"`       // requests and streams not yet answered
+	Streaming int   `json:"streaming"`       // of which streams
+	Replied   int64 `json:"replied"`         // replies, a stream's final chunk counting as its reply
+	Errors    int64 `json:"errors"`          // error replies and incomplete final chunks
+	Abandoned int64 `json:"abandoned"`       // requests and streams Stop ended with node_stopping
+	Streams   int64 `json:"streams"`         // stream requests dispatched
+	Chunks    int64 `json:"chunks"`          // stream chunks sent, final ones included
+	Forwarded int64 `json:"forwarded"`       // requests for models this node lacks, taken by a node that has them
+	Refused   int64 `json:"refused_replies"` // requests dropped because their reply subject is not an inbox
 }
 
 // StartIngress registers the infer endpoint on c.Conn and starts taking
@@ -199,8 +217,10 @@ func StartIngress(c IngressConfig) (*Ingress, error) {
 	in := &Ingress{
 		nc:         c.Conn,
 		node:       c.Node,
+		subjects:   c.Subjects,
 		dispatcher: c.Dispatcher,
 		log:        c.Logger,
+		replies:    c.Replies,
 		ctx:        ctx,
 		cancel:     cancel,
 		state:      running,
@@ -219,16 +239,40 @@ func StartIngress(c IngressConfig) (*Ingress, error) {
 		return nil, fmt.Errorf("register service %s: %w", ServiceName, err)
 	}
 	subject := c.Subjects.Infer()
-	err = svc.AddEndpoint(inferEndpoint, micro.HandlerFunc(in.handle),
+	meta := func(model string) map[string]string {
+		m := map[string]string{
+			"node":      c.Node,
+			"request":   TypeName((*messages.InferRequest)(nil)),
+			"response":  TypeName((*messages.InferResponse)(nil)),
+			"chunk":     TypeName((*messages.InferChunk)(nil)),
+			"encodings": contentTypeProtobuf + " " + contentTypeJSON,
+		}
+		if model != "" {
+			m["model"] = model
+		}
+		return m
+	}
+	err = svc.AddEndpoint(inferEndpoint, micro.HandlerFunc(func(r micro.Request) { in.handle(r, false) }),
 		micro.WithEndpointSubject(subject),
 		micro.WithEndpointQueueGroup(QueueGroup),
-		micro.WithEndpointMetadata(map[string]string{
-			"node":      c.Node,
-			"request":   string((*messages.InferRequest)(nil).ProtoReflect().Descriptor().FullName()),
-			"response":  string((*messages.InferResponse)(nil).ProtoReflect().Descriptor().FullName()),
-			"chunk":     string((*messages.InferChunk)(nil).ProtoReflect().Descriptor().FullName()),
-			"encodings": contentTypeProtobuf + " " + contentTypeJSON,
-		}))
+		micro.WithEndpointMetadata(meta("")))
+	if err == nil && len(c.Models) > 0 {
+		in.models = make(map[string]bool, len(c.Models))
+		for _, m := range c.Models {
+			if err = ValidToken("model", m); err != nil {
+				break
+			}
+			in.models[m] = true
+			subject = c.Subjects.InferModel(m)
+			err = svc.AddEndpoint(inferEndpoint+"-"+m, micro.HandlerFunc(func(r micro.Request) { in.handle(r, true) }),
+				micro.WithEndpointSubject(subject),
+				micro.WithEndpointQueueGroup(QueueGroup),
+				micro.WithEndpointMetadata(meta(m)))
+			if err != nil {
+				break
+			}
+		}
+	}
 	if err != nil {
 		cancel()
 		if stopErr := svc.Stop(); stopErr != nil {
@@ -246,38 +290,66 @@ func StartIngress(c IngressConfig) (*Ingress, error) {
 	return in, nil
 }
 
-// handle is the NATS callback: decode, answer what cannot be accepted, and
-// forward the rest. Nothing else happens here.
-func (in *Ingress) handle(r micro.Request) {
-	if r.Reply() == "" {
+// handle is the NATS callback: check the reply subject, decode, answer what
+// cannot be accepted, and hand the rest on: to the Dispatcher, or, for a
+// model this node lacks, to the nodes that serve it (direct is set on a
+// model's own subject, which is never forwarded again). Nothing else
+// happens here.
+func (in *Ingress) handle(r micro.Request, direct bool) {
+	h := nats.Header(r.Headers())
+	reply := r.Reply()
+	if reply == "" {
 		in.log.Debug().Msg("infer request without a reply subject dropped")
 		return
 	}
+	if !in.replies.Check(inferEndpoint, r.Subject(), reply) {
+		return
+	}
+	// A forwarded request is answered where its first node was asked to
+	// answer; the forwarding node only waits for the ack on reply.
+	if to := headerValue(h, forwardReplyHeader); to != "" && direct {
+		if !in.replies.Check(inferEndpoint, r.Subject(), to) {
+			return
+		}
+		if err := r.Respond(nil, micro.WithHeaders(micro.Headers{TypeHeader: []string{forwardAckType}})); err != nil {
+			in.log.Warn().Err(err).Msg("forwarded request not acknowledged; served anyway")
+		}
+		reply = to
+	}
 	body := r.Data()
-	enc := DetectEncoding(nats.Header(r.Headers()), body)
+	enc := DetectEncoding(h, body)
 	req := new(messages.InferRequest)
+	if t := headerValue(h, TypeHeader); t != "" && t != TypeName(req) {
+		in.refuseTo(r, reply, enc, nil, messages.Failure(messages.ErrorClass_bad_request, "wrong_type",
+			"%s is %q; the infer subject takes %s", TypeHeader, printableHeader(t), TypeName(req)))
+		return
+	}
 	if err := Decode(enc, body, req); err != nil {
 		// Whether it asked for a stream is unknown: the reply is an
 		// InferResponse.
-		in.refuse(r, enc, nil, messages.Failure(messages.ErrorClass_bad_request, "malformed_request", "%v", err))
+		in.refuseTo(r, reply, enc, nil, messages.Failure(messages.ErrorClass_bad_request, "malformed_request", "%v", err))
 		return
 	}
 	if req.RequestId == "" {
 		req.RequestId = nuid.Next()
 	}
-	if req.Model == "" {
-		in.refuse(r, enc, req, messages.Failure(messages.ErrorClass_bad_request, "missing_model", "model is required"))
+	if p := messages.CheckRequest(req); p != nil {
+		in.refuseTo(r, reply, enc, req, p.Error())
+		return
+	}
+	if in.models != nil && !in.models[req.Model] && !direct {
+		in.forward(r, reply, enc, req)
 		return
 	}
 
-	c := &call{reply: r.Reply(), enc: enc, requestID: req.RequestId}
+	c := &call{reply: reply, enc: enc, requestID: req.RequestId}
 	if req.Stream {
 		c.stream = new(stream)
 	}
 	in.mu.Lock()
 	if in.state == stopped {
 		in.mu.Unlock()
-		in.refuse(r, enc, req, nodeStopping())
+		in.refuseTo(r, reply, enc, req, nodeStopping())
 		return
 	}
 	in.nextID++
@@ -293,12 +365,14 @@ func (in *Ingress) handle(r micro.Request) {
 	in.dispatcher.Dispatch(in.ctx, req, func(resp *messages.InferResponse) { in.done(c, resp) })
 }
 
-// refuse answers r inside the callback with an error reply, through micro's
-// Request.Error so that micro counts it and sets the error headers. The
-// reply to a stream request is its one and final chunk, so that a streaming
-// client always reads InferChunk; req is nil when the body did not decode,
-// and then the reply is an InferResponse.
-func (in *Ingress) refuse(r micro.Request, enc Encoding, req *messages.InferRequest, e *messages.Error) {
+// refuseTo answers r with an error reply on to: inside the callback through
+// micro's Request.Error, so that micro counts it and sets the error
+// headers, when to is r's own reply subject; else (a forwarded request)
+// published there with the same headers. The reply to a stream request is
+// its one and final chunk, so that a streaming client always reads
+// InferChunk; req is nil when the body did not decode, and then the reply
+// is an InferResponse.
+func (in *Ingress) refuseTo(r micro.Request, to string, enc Encoding, req *messages.InferRequest, e *messages.Error) {
 	requestID := req.GetRequestId()
 	var reply proto.Message = &messages.InferResponse{RequestId: requestID, Node: in.node, Error: e}
 	if req.GetStream() {
@@ -310,7 +384,18 @@ func (in *Ingress) refuse(r micro.Request, enc Encoding, req *messages.InferRequ
 		in.log.Error().Err(err).Msg("infer error reply not encoded")
 	}
 	code, desc := errorHeaders(e)
-	ct := micro.WithHeaders(micro.Headers{ContentTypeHeader: []string{enc.ContentType()}})
+	if to != r.Reply() {
+		h := nats.Header{ContentTypeHeader: []string{enc.ContentType()}, TypeHeader: []string{TypeName(reply)},
+			micro.ErrorCodeHeader: []string{code}, micro.ErrorHeader: []string{desc}}
+		if err := in.nc.PublishMsg(&nats.Msg{Subject: to, Header: h, Data: body}); err != nil {
+			in.log.Warn().Err(err).Str("request_id", requestID).Msg("infer reply not sent")
+			return
+		}
+		in.replied.Add(1)
+		in.failed.Add(1)
+		return
+	}
+	ct := micro.WithHeaders(micro.Headers{ContentTypeHeader: []string{enc.ContentType()}, TypeHeader: []string{TypeName(reply)}})
 	if err := r.Error(code, desc, body, ct); err != nil {
 		in.log.Warn().Err(err).Str("request_id", requestID).Msg("infer reply not sent")
 		return
@@ -361,7 +446,7 @@ func (in *Ingress) send(c *call, resp *messages.InferResponse) {
 			Error: messages.Failure(messages.ErrorClass_server_error, "unencodable_reply", "%v", err)}
 		body, _ = Encode(c.enc, resp) // a reply of plain strings always encodes
 	}
-	h := nats.Header{ContentTypeHeader: []string{c.enc.ContentType()}}
+	h := nats.Header{ContentTypeHeader: []string{c.enc.ContentType()}, TypeHeader: []string{TypeName(resp)}}
 	if e := resp.GetError(); e != nil {
 		code, desc := errorHeaders(e)
 		h[micro.ErrorCodeHeader] = []string{code}
@@ -441,6 +526,8 @@ func (in *Ingress) stats() ingressStats {
 		Abandoned: in.abandoned.Load(),
 		Streams:   in.streams.Load(),
 		Chunks:    in.chunks.Load(),
+		Forwarded: in.forwarded.Load(),
+		Refused:   in.replies.Refused(),
 	}
 }
 
@@ -486,6 +573,7 @@ func (in *Ingress) Stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("stop service %s: %w", ServiceName, err))
 	}
 	in.quiesce(ctx)
+	in.waitForwards(ctx)
 	in.waitIdle(ctx)
 	abandoned := in.giveUp()
 	in.cancel()

@@ -114,7 +114,7 @@ func (in *Ingress) publishChunk(c *call, ch *messages.InferChunk) (final bool) {
 		body, _ = Encode(c.enc, ch) // a chunk of plain strings always encodes
 	}
 	failed := ch.Final && ch.Outcome == messages.InferChunk_incomplete
-	h := nats.Header{ContentTypeHeader: []string{c.enc.ContentType()}}
+	h := nats.Header{ContentTypeHeader: []string{c.enc.ContentType()}, TypeHeader: []string{TypeName(ch)}}
 	if failed {
 		code, desc := errorHeaders(ch.GetError())
 		h[micro.ErrorCodeHeader] = []string{code}

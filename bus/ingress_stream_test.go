@@ -332,7 +332,7 @@ func TestIngressStreamConcurrent(t *testing.T) {
 	}
 	assert.Len(t, seen, n)
 	assert.Equal(t, 0, nd.in.InFlight())
-	assert.JSONEq(t, fmt.Sprintf(`{"in_flight":0,"streaming":0,"replied":%d,"errors":0,"abandoned":0,"streams":%d,"chunks":%d}`,
+	assert.JSONEq(t, fmt.Sprintf(`{"in_flight":0,"streaming":0,"replied":%d,"errors":0,"abandoned":0,"streams":%d,"chunks":%d,"forwarded":0,"refused_replies":0}`,
 		n, n, wantChunks), statsData(t, client))
 }
 
@@ -345,7 +345,7 @@ func TestIngressStreamStats(t *testing.T) {
 	readStream(t, client, bus.JSON, streamOf("", "a"), nil)              // refused: an error reply, no stream
 	infer(t, client, encode(t, bus.Protobuf, hello("gpt-5")), nil)
 
-	assert.JSONEq(t, `{"in_flight":0,"streaming":0,"replied":4,"errors":2,"abandoned":0,"streams":2,"chunks":7}`,
+	assert.JSONEq(t, `{"in_flight":0,"streaming":0,"replied":4,"errors":2,"abandoned":0,"streams":2,"chunks":7,"forwarded":0,"refused_replies":0}`,
 		statsData(t, client))
 }
 

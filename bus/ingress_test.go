@@ -219,7 +219,7 @@ func TestIngressDiscoverable(t *testing.T) {
 	require.NoError(t, json.Unmarshal(m.Data, &stats), "stats %s", m.Data)
 	require.Len(t, stats.Endpoints, 1)
 	assert.Equal(t, 1, stats.Endpoints[0].NumRequests)
-	assert.JSONEq(t, `{"in_flight":0,"streaming":0,"replied":1,"errors":0,"abandoned":0,"streams":0,"chunks":0}`,
+	assert.JSONEq(t, `{"in_flight":0,"streaming":0,"replied":1,"errors":0,"abandoned":0,"streams":0,"chunks":0,"forwarded":0,"refused_replies":0}`,
 		string(stats.Endpoints[0].Data))
 
 	subject, err = micro.ControlSubject(micro.PingVerb, "", "")

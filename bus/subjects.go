@@ -56,6 +56,11 @@ func (s Subjects) join(tokens ...string) string {
 // Infer is the request-reply subject for inference: hive.v1.infer.
 func (s Subjects) Infer() string { return s.join("infer") }
 
+// InferModel is the subject of one model's requests, which only the nodes
+// serving that model answer: hive.v1.infer.<model>. A node that receives a
+// request on Infer for a model it lacks forwards it here.
+func (s Subjects) InferModel(model string) string { return s.join("infer", model) }
+
 // Health is where a model's health changes are published:
 // hive.v1.events.health.<node>.<model>.
 func (s Subjects) Health(node, model string) string {

@@ -16,6 +16,7 @@ func TestSubjects(t *testing.T) {
 		name, got, want string
 	}{
 		{"infer", def.Infer(), "hive.v1.infer"},
+		{"infer one model", def.InferModel("gpt-5"), "hive.v1.infer.gpt-5"},
 		{"health", def.Health("n1", "gpt-5"), "hive.v1.events.health.n1.gpt-5"},
 		{"breaker", def.Breaker("n1", "gpt-5"), "hive.v1.events.breaker.n1.gpt-5"},
 		{"recovery", def.Recovery("n1", "gpt-5"), "hive.v1.events.recovery.n1.gpt-5"},

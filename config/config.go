@@ -65,6 +65,7 @@ type Config struct {
 // of its keys may be left out. Its blocks are also each model's defaults.
 type Global struct {
 	SubjectPrefix   string          // subjectPrefix: first token of every NATS subject, default "hive"; [A-Za-z0-9_-]+
+	ReplyPrefixes   []string        // replyPrefixes: the only reply subjects a node answers, default ["_INBOX.", "_INBOX_"]
 	Timeout         time.Duration   // timeout: deadline of one attempt, default 30s
 	RequestTimeout  time.Duration   // requestTimeout: total deadline of a request that gives none, default 60s
 	MaxConcurrent   int             // maxConcurrentPerModel: calls in flight per model, default 10, >= 1
@@ -244,6 +245,7 @@ func (m *Model) APIKey() string {
 func defaultGlobal() Global {
 	return Global{
 		SubjectPrefix:  "hive",
+		ReplyPrefixes:  []string{"_INBOX.", "_INBOX_"},
 		Timeout:        30 * time.Second,
 		RequestTimeout: 60 * time.Second,
 		MaxConcurrent:  10,

@@ -21,6 +21,7 @@ const (
 func (d *decoder) globalFields(g *Global) map[string]field {
 	return map[string]field{
 		"subjectPrefix":         d.token(&g.SubjectPrefix),
+		"replyPrefixes":         d.list(&g.ReplyPrefixes, "subject prefixes"),
 		"timeout":               d.duration(&g.Timeout, positive),
 		"requestTimeout":        d.duration(&g.RequestTimeout, positive),
 		"maxConcurrentPerModel": d.count(&g.MaxConcurrent, 1),

@@ -16,6 +16,7 @@ import (
 // checkGlobal checks the global blocks' keys that bound one another, and
 // the policy each block configures as the resilience package validates it.
 func (d *decoder) checkGlobal(g *Global) {
+	d.checkReplyPrefixes(g)
 	d.checkBreaker("circuitBreaker", "", &g.CircuitBreaker, nil)
 	d.checkRetry("retry", &g.Retry)
 	d.checkPolicy("retry", g.Retry.config().Validate(), nil, retryKeys)
@@ -180,4 +181,38 @@ func known(c *Config, except string) string {
 		return fmt.Sprintf("%s, ... %d more", strings.Join(names[:maxKnown], ", "), len(names)-maxKnown)
 	}
 	return strings.Join(names, ", ")
+}
+
+// checkReplyPrefixes checks that replyPrefixes is not empty and that no
+// prefix could cover a subject a node acts on: a reply subject under it is
+// published with the node's own permissions, so a prefix must hold only
+// inboxes. Refused: wildcards and spaces, system and JetStream subjects
+// ("$..."), and any prefix of, or under, "<subjectPrefix>.".
+func (d *decoder) checkReplyPrefixes(g *Global) {
+	const path = "replyPrefixes"
+	if d.failed(path) {
+		return
+	}
+	if len(g.ReplyPrefixes) == 0 {
+		d.add(d.seen[path], path, "must list at least one inbox prefix (the default is [\"_INBOX.\", \"_INBOX_\"])")
+		return
+	}
+	hive := g.SubjectPrefix + "."
+	for i, p := range g.ReplyPrefixes {
+		item := d.items[itemPath(path, i)]
+		if item == nil { // the default list, refused for the prefix given
+			if strings.HasPrefix(hive, p) || strings.HasPrefix(p, hive) {
+				d.add(d.seen["subjectPrefix"], "subjectPrefix", "%q clashes with the default replyPrefixes %q: choose another prefix, or set replyPrefixes", g.SubjectPrefix, p)
+			}
+			continue
+		}
+		switch {
+		case p == "" || strings.ContainsAny(p, " \t\r\n*>"):
+			d.errorf(item, path, "%q is not a subject prefix (no spaces, no wildcards; an inbox prefix such as \"_INBOX_app.\")", raw(item))
+		case strings.HasPrefix(p, "$"):
+			d.errorf(item, path, "%q would let replies reach system or JetStream subjects", raw(item))
+		case strings.HasPrefix(hive, p) || strings.HasPrefix(p, hive):
+			d.errorf(item, path, "%q would let replies reach Hive's own subjects (%sv1.*): list inbox prefixes only", raw(item), hive)
+		}
+	}
 }

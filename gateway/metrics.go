@@ -101,6 +101,7 @@ type Metrics struct {
 	recoveries         *prometheus.CounterVec
 	alerts             *prometheus.CounterVec
 	alertsFiring       *prometheus.GaugeVec
+	refusedReplies     *prometheus.CounterVec
 
 	// Hot-path caches of resolved series.
 	requestSeries  cache[requestKey, requestSeries]
@@ -186,6 +187,10 @@ func NewMetrics(node string) *Metrics {
 	m.recoveries = counter("hive_recovery_events_total", "Recovery events by kind.", "node", "model", "kind")
 	m.alerts = counter("hive_alerts_total", "Alert events by rule, severity and state.", "rule", "severity", "state")
 	m.alertsFiring = gauge("hive_alerts_firing", "Alerts fired or escalated and not yet resolved.", "rule")
+	m.refusedReplies = counter("hive_refused_replies_total", "Requests dropped unserved because their reply subject is not under the configured reply prefixes, by endpoint.", "endpoint")
+	for _, e := range []string{"infer", "admin", "chaos"} {
+		m.refusedReplies.WithLabelValues(e) // every series from the start, at 0
+	}
 	m.reg.MustRegister(m.degradation, m.overhead,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -218,6 +223,12 @@ func NewMetrics(node string) *Metrics {
 	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
+}
+
+// RefusedReply counts a request dropped because its reply subject is not
+// an inbox (see bus.ReplyGuard); endpoint is "infer", "admin" or "chaos".
+func (m *Metrics) RefusedReply(endpoint string) {
+	m.refusedReplies.WithLabelValues(endpoint).Inc()
 }
 
 // Handler serves the metrics in Prometheus' exposition formats.

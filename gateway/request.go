@@ -44,9 +44,6 @@ type contentPart struct {
 	Text string `json:"text"`
 }
 
-// roles are the message roles OpenAI accepts.
-var roles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
-
 // Request headers Hive reads besides OpenAI's body.
 const (
 	headerRequestID   = "X-Request-Id"
@@ -93,6 +90,10 @@ func decode(w http.ResponseWriter, r *http.Request, maxBody int64) (*call, *apiE
 	}
 	if e := fill(req, &body); e != nil {
 		return nil, e
+	}
+	// The bounds both ingresses share, with the same codes as over NATS.
+	if p := messages.CheckRequest(req); p != nil {
+		return nil, &apiError{status: http.StatusBadRequest, err: p.Error(), param: openAIParam(p.Field, &body)}
 	}
 	return &call{req: req, includeUsage: body.StreamOptions != nil && body.StreamOptions.IncludeUsage}, nil
 }
@@ -187,9 +188,6 @@ func fill(req *messages.InferRequest, b *chatRequest) *apiError {
 	req.Stream = b.Stream
 	req.Messages = make([]*messages.ChatMessage, len(b.Messages))
 	for i, m := range b.Messages {
-		if !roles[m.Role] {
-			return badRequest("invalid_role", fmt.Sprintf("messages[%d].role", i), "messages[%d].role must be system, developer, user, assistant, tool or function", i)
-		}
 		text, e := content(m.Content, i)
 		if e != nil {
 			return e
@@ -206,16 +204,26 @@ func fill(req *messages.InferRequest, b *chatRequest) *apiError {
 		}
 		req.MaxTokens = int32(*limit)
 	}
-	if t := b.Temperature; t != nil {
-		if *t < 0 || *t > 2 || math.IsNaN(*t) {
-			return badRequest("invalid_temperature", "temperature", "temperature must be between 0 and 2")
-		}
-		req.Temperature = t
-	}
+	req.Temperature = b.Temperature // bounds: messages.CheckRequest
 	if b.User != "" {
 		req.Metadata = map[string]string{"user": b.User}
 	}
 	return nil
+}
+
+// openAIParam names field, in messages.CheckRequest's protojson terms, as
+// the OpenAI request does.
+func openAIParam(field string, b *chatRequest) string {
+	switch field {
+	case "maxTokens":
+		if b.MaxCompletionTokens != nil {
+			return "max_completion_tokens"
+		}
+		return "max_tokens"
+	case "metadata":
+		return "user"
+	}
+	return field
 }
 
 // content returns a message's text: the string itself, "" for null or

@@ -35,6 +35,8 @@ func ParseErrorClass(s string) (ErrorClass, error) {
 }
 
 // Failure builds an Error with class, a stable code and a human message.
+// The message is made valid UTF-8 (see Printable), so that an error that
+// quotes a bad input byte still encodes.
 func Failure(class ErrorClass, code, format string, args ...any) *Error {
-	return &Error{Class: class, Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Class: class, Code: code, Message: Printable(fmt.Sprintf(format, args...))}
 }

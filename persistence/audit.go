@@ -42,8 +42,10 @@ type Entry struct {
 
 // DecodeEvent turns a message received on an event subject of s into an
 // Entry, decoding the body by its Content-Type header (protobuf by
-// default). The Entry is filled from the subject even when the body does
-// not decode: then Event is nil and the error says why. received is the
+// default) once its Hive-Type header names the kind's message (see
+// bus.TypeHeader). The Entry is filled from the subject even when the body
+// does not decode or declares another type: then Event is nil and the
+// error says why. received is the
 // Entry's time when the event carries none.
 func DecodeEvent(s bus.Subjects, subject string, h nats.Header, body []byte, received time.Time) (Entry, error) {
 	e := Entry{Subject: subject, Time: received}
@@ -70,7 +72,9 @@ func DecodeEvent(s bus.Subjects, subject string, h nats.Header, body []byte, rec
 	default:
 		return e, fmt.Errorf("%s: unknown event kind %q", subject, e.Kind)
 	}
-	if err := bus.Decode(bus.DetectEncoding(h, body), body, m); err != nil {
+	// Only events that declare their type count: a message of another
+	// kind on an event subject is never taken for an event.
+	if err := bus.DecodeTyped(h, body, m); err != nil {
 		return e, fmt.Errorf("%s: %w", subject, err)
 	}
 	e.Event = m

@@ -64,7 +64,7 @@ func TestFormatEntry(t *testing.T) {
 			body, err := proto.Marshal(tc.event)
 			require.NoError(t, err)
 			// at is also the receive time, for admin commands, which carry none.
-			e, err := persistence.DecodeEvent(subjects, tc.subject, nil, body, at)
+			e, err := persistence.DecodeEvent(subjects, tc.subject, nats.Header{bus.TypeHeader: {bus.TypeName(tc.event)}}, body, at)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, persistence.FormatEntry(e))
 		})
@@ -76,14 +76,26 @@ func TestFormatEntry(t *testing.T) {
 func TestDecodeEvent(t *testing.T) {
 	h := nats.Header{}
 	h.Set(bus.ContentTypeHeader, "application/json")
+	h.Set(bus.TypeHeader, "hive.v1.BreakerTransition")
 	e, err := persistence.DecodeEvent(subjects, subjects.Breaker("node-a", "gpt-5"), h, []byte(`{"from":"closed","to":"open"}`), at)
 	require.NoError(t, err)
 	assert.Equal(t, messages.BreakerState_open, e.Event.(*messages.BreakerTransition).GetTo())
 	assert.Equal(t, at, e.Time, "time when the event carries none")
 
-	e, err = persistence.DecodeEvent(subjects, subjects.Health("node-a", "gpt-5"), nil, []byte{0xff}, at)
+	e, err = persistence.DecodeEvent(subjects, subjects.Health("node-a", "gpt-5"), nats.Header{bus.TypeHeader: {"hive.v1.HealthChanged"}}, []byte{0xff}, at)
 	require.ErrorIs(t, err, bus.ErrDecode)
 	assert.Equal(t, persistence.Entry{Time: at, Subject: subjects.Health("node-a", "gpt-5"), Kind: "health", Node: "node-a", Model: "gpt-5"}, e)
+
+	// A message of another type on an event subject (an infer reply a node
+	// was tricked into sending there, say) is never taken for an event,
+	// even when its body would decode as one.
+	reply, err := proto.Marshal(&messages.InferResponse{RequestId: "gpt-5", Content: "x"})
+	require.NoError(t, err)
+	for _, typ := range []string{"", "hive.v1.InferResponse"} {
+		e, err = persistence.DecodeEvent(subjects, subjects.Breaker("node-a", "gpt-5"), nats.Header{bus.TypeHeader: {typ}}, reply, at)
+		require.ErrorIs(t, err, bus.ErrWrongType, "type %q", typ)
+		assert.Nil(t, e.Event, "type %q", typ)
+	}
 
 	e, err = persistence.DecodeEvent(subjects, eventsBase+"future.x.y", nil, nil, at)
 	require.Error(t, err, "unknown kind")

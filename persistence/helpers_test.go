@@ -60,13 +60,14 @@ func withStore(t *testing.T) (*nats.Conn, *persistence.Store) {
 }
 
 // publishAdmin publishes an admin command's audit event the way bus.Admin
-// does: protobuf with a Content-Type header.
+// does: protobuf with the Content-Type and Hive-Type headers.
 func publishAdmin(t *testing.T, nc *nats.Conn, node, command string, cmd *messages.AdminCommand) {
 	t.Helper()
 	body, err := proto.Marshal(cmd)
 	require.NoError(t, err)
 	msg := nats.NewMsg(subjects.AdminAudit(node, command))
 	msg.Header.Set(bus.ContentTypeHeader, bus.Protobuf.ContentType())
+	msg.Header.Set(bus.TypeHeader, bus.TypeName(cmd))
 	msg.Data = body
 	require.NoError(t, nc.PublishMsg(msg))
 }

@@ -287,7 +287,7 @@ var (
 func scrub(s string) string {
 	s = keyPattern.ReplaceAllString(s, "[redacted]")
 	s = headerPattern.ReplaceAllString(s, "${1}[redacted]")
-	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Join(strings.Fields(messages.Printable(s)), " ")
 	if len(s) > maxMessage {
 		s = strings.ToValidUTF8(s[:maxMessage], "") + "..."
 	}

@@ -156,9 +156,17 @@ func TestNodeIsDiscoverableAndReady(t *testing.T) {
 	var info micro.Info
 	require.NoError(t, json.Unmarshal(msg.Data, &info))
 	assert.Equal(t, "hive", info.Name)
-	require.Len(t, info.Endpoints, 1)
+	// The public subject, then one per model (for nodes with other model
+	// sets, which forward requests for this node's models here).
+	require.NotEmpty(t, info.Endpoints)
 	assert.Equal(t, "hive.v1.infer", info.Endpoints[0].Subject)
 	assert.Equal(t, "hive", info.Endpoints[0].QueueGroup)
+	var perModel []string
+	for _, e := range info.Endpoints[1:] {
+		assert.Equal(t, "hive", e.QueueGroup, "endpoint %s", e.Name)
+		perModel = append(perModel, e.Subject)
+	}
+	assert.Equal(t, []string{"hive.v1.infer.primary", "hive.v1.infer.broken", "hive.v1.infer.backup", "hive.v1.infer.dead"}, perModel)
 
 	res, err := http.Get(n.httpURL + "/readyz")
 	require.NoError(t, err)

@@ -127,6 +127,7 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		hc.Store = n.store.Breakers()
 	}
 	n.metrics = gateway.NewMetrics(f.nodeID)
+	replies := bus.NewReplyGuard(cfg.Global.ReplyPrefixes, log, n.metrics.RefusedReply)
 	pub := &fanout{sinks: []actors.Publisher{bus.NewEvents(n.nc, subjects, log), n.metrics}}
 	if n.hooks, err = newWebhooks(cfg.Global.Alerts.Webhooks, log); err != nil {
 		return err
@@ -150,6 +151,8 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		Version:    version,
 		Dispatcher: n.metrics.Wrap("nats", n.hive),
 		Logger:     log,
+		Replies:    replies,
+		Models:     cfg.Order,
 	})
 	if err != nil {
 		return err
@@ -160,11 +163,12 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		Node:     f.nodeID,
 		Handler:  &nodeAdmin{n: n, started: time.Now()},
 		Logger:   log,
+		Replies:  replies,
 	})
 	if err != nil {
 		return err
 	}
-	if err := n.chaos.start(n.nc, subjects, f.nodeID); err != nil {
+	if err := n.chaos.start(n.nc, subjects, f.nodeID, replies); err != nil {
 		return err
 	}
 	if err := n.listenHTTP(f.httpAddr, f.nodeID, cfg); err != nil {
