@@ -52,6 +52,12 @@ type ConnectOptions struct {
 	// TLSCA is a CA bundle file that verifies the server; TLSCert and
 	// TLSKey are the client certificate and key files, set both or neither.
 	TLSCA, TLSCert, TLSKey string
+	// InboxPrefix replaces "_INBOX" in the connection's inbox subjects
+	// (replies to its requests), for deployments that give each user a
+	// private inbox: "_INBOX.app" makes inboxes "_INBOX.app.<id>", which
+	// the server lets only that user read (see deploy/nats-server.conf).
+	// No wildcards, no trailing dot. Empty keeps "_INBOX".
+	InboxPrefix string
 	// ConnectTimeout bounds each dial; default 5 s.
 	ConnectTimeout time.Duration
 	// Logger receives connection events: disconnects, reconnects, close,
@@ -145,6 +151,12 @@ func (o ConnectOptions) natsOptions() ([]nats.Option, error) {
 	}
 	if o.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(o.TLSCA))
+	}
+	if o.InboxPrefix != "" {
+		if strings.ContainsAny(o.InboxPrefix, "*> \t") || strings.HasSuffix(o.InboxPrefix, ".") {
+			return nil, fmt.Errorf("inbox prefix %q: no wildcards, spaces or trailing dot (such as \"_INBOX.app\")", o.InboxPrefix)
+		}
+		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))
 	}
 	switch {
 	case o.TLSCert != "" && o.TLSKey != "":

@@ -104,7 +104,7 @@ type IngressConfig struct {
 // its own inbox subscription, made before the request is published so that
 // no chunk is missed; chunks arrive in order:
 //
-//	inbox := nats.NewInbox()
+//	inbox := nc.NewInbox() // under the connection's prefix (see ConnectOptions.InboxPrefix)
 //	sub, err := nc.SubscribeSync(inbox)
 //	defer sub.Unsubscribe()
 //	err = nc.PublishRequest("hive.v1.infer", inbox, body) // body has stream true

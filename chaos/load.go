@@ -194,7 +194,7 @@ func (g *loadGen) plain(ctx context.Context, nc *nats.Conn, body []byte, r *Requ
 // stream reads a streamed answer from an inbox of its own until the final
 // chunk, as the Ingress doc comment shows.
 func (g *loadGen) stream(ctx context.Context, nc *nats.Conn, body []byte, r *Request, prompt string) {
-	inbox := nats.NewInbox()
+	inbox := nc.NewInbox() // under the connection's inbox prefix, which its permissions may require
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		g.failure(err, r)

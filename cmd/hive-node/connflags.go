@@ -18,6 +18,7 @@ type natsFlags struct {
 	natsCA    string
 	natsCert  string
 	natsKey   string
+	inbox     string
 	prefix    string
 }
 
@@ -29,6 +30,7 @@ func (f *natsFlags) register(fs *flag.FlagSet, urlDefault, urlHelp string) {
 	fs.StringVar(&f.natsCA, "nats-tls-ca", "", "CA certificate file to verify the NATS server")
 	fs.StringVar(&f.natsCert, "nats-tls-cert", "", "client certificate file for NATS TLS")
 	fs.StringVar(&f.natsKey, "nats-tls-key", "", "client key file for NATS TLS")
+	fs.StringVar(&f.inbox, "nats-inbox-prefix", "", "private inbox prefix for replies to this connection, such as _INBOX.ops (see deploy/nats-server.conf); default _INBOX")
 }
 
 // options returns the connection options, with the secrets from the
@@ -43,6 +45,8 @@ func (f *natsFlags) options(name string, log zerolog.Logger) bus.ConnectOptions 
 		TLSCert:   f.natsCert,
 		TLSKey:    f.natsKey,
 		Logger:    log,
+
+		InboxPrefix: f.inbox,
 	}
 	o.FromEnv()
 	return o

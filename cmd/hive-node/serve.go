@@ -75,6 +75,7 @@ type node struct {
 	ingress *bus.Ingress
 	admin   *bus.Admin
 	chaos   *nodeChaos // nil unless chaos.enabled
+	replies *bus.ReplyGuard
 
 	draining atomic.Bool // set by the drain command
 
@@ -127,7 +128,8 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		hc.Store = n.store.Breakers()
 	}
 	n.metrics = gateway.NewMetrics(f.nodeID)
-	replies := bus.NewReplyGuard(cfg.Global.ReplyPrefixes, log, n.metrics.RefusedReply)
+	n.replies = bus.NewReplyGuard(cfg.Global.ReplyPrefixes, log, n.metrics.RefusedReply)
+	replies := n.replies
 	pub := &fanout{sinks: []actors.Publisher{bus.NewEvents(n.nc, subjects, log), n.metrics}}
 	if n.hooks, err = newWebhooks(cfg.Global.Alerts.Webhooks, log); err != nil {
 		return err
