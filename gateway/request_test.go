@@ -105,6 +105,8 @@ func TestRequestRejected(t *testing.T) {
 		{"max_completion_tokens too big", `{"model":"m","max_completion_tokens":3000000000,"messages":[{"role":"user","content":"x"}]}`, nil,
 			400, "invalid_max_tokens", "max_completion_tokens"},
 		{"temperature above 2", `{"model":"m","temperature":2.5,"messages":[{"role":"user","content":"x"}]}`, nil, 400, "invalid_temperature", "temperature"},
+		{"temperature -1e308", `{"model":"m","temperature":-1e308,"messages":[{"role":"user","content":"x"}]}`, nil, 400, "invalid_temperature", "temperature"},
+		{"max_tokens -1", `{"model":"m","max_tokens":-1,"messages":[{"role":"user","content":"x"}]}`, nil, 400, "invalid_max_tokens", "max_tokens"},
 		{"bad priority", simple, map[string]string{"X-Hive-Priority": "urgent"}, 400, "invalid_priority", ""},
 		{"bad deadline", simple, map[string]string{"X-Hive-Deadline-Ms": "soon"}, 400, "invalid_deadline", ""},
 		{"negative deadline", simple, map[string]string{"X-Hive-Deadline-Ms": "-5"}, 400, "invalid_deadline", ""},
