@@ -40,6 +40,7 @@ func (g *gateway) chat(w http.ResponseWriter, r *http.Request) {
 	})
 	select {
 	case resp := <-answer:
+		writeFor(w, WriteTimeout) // counted from the answer, not from the request
 		g.logged(r, c, resp.GetServedBy(), g.reply(w, c, resp))
 	case <-ctx.Done(): // the client went away; there is no one to answer
 		g.logged(r, c, "", messages.ErrorClass_cancelled.Status())

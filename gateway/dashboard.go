@@ -75,6 +75,7 @@ type dashboard struct {
 	log     zerolog.Logger
 	hub     *eventHub
 	sampler *sampler
+	lockout *lockout // failed operator tokens per client address
 
 	ctx    context.Context // ends at close; event streams end with it
 	cancel context.CancelFunc
@@ -83,7 +84,7 @@ type dashboard struct {
 
 func newDashboard(node string, c Cluster, token string, log zerolog.Logger) *dashboard {
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &dashboard{node: node, cluster: c, token: token, log: log, ctx: ctx, cancel: cancel}
+	d := &dashboard{node: node, cluster: c, token: token, log: log, ctx: ctx, cancel: cancel, lockout: newLockout(nil)}
 	d.hub = newEventHub(eventBacklog, clientBuffer)
 	d.sampler = newSampler(c, d.hub, sampleInterval, historyWindow, log)
 	d.wg.Go(func() { d.hub.run(ctx, c, log) })

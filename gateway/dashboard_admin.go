@@ -36,23 +36,38 @@ type adminRequest struct {
 const errNoToken = "admin actions are off on this node: it was started without an operator token (HIVE_ADMIN_TOKEN)"
 
 // authorize checks "Authorization: Bearer <token>" in constant time. It
-// writes 403 when the node has no token and 401 when the request's is
-// missing or wrong.
+// writes 403 when the node has no token, 401 when the request's is missing
+// or wrong, and 429 with Retry-After while the client's address is locked
+// out after too many wrong tokens (see lockout).
 func (d *dashboard) authorize(w http.ResponseWriter, r *http.Request) bool {
 	if d.token == "" {
 		dashError(w, http.StatusForbidden, errNoToken)
+		return false
+	}
+	addr := clientAddr(r)
+	if left := d.lockout.locked(addr); left > 0 {
+		retryAfter(w, left, lockedOut)
 		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	// Hashing first makes the comparison's time independent of both lengths.
 	g, want := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(d.token))
 	if subtle.ConstantTimeCompare(g[:], want[:]) != 1 || !ok {
+		if left := d.lockout.fail(addr); left > 0 {
+			d.log.Warn().Str("remote", addr).Dur("for", left).Msg("dashboard: admin locked out for this address after repeated wrong operator tokens")
+			retryAfter(w, left, lockedOut)
+			return false
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hive admin"`)
 		dashError(w, http.StatusUnauthorized, "the operator token is missing or wrong")
 		return false
 	}
+	d.lockout.succeed(addr)
 	return true
 }
+
+// lockedOut is the 429 message of an address locked out.
+const lockedOut = "too many wrong operator tokens from this address: admin actions refused until Retry-After has passed"
 
 // admin is POST /api/admin/{command}: it runs the command through the
 // cluster with the actor "dashboard" and answers {"replies": [AdminReply]}

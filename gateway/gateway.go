@@ -73,12 +73,12 @@ var (
 // Handler is the node's HTTP handler, built by New. Close stops the
 // dashboard's background work.
 type Handler struct {
-	mux  *http.ServeMux
-	dash *dashboard // nil without Config.Cluster
+	root http.Handler // mux behind deadlines
+	dash *dashboard   // nil without Config.Cluster
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.root.ServeHTTP(w, r) }
 
 // Close stops the dashboard's event hub and sampler and waits for them;
 // open event streams end, and new ones get 503. Call it before the HTTP
@@ -150,7 +150,7 @@ func New(c Config) (*Handler, error) {
 			Class: messages.ErrorClass_bad_request, Code: "not_found", Message: "no such route",
 		})
 	})
-	h := &Handler{mux: mux}
+	h := &Handler{root: deadlines(mux)}
 	if c.Cluster != nil {
 		h.dash = newDashboard(c.Node, c.Cluster, c.AdminToken, c.Logger)
 		h.dash.routes(mux)

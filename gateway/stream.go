@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
@@ -259,6 +260,9 @@ func (s *sse) data(b []byte) {
 	}
 	buf := make([]byte, 0, len(b)+8)
 	buf = append(append(append(buf, "data: "...), b...), "\n\n"...)
+	// Each event gets WriteTimeout to leave: a client that stopped reading
+	// is dropped, and the dispatch cancelled, instead of held forever.
+	_ = s.rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
 	if _, err := s.w.Write(buf); err != nil {
 		s.failed = true
 		return

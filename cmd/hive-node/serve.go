@@ -244,7 +244,7 @@ func (n *node) listenHTTP(addr, node string, cfg *config.Config) error {
 	}
 	n.httpURL = "http://" + ln.Addr().String()
 	n.log.Info().Str("url", n.httpURL+"/").Bool("admin_actions", token != "").Msg("dashboard")
-	n.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	n.http = gateway.Server(handler)
 	n.httpErr = make(chan error, 1)
 	go func() { n.httpErr <- n.http.Serve(ln) }()
 	return nil
