@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"embed"
@@ -20,8 +21,11 @@ import (
 
 // The dashboard: one page that shows the whole deployment, read over NATS
 // through a Cluster, so any node shows every node. The page is static
-// (static/, embedded, no build step, nothing loaded from elsewhere); it
-// loads /api/state once, then follows /api/events.
+// (static/, embedded, no build step, nothing loaded from elsewhere) but for
+// the state, which GET / puts into it: the script draws every node, model
+// and recent event before the browser's load event (so the first paint and
+// a headless screenshot show them), then follows /api/events from the last
+// event the page had.
 //
 // Two goroutines per node do the work, whatever the number of viewers: the
 // hub (dashboard_hub.go) holds one Cluster.Events subscription and fans it
@@ -110,21 +114,35 @@ func (d *dashboard) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/admin/{command}", d.admin)
 }
 
-// page serves index.html with headers that keep it self-contained.
+// stateElement is the element of index.html that takes the state: a
+// <script type="application/json">, which the browser never runs, so the
+// CSP's script-src 'self' holds. encoding/json escapes <, > and &, so no
+// state ends that element early. Left as it is (null), the page's script
+// asks /api/state.
+const stateElement = `<script id="hive-state" type="application/json">null</script>`
+
+// page serves index.html with the current state in it (the body of GET
+// /api/state), and headers that keep it self-contained. On a node nobody
+// looked at, that waits for the first sample (one status round, about
+// clusterGather); when none comes in time, the page goes without, and its
+// script asks /api/state until one does.
 func (d *dashboard) page(w http.ResponseWriter, r *http.Request) {
 	body, err := staticFiles.ReadFile("static/index.html")
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if st := d.current(r.Context()); st != nil {
+		if b, err := json.Marshal(st); err == nil {
+			filled := strings.Replace(stateElement, ">null<", ">"+string(b)+"<", 1)
+			body = bytes.Replace(body, []byte(stateElement), []byte(filled), 1)
+		}
+	}
 	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-cache")
-	d.sampler.touch() // someone looks: sample from now on
-	_, _ = w.Write(body)
+	writeBody(w, r, http.StatusOK, "text/html; charset=utf-8", "no-cache", body)
 }
 
 // noCache makes the browser revalidate the assets, so a new node version's
@@ -137,8 +155,9 @@ func noCache(h http.Handler) http.Handler {
 	})
 }
 
-// stateJSON is GET /api/state: the last sample of every node, and the
-// history of every node and model for the charts.
+// stateJSON is GET /api/state, and the state in the page: the last sample
+// of every node, the history of every node and model for the charts, and
+// the recent events.
 type stateJSON struct {
 	Node         string `json:"node"`         // the node serving the page
 	AdminEnabled bool   `json:"adminEnabled"` // whether this node has an operator token
@@ -147,24 +166,42 @@ type stateJSON struct {
 	*clusterSample
 	// History maps "node/model" to its points, oldest first (see samplePoint).
 	History map[string][]samplePoint `json:"history"`
+	// Events are the hub's backlog, oldest first, as /api/events sends them.
+	Events []json.RawMessage `json:"events"`
+	// LastEventID is the id of the hub's last event ("<stream>-<seq>"):
+	// /api/events?lastEventId= goes on after it.
+	LastEventID string `json:"lastEventId"`
 }
 
-func (d *dashboard) state(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), statusTimeout+time.Second)
+// current returns the state, waiting for a fresh sample until ctx ends or
+// statusTimeout and a second have passed; nil when there is none.
+func (d *dashboard) current(ctx context.Context) *stateJSON {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout+time.Second)
 	defer cancel()
+	events, last := d.hub.recent() // before the sample: an event that comes in between is in the sample and on the stream after last
 	snap, history := d.sampler.state(ctx, d.ctx)
 	if snap == nil {
-		dashError(w, http.StatusServiceUnavailable, "no sample of the cluster yet: try again")
-		return
+		return nil
 	}
-	dashJSON(w, r, http.StatusOK, stateJSON{
+	return &stateJSON{
 		Node:          d.node,
 		AdminEnabled:  d.token != "",
 		IntervalMs:    sampleInterval.Milliseconds(),
 		WindowMs:      historyWindow.Milliseconds(),
 		clusterSample: snap,
 		History:       history,
-	})
+		Events:        events,
+		LastEventID:   last,
+	}
+}
+
+func (d *dashboard) state(w http.ResponseWriter, r *http.Request) {
+	st := d.current(r.Context())
+	if st == nil {
+		dashError(w, http.StatusServiceUnavailable, "no sample of the cluster yet: try again")
+		return
+	}
+	dashJSON(w, r, http.StatusOK, st)
 }
 
 // dashJSON writes v as JSON, gzipped when the client takes it (a state
@@ -175,9 +212,14 @@ func dashJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 		dashError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	writeBody(w, r, status, "application/json", "no-store", body)
+}
+
+// writeBody writes body, gzipped when it is large and r takes gzip.
+func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType, cacheControl string, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", cacheControl)
 	h.Add("Vary", "Accept-Encoding")
 	if r != nil && len(body) > 8<<10 && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		h.Set("Content-Encoding", "gzip")

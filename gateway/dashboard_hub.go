@@ -151,6 +151,18 @@ func (h *eventHub) subscribe(lastID uint64) (*streamClient, []sseMessage) {
 	return c, backlog
 }
 
+// recent returns the backlog's events, oldest first, and the id of the
+// last event ("<stream>-<seq>", seq 0 before the first).
+func (h *eventHub) recent() ([]json.RawMessage, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]json.RawMessage, 0, len(h.backlog))
+	for _, m := range h.backlog {
+		out = append(out, m.data)
+	}
+	return out, h.stream + "-" + strconv.FormatUint(h.seq, 10)
+}
+
 // lastID reads a Last-Event-ID header: the sequence number when the id is
 // of this hub's stream, else 0 (the whole backlog: the node restarted).
 func (h *eventHub) lastID(header string) uint64 {
@@ -173,16 +185,23 @@ func (h *eventHub) unsubscribe(c *streamClient) {
 }
 
 // events is GET /api/events: server-sent events, "event" for each event
-// of the deployment (the last 100 first, or those after Last-Event-ID when
-// the browser reconnects) and "sample" for each sample of the cluster.
-// The stream ends when the client goes, when it falls too far behind, or
-// at close.
+// of the deployment and "sample" for each sample of the cluster. It starts
+// with the latest sample, so a page that was away is current at once, and
+// the backlog: all of it, or the events after the Last-Event-ID header,
+// which the browser sends when it reconnects, or after the lastEventId
+// parameter, which the page sends when it opens a new stream. The
+// stream ends when the client goes, when it falls too far behind, or at
+// close.
 func (d *dashboard) events(w http.ResponseWriter, r *http.Request) {
 	if d.ctx.Err() != nil {
 		dashError(w, http.StatusServiceUnavailable, "the dashboard is shutting down")
 		return
 	}
-	c, backlog := d.hub.subscribe(d.hub.lastID(r.Header.Get("Last-Event-ID")))
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("lastEventId")
+	}
+	c, backlog := d.hub.subscribe(d.hub.lastID(last))
 	defer d.hub.unsubscribe(c)
 	d.sampler.streamOpened()
 	defer d.sampler.streamClosed()
@@ -205,6 +224,9 @@ func (d *dashboard) events(w http.ResponseWriter, r *http.Request) {
 	}
 	// retry tells the browser how soon to reconnect after a dropped stream.
 	fmt.Fprint(w, "retry: 1000\n\n")
+	if latest := d.sampler.latestSample(); latest != nil {
+		backlog = append([]sseMessage{{name: "sample", data: latest}}, backlog...)
+	}
 	if !write(backlog...) {
 		return
 	}

@@ -236,6 +236,22 @@ func (s *sampler) trimLocked(now time.Time) {
 	}
 }
 
+// latestSample returns the latest sample as the hub publishes it; nil
+// before the first.
+func (s *sampler) latestSample() []byte {
+	s.mu.Lock()
+	latest := s.latest // never changed once published
+	s.mu.Unlock()
+	if latest == nil {
+		return nil
+	}
+	data, err := json.Marshal(latest)
+	if err != nil {
+		return nil
+	}
+	return data
+}
+
 // state returns the latest clusterSample and a copy of the history. When the
 // latest clusterSample is missing or stale (the sampler was idle), it wakes the
 // sampler and waits for the next one, until ctx or stop ends; then it

@@ -203,9 +203,11 @@ type stateBody struct {
 			ID string `json:"id"`
 		} `json:"alerts"`
 	} `json:"nodes"`
-	Seen    map[string]int64         `json:"seen"`
-	History map[string][]samplePoint `json:"history"`
-	Points  map[string][]float64     `json:"points"`
+	Seen        map[string]int64         `json:"seen"`
+	History     map[string][]samplePoint `json:"history"`
+	Points      map[string][]float64     `json:"points"`
+	Events      []eventJSON              `json:"events"`
+	LastEventID string                   `json:"lastEventId"`
 }
 
 // /api/state: every node's status with every field present, and the
@@ -536,4 +538,106 @@ func TestDashboardSamplesOnlyWhileSomeoneLooks(t *testing.T) {
 	fc.mu.Lock()
 	assert.Positive(t, fc.calls)
 	fc.mu.Unlock()
+}
+
+// embeddedState reads the state GET / put into the page.
+func embeddedState(t *testing.T, page string) stateBody {
+	t.Helper()
+	const open = `<script id="hive-state" type="application/json">`
+	_, rest, ok := strings.Cut(page, open)
+	require.True(t, ok, "no state element in the page")
+	body, _, ok := strings.Cut(rest, "</script>")
+	require.True(t, ok, "the state element does not end")
+	var s stateBody
+	require.NoError(t, json.Unmarshal([]byte(body), &s), body)
+	return s
+}
+
+// GET / carries the state, recent events included, so the page draws it
+// before the browser's load event; an event's text cannot end the
+// element it is in.
+func TestDashboardPageCarriesTheState(t *testing.T) {
+	fc := newFakeCluster(2)
+	h := dashHandler(t, fc, "")
+	fc.send(t, breakerEvent("gpt-5", messages.BreakerState_open))
+	hostile := breakerEvent("model-01", messages.BreakerState_open)
+	hostile.Line = `</script><script>alert("owned")</script>`
+	fc.send(t, hostile)
+
+	rec := getPath(t, h, "/")
+	require.Equal(t, http.StatusOK, rec.Code)
+	page := rec.Body.String()
+	assert.NotContains(t, page, `<script>alert`, "an event's text ended the state element")
+	s := embeddedState(t, page)
+	assert.Equal(t, "n1", s.Node)
+	require.Len(t, s.Nodes, 1, "the page of a node nobody looked at waited for the first sample")
+	assert.Len(t, s.Nodes[0].Models, 2)
+	require.Len(t, s.Events, 2)
+	assert.Equal(t, "gpt-5", s.Events[0].Model, "the backlog, oldest first")
+	assert.Equal(t, hostile.Line, s.Events[1].Line, "the text itself, escaped")
+	assert.Equal(t, s.Events[1].Stream+"-2", s.LastEventID)
+
+	api := getPath(t, h, "/api/state")
+	require.Equal(t, http.StatusOK, api.Code)
+	var a stateBody
+	require.NoError(t, json.Unmarshal(api.Body.Bytes(), &a))
+	assert.Len(t, a.Events, 2, "/api/state has the same events")
+	assert.Equal(t, s.LastEventID, a.LastEventID)
+}
+
+// With no sample in time (no node answers), the page comes without a state,
+// and its script asks /api/state.
+func TestDashboardPageWithoutAState(t *testing.T) {
+	h := dashHandler(t, silentCluster{}, "")
+	h.dash.cancel() // the sampler stops: no sample will come
+	rec := getPath(t, h, "/")
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Contains(t, rec.Body.String(), stateElement, "the empty state element, as index.html has it")
+}
+
+// silentCluster never answers a status request.
+type silentCluster struct{}
+
+func (silentCluster) Status(ctx context.Context) ([]*messages.NodeStatus, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (silentCluster) Events(ctx context.Context, fn func(Event)) error { <-ctx.Done(); return nil }
+func (silentCluster) Admin(context.Context, string, string, *messages.AdminCommand) ([]*messages.AdminReply, error) {
+	return nil, nil
+}
+
+// A stream the page opens itself (an EventSource cannot set Last-Event-ID)
+// goes on after ?lastEventId=, and starts with the latest sample, so a page
+// that was away is current at once.
+func TestDashboardStreamGoesOnFromTheState(t *testing.T) {
+	fc := newFakeCluster(1)
+	h := dashHandler(t, fc, "")
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for i := range 3 {
+		fc.send(t, breakerEvent(fmt.Sprintf("m%d", i), messages.BreakerState_open))
+	}
+	s := embeddedState(t, getPath(t, h, "/").Body.String())
+	require.Len(t, s.Events, 3)
+	fc.send(t, breakerEvent("after", messages.BreakerState_open))
+
+	res, err := http.Get(srv.URL + "/api/events?lastEventId=" + s.LastEventID)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	r := &sseReader{t: t, sc: bufio.NewScanner(res.Body)}
+	_, e := r.nextEvent()
+	assert.Equal(t, "after", e.Model, "the first event after the state's")
+	require.NotEmpty(t, r.samples, "the latest sample came before the live events")
+	var sample stateBody
+	require.NoError(t, json.Unmarshal([]byte(r.samples[0]), &sample))
+	assert.Equal(t, s.SampledAt, sample.SampledAt, "the sample the state had: the latest")
+
+	// The header wins over the parameter (the browser's own reconnect sends both).
+	res2, r2 := openEvents(t, ctx, srv.URL+"/api/events?lastEventId="+s.LastEventID+"&x=", s.Events[1].Stream+"-1")
+	defer res2.Body.Close()
+	_, e = r2.nextEvent()
+	assert.Equal(t, "m1", e.Model)
 }

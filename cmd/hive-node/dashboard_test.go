@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -272,4 +276,104 @@ func TestDashboardCommand(t *testing.T) {
 	assert.Equal(t, 1, exitCode(err))
 	assert.Contains(t, err.Error(), "does not answer")
 	assert.Equal(t, 2, exitCode(run([]string{"dashboard", "--http-url", "ftp://x"}, &out, &errOut)))
+}
+
+// atLoad, installed in the tab before the page, records what the page
+// shows when the browser fires its load event: the moment a headless
+// `chromium --screenshot` takes its picture.
+const atLoad = `addEventListener('load', () => {
+  const badges = {};
+  for (const b of document.querySelectorAll('[data-testid^="breaker-"]')) badges[b.dataset.testid] = b.textContent;
+  window.hiveAtLoad = {
+    badges,
+    shown: [...document.querySelectorAll('tr[data-key]')].filter((tr) => tr.getClientRects().length > 0).length,
+    summary: document.getElementById('summary').textContent,
+    conn: document.getElementById('conn').textContent,
+    ageMs: performance.now(),
+  };
+});`
+
+type loadView struct {
+	Badges  map[string]string `json:"badges"`
+	Shown   int               `json:"shown"`
+	Summary string            `json:"summary"`
+	Conn    string            `json:"conn"`
+	AgeMs   float64           `json:"ageMs"`
+}
+
+var testModelNames = []string{"primary", "broken", "backup", "dead"}
+
+// TestDashboardColdPage opens the page of a fresh node that nobody looked
+// at and that has served nothing: every model row is drawn by the load
+// event (within the page's first second; the wait for it has a deadline),
+// then the page goes live.
+func TestDashboardColdPage(t *testing.T) {
+	t.Setenv(envAdminToken, "")
+	n, _ := startTestNode(t)
+	ctx := browser(t, 30*time.Second)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tab, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: atLoad})
+		return err
+	})))
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(n.httpURL+"/"))) // returns after the load event
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[loadView](`window.hiveAtLoad`))
+	require.NoError(t, err)
+	t.Logf("at the load event, %.0f ms into the page's life: %d rows, %q, %q", got.AgeMs, got.Shown, got.Summary, got.Conn)
+	assert.Equal(t, len(testModelNames), got.Shown, "rows shown at the load event")
+	for _, m := range testModelNames {
+		assert.Equal(t, "closed", got.Badges["breaker-e2e-"+m], "the breaker of %s at the load event", m)
+	}
+	assert.True(t, strings.HasPrefix(got.Summary, "1 node(s) · 4 model(s) · 0 open"), "summary at the load event: %q", got.Summary)
+	assert.NotContains(t, got.Conn, "reconnecting", "the page has not lost a stream: it has not had one yet")
+
+	// Then it goes live.
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('conn').textContent === 'live from node e2e'`,
+		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(10*time.Second)))
+	require.NoError(t, err, "the page did not go live")
+}
+
+// screenshotFlags are the flags of the README's screenshot command, but the
+// output: headless chromium as root, on an empty profile, with nothing of
+// its own on the network, at the laptop size the page is made for.
+func screenshotFlags(profile string) []string {
+	return []string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--disable-quic", "--user-data-dir=" + profile, "--window-size=1366,768"}
+}
+
+// TestDashboardHeadlessSnapshot runs the README's command line against a
+// fresh node, as issue 20 did: --dump-dom, which takes the page when
+// --screenshot does, shows every model with its breaker, and --screenshot
+// writes a picture of the window's size.
+func TestDashboardHeadlessSnapshot(t *testing.T) {
+	path, err := exec.LookPath("chromium")
+	require.NoError(t, err, "chromium is not installed: apt-get install --no-install-recommends chromium")
+	n, _ := startTestNode(t)
+	chromium := func(args ...string) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, path, append(screenshotFlags(t.TempDir()), append(args, n.httpURL+"/")...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		require.NoError(t, err, "chromium: %s", stderr.String())
+		return out
+	}
+
+	dom := string(chromium("--dump-dom"))
+	for _, m := range testModelNames {
+		assert.Contains(t, dom, `data-testid="breaker-e2e-`+m+`">closed</span>`, "the row of %s", m)
+	}
+	assert.Contains(t, dom, `1 node(s) · 4 model(s) · 0 open`)
+	assert.NotContains(t, dom, ">loading…<")
+
+	shot := filepath.Join(t.TempDir(), "dashboard.png")
+	chromium("--screenshot=" + shot)
+	f, err := os.Open(shot)
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.DecodeConfig(f)
+	require.NoError(t, err)
+	assert.Equal(t, 1366, img.Width)
+	assert.Equal(t, 768, img.Height)
 }

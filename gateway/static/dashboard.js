@@ -1,7 +1,10 @@
 // Hive dashboard: the whole deployment, live. No framework and no build
-// step: /api/state once, then /api/events (server-sent events). Rows are
-// created once per node and model and then updated in place (keyed), and
-// the page renders at most four times a second however fast events come.
+// step. The page arrives with the state in it (#hive-state, the body of
+// /api/state), which this script draws before the browser's load event, so
+// the first paint shows every model; then it follows /api/events
+// (server-sent events) from the last event the state had. Rows are created
+// once per node and model and then updated in place (keyed), and the page
+// renders at most four times a second however fast events come.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -28,7 +31,7 @@
     alertsDirty: true,
     newEvents: [],        // events not yet shown, oldest first
     stream: '', lastSeq: 0,
-    connected: false, lastMessage: 0,
+    connected: false, everConnected: false, lastMessage: 0,
   };
 
   // ---------- formatting ----------
@@ -49,6 +52,7 @@
     return v >= 100 ? Math.round(v).toString() : v >= 10 ? v.toFixed(1) : v.toFixed(2);
   }
   const label = (s) => String(s || '').replace(/_/g, ' ');
+  const clock = (t) => { const d = new Date(t); return [d.getHours(), d.getMinutes(), d.getSeconds()].map((v) => String(v).padStart(2, '0')).join(':'); };
 
   // setText changes a node's text only when it differs: no layout work
   // for rows that did not change.
@@ -180,7 +184,17 @@
       const r = st.rows.get(key);
       if (r) { r.points = (pts || []).slice(); r.chartDirty = true; r.dirty = true; }
     }
+    for (const ev of s.events || []) applyEvent(ev);
+    const [stream, seq] = splitID(s.lastEventId);
+    if (stream && stream !== st.stream) { st.stream = stream; st.lastSeq = 0; }
+    if (stream) st.lastSeq = Math.max(st.lastSeq, seq);
     schedule();
+  }
+
+  // splitID reads an event id, "<stream>-<seq>".
+  function splitID(id) {
+    const i = String(id || '').lastIndexOf('-');
+    return i < 0 ? ['', 0] : [id.slice(0, i), Number(id.slice(i + 1)) || 0];
   }
 
   function applySample(s) {
@@ -484,7 +498,8 @@
       degraded + ' degraded or unavailable · ' + st.alerts.size + ' alert(s)');
     const c = $('conn');
     const quiet = Date.now() - st.lastMessage > 3 * st.meta.intervalMs + 1000;
-    if (!st.connected) { setText(c, 'reconnecting…'); setClass(c, 'conn conn-down'); }
+    if (!st.connected && !st.everConnected) { setText(c, 'state of ' + clock(st.ref) + ' · connecting…'); setClass(c, 'conn conn-wait'); }
+    else if (!st.connected) { setText(c, 'reconnecting…'); setClass(c, 'conn conn-down'); }
     else if (st.sampleError) { setText(c, 'live · ' + st.sampleError); setClass(c, 'conn conn-wait'); }
     else if (quiet) { setText(c, 'live · no sample for ' + fmtDur(Date.now() - st.lastMessage)); setClass(c, 'conn conn-wait'); }
     else { setText(c, 'live from node ' + st.meta.node); setClass(c, 'conn conn-live'); }
@@ -560,9 +575,10 @@
     try { sessionStorage.setItem(TOKEN_KEY, token.value); } catch (e) { /* storage off */ }
   });
 
-  function follow() {
-    const es = new EventSource('/api/events');
-    es.onopen = () => { st.connected = true; schedule(); };
+  // follow opens the event stream after the event lastId.
+  function follow(lastId) {
+    const es = new EventSource('/api/events' + (lastId ? '?lastEventId=' + encodeURIComponent(lastId) : ''));
+    es.onopen = () => { st.connected = true; st.everConnected = true; schedule(); };
     es.onerror = () => { st.connected = es.readyState === EventSource.OPEN; schedule(); };
     es.addEventListener('event', (m) => applyEvent(JSON.parse(m.data)));
     es.addEventListener('sample', (m) => {
@@ -572,20 +588,31 @@
     });
   }
 
+  // begin draws the state s at once (not on the next render tick: the
+  // first paint must show it) and goes live.
+  function begin(s) {
+    clockSkew = s.sampledAt - Date.now();
+    applyState(s);
+    clearTimeout(timer);
+    render();
+    follow(s.lastEventId);
+  }
+
   async function start() {
     try {
       const res = await fetch('/api/state');
       if (!res.ok) throw new Error('HTTP ' + res.status);
-      const s = await res.json();
-      clockSkew = s.sampledAt - Date.now();
-      applyState(s);
-      follow();
+      begin(await res.json());
     } catch (e) {
-      console.error('dashboard: loading the state failed:', e);
+      console.warn('dashboard: loading the state failed:', e);
       setText($('conn'), 'no answer from the node (' + e.message + '); retrying');
       setClass($('conn'), 'conn conn-down');
       setTimeout(start, 2000);
     }
   }
-  start();
+
+  let embedded = null;
+  try { embedded = JSON.parse($('hive-state').textContent); } catch (e) { /* not filled in */ }
+  if (embedded && embedded.sampledAt) begin(embedded);
+  else start();
 })();
