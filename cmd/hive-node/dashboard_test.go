@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"image/png"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +43,14 @@ const badgeWithin = 2 * time.Second
 // the dashboard is tested in a real browser or not at all.
 func browser(t *testing.T, limit time.Duration) context.Context {
 	t.Helper()
+	return browserTolerating(t, limit, "")
+}
+
+// browserTolerating is browser, but the browser's own log of source
+// (such as "network", for requests to a node that is down) does not fail
+// the test; the page's errors and exceptions still do.
+func browserTolerating(t *testing.T, limit time.Duration, source string) context.Context {
+	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatalf("chromium is not installed, and the dashboard is tested in it: "+
@@ -66,7 +77,7 @@ func browser(t *testing.T, limit time.Duration) context.Context {
 				return
 			}
 			t.Logf("browser console: %s", m)
-			if m.IsException() || m.Type == chromedp.ConsoleError {
+			if (m.IsException() || m.Type == chromedp.ConsoleError) && (source == "" || m.Source != source) {
 				t.Errorf("the page failed: %s", m)
 			}
 		}
@@ -376,4 +387,70 @@ func TestDashboardHeadlessSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1366, img.Width)
 	assert.Equal(t, 768, img.Height)
+}
+
+// TestDashboardReconnectsAfterARestart: the page reaches the node through
+// a reverse proxy, as it does behind nginx. The node stops, and while it is
+// down the proxy answers 502, on which the browser gives up its event
+// stream for good; the node starts again on the same address, with one
+// more model. The page shows the new node's rows and its events, live.
+func TestDashboardReconnectsAfterARestart(t *testing.T) {
+	t.Setenv(envAdminToken, "")
+	srv := bustest.NewServer(t)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	start := func(addr, models string) *node {
+		cfg, err := config.Parse(config.GlobalFile, []byte("recovery: {enabled: false}"), config.ModelsFile, []byte(models))
+		require.NoError(t, err)
+		n, err := startNode(&serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: "e2e", httpAddr: addr}, cfg, log)
+		require.NoError(t, err)
+		return n
+	}
+	first := start("127.0.0.1:0", testModels)
+	backend, err := url.Parse(first.httpURL)
+	require.NoError(t, err)
+
+	refused := make(chan struct{}, 1) // the proxy refused the page's event stream
+	proxy := httputil.NewSingleHostReverseProxy(backend)
+	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		w.WriteHeader(http.StatusBadGateway)
+		if r.URL.Path == "/api/events" {
+			select {
+			case refused <- struct{}{}:
+			default:
+			}
+		}
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+
+	ctx := browserTolerating(t, 60*time.Second, "network") // the 502s are logged as network errors
+	live := `document.getElementById('conn').textContent === 'live from node e2e'`
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(front.URL+"/")))
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](live, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(10*time.Second)))
+	require.NoError(t, err, "the page did not go live")
+
+	require.NoError(t, first.shutdown())
+	select {
+	case <-refused:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the page did not try its event stream again while the node was down")
+	}
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('conn').textContent === 'reconnecting…'`,
+		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(5*time.Second)))
+	require.NoError(t, err, "the page does not say it lost the node")
+
+	second := start(backend.Host, testModels+"  extra:\n    provider: sim\n")
+	t.Cleanup(func() { assert.NoError(t, second.shutdown()) })
+
+	// Rows: the model only the new node has shows, so its samples arrive.
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](live+` && document.querySelector('[data-testid="breaker-e2e-extra"]')?.textContent === 'closed'`,
+		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(20*time.Second)))
+	require.NoError(t, err, "the page did not come back live with the restarted node's rows")
+	// Events: a breaker forced open on the new node shows in the list and on its badge.
+	_, err = cli(t, srv.ClientURL(), "breaker", "open", "primary", "--node", "e2e", "--reason", "after the restart")
+	require.NoError(t, err)
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector('[data-testid="breaker-e2e-primary"]')?.textContent === 'forced_open' &&
+		[...document.querySelectorAll('#event-list li')].some((li) => li.textContent.includes('e2e/primary closed -> forced_open (manual)'))`,
+		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(10*time.Second)))
+	require.NoError(t, err, "the restarted node's events do not reach the page")
 }

@@ -2,9 +2,10 @@
 // step. The page arrives with the state in it (#hive-state, the body of
 // /api/state), which this script draws before the browser's load event, so
 // the first paint shows every model; then it follows /api/events
-// (server-sent events) from the last event the state had. Rows are created
-// once per node and model and then updated in place (keyed), and the page
-// renders at most four times a second however fast events come.
+// (server-sent events) from the last event the state had, and opens a new
+// stream whenever the browser gives one up. Rows are created once per node
+// and model and then updated in place (keyed), and the page renders at most
+// four times a second however fast events come.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -32,6 +33,7 @@
     newEvents: [],        // events not yet shown, oldest first
     stream: '', lastSeq: 0,
     connected: false, everConnected: false, lastMessage: 0,
+    reopenMs: 0,          // the wait before opening a stream again; grows while the node does not answer
   };
 
   // ---------- formatting ----------
@@ -171,6 +173,8 @@
   }
 
   // ---------- state ----------
+  // applyState takes a whole state: the page's own, or /api/state after a
+  // stream came back, whose history then fills the charts' gap.
   function applyState(s) {
     st.meta = { node: s.node, adminEnabled: s.adminEnabled, intervalMs: s.intervalMs, windowMs: s.windowMs };
     const note = $('admin-note');
@@ -182,13 +186,21 @@
     applySample(s);
     for (const [key, pts] of Object.entries(s.history || {})) {
       const r = st.rows.get(key);
-      if (r) { r.points = (pts || []).slice(); r.chartDirty = true; r.dirty = true; }
+      if (r) { r.points = mergePoints(r.points, pts || []); r.chartDirty = true; r.dirty = true; }
     }
     for (const ev of s.events || []) applyEvent(ev);
     const [stream, seq] = splitID(s.lastEventId);
     if (stream && stream !== st.stream) { st.stream = stream; st.lastSeq = 0; }
     if (stream) st.lastSeq = Math.max(st.lastSeq, seq);
     schedule();
+  }
+
+  // mergePoints joins two series of points (oldest first) by time.
+  function mergePoints(a, b) {
+    const byTime = new Map();
+    for (const p of a) byTime.set(p[0], p);
+    for (const p of b) byTime.set(p[0], p);
+    return [...byTime.values()].sort((x, y) => x[0] - y[0]);
   }
 
   // splitID reads an event id, "<stream>-<seq>".
@@ -575,17 +587,45 @@
     try { sessionStorage.setItem(TOKEN_KEY, token.value); } catch (e) { /* storage off */ }
   });
 
-  // follow opens the event stream after the event lastId.
+  // follow opens the event stream after the event lastId. The browser
+  // reopens a stream that breaks by itself (sending Last-Event-ID), but
+  // gives one up for good when the answer is not an event stream: a
+  // proxy's 502 while the node restarts, the node's 503 while it stops.
+  // Then the page opens a new one, after a wait that grows to 5 s.
   function follow(lastId) {
     const es = new EventSource('/api/events' + (lastId ? '?lastEventId=' + encodeURIComponent(lastId) : ''));
-    es.onopen = () => { st.connected = true; st.everConnected = true; schedule(); };
-    es.onerror = () => { st.connected = es.readyState === EventSource.OPEN; schedule(); };
+    es.onopen = () => {
+      const back = st.everConnected;
+      st.connected = true;
+      st.everConnected = true;
+      st.reopenMs = 0;
+      schedule();
+      if (back) refresh();
+    };
+    es.onerror = () => {
+      st.connected = es.readyState === EventSource.OPEN;
+      if (es.readyState === EventSource.CLOSED) {
+        st.reopenMs = Math.min(5000, Math.max(1000, st.reopenMs * 2));
+        setTimeout(() => follow(st.stream ? st.stream + '-' + st.lastSeq : lastId), st.reopenMs);
+      }
+      schedule();
+    };
     es.addEventListener('event', (m) => applyEvent(JSON.parse(m.data)));
     es.addEventListener('sample', (m) => {
       const s = JSON.parse(m.data);
       clockSkew = s.sampledAt - Date.now();
       applySample(s);
     });
+  }
+
+  // refresh loads the state again after the stream came back: its history
+  // fills what the charts missed while the page was away. The stream's
+  // first sample has brought the rest already; a failure changes nothing.
+  async function refresh() {
+    try {
+      const res = await fetch('/api/state');
+      if (res.ok) applyState(await res.json());
+    } catch (e) { /* the next sample comes anyway */ }
   }
 
   // begin draws the state s at once (not on the next render tick: the
