@@ -51,7 +51,19 @@
   }
   function fmtMs(v) {
     if (!(v > 0)) return '–';
-    return v >= 100 ? Math.round(v).toString() : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+    return fmtNum(v);
+  }
+  // fmtPair formats two latencies in one unit: ms, or s from 10 s up, so
+  // that neither takes more than four digits.
+  function fmtPair(a, b) {
+    if (Math.max(a, b) < 10000) return [fmtMs(a), fmtMs(b), 'ms'];
+    const s = (v) => (v > 0 ? (v / 1000).toFixed(v >= 100000 ? 0 : 1) : '–');
+    return [s(a), s(b), 's'];
+  }
+  // fmtNum shows three significant digits, all the digits from 100 up
+  // (99.99 is "100", not "100.0").
+  function fmtNum(v) {
+    return v >= 99.95 ? Math.round(v).toString() : v >= 9.995 ? v.toFixed(1) : v.toFixed(2);
   }
   const label = (s) => String(s || '').replace(/_/g, ' ');
   const clock = (t) => { const d = new Date(t); return [d.getHours(), d.getMinutes(), d.getSeconds()].map((v) => String(v).padStart(2, '0')).join(':'); };
@@ -91,7 +103,9 @@
     return n;
   }
 
+  // chart is a sparkline with its scale: the value of its top edge.
   function chart(kind, lines) {
+    const box = el('span', 'chart-box');
     const svg = document.createElementNS(SVG, 'svg');
     svg.setAttribute('class', 'chart');
     svg.setAttribute('viewBox', '0 0 120 28');
@@ -106,7 +120,19 @@
       svg.appendChild(p);
       paths[l] = p;
     }
-    return { svg, title, paths, kind };
+    const scale = el('span', 'scale');
+    scale.setAttribute('aria-hidden', 'true'); // the label says it all
+    box.append(svg, scale);
+    return { box, svg, title, paths, scale, kind };
+  }
+
+  // Each cell has two lines: the value, and what qualifies it.
+  function twoLines(td, first, second) {
+    const a = el('div', 'l1');
+    const b = el('div', 'l2');
+    a.append(...first);
+    b.append(...second);
+    td.append(a, b);
   }
 
   function rowView(node, model) {
@@ -118,33 +144,37 @@
     tr.dataset.key = key;
     const cell = (cls) => { const td = el('td', cls); tr.appendChild(td); return td; };
     const tdModel = cell('model');
-    const name = el('span', '', model);
     const provider = el('span', 'provider');
-    tdModel.append(name, provider);
+    twoLines(tdModel, [el('span', 'name', model)], [provider]);
     tdModel.title = model + ' on ' + node;
     const badge = el('span', 'badge');
     badge.dataset.testid = 'breaker-' + node + '-' + model;
     const since = el('span', 'since');
-    cell('').append(badge, since);
+    twoLines(cell(''), [badge], [since]);
     const health = el('span', 'badge');
     health.dataset.testid = 'health-' + node + '-' + model;
-    cell('').append(health);
-    const ramp = cell('num');
-    const bulk = el('span', 'bulk');
+    const ramp = el('span', 'ramp');
+    twoLines(cell(''), [health], [ramp]);
     const bulkText = el('span');
+    const queued = el('span', 'queued');
     const bar = el('span', 'bar');
     const barFill = el('span');
     bar.appendChild(barFill);
-    const queued = el('span', 'queued');
-    bulk.append(bulkText, bar, queued);
-    cell('').append(bulk);
-    const rps = cell('num');
-    const success = cell('num');
-    const lat = cell('num');
+    twoLines(cell('bulk'), [bulkText], [bar, queued]);
+    const p50 = el('span');
+    const p99 = el('span');
     const latChart = chart('latency', ['p99', 'p50']);
-    cell('').append(latChart.svg);
+    const lat = el('div', 'm');
+    cell('metric').append(lat);
+    lat.append(el('div', 'vals'), latChart.box);
+    twoLines(lat.firstChild, [p50], [p99]);
+    const rps = el('span');
+    const success = el('span');
     const trafficChart = chart('traffic', ['req', 'fail']);
-    cell('').append(trafficChart.svg);
+    const traffic = el('div', 'm');
+    cell('metric').append(traffic);
+    traffic.append(el('div', 'vals'), trafficChart.box);
+    twoLines(traffic.firstChild, [rps], [success]);
     const actions = el('div', 'actions');
     actions.setAttribute('role', 'group');
     actions.setAttribute('aria-label', 'actions for ' + model + ' on ' + node);
@@ -166,7 +196,7 @@
       health: 'unknown', healthRecv: 0, rampRecv: 0, sampledAt: 0,
       dirty: true, chartDirty: true,
       tr, provider, badge, since, healthEl: health, ramp, rampPct: 100, bulkText, bar, barFill, queued,
-      rps, success, lat, latChart, trafficChart,
+      rps, success, p50, p99, latChart, trafficChart,
     };
     st.rows.set(key, r);
     return r;
@@ -368,14 +398,15 @@
     const hide = !shown(r);
     if (r.tr.hidden !== hide) r.tr.hidden = hide;
     const m = r.data || {};
-    setText(r.provider, m.provider || '');
-    r.tr.classList.toggle('disabled', m.enabled === false);
+    const off = m.enabled === false;
+    setText(r.provider, (m.provider || '') + (off ? ' · disabled' : ''));
+    r.tr.classList.toggle('disabled', off);
     setText(r.badge, r.breaker);
     setClass(r.badge, 'badge b-' + r.breaker);
-    setText(r.since, r.breakerSince ? fmtDur(Math.max(0, now() - r.breakerSince)) : '');
-    setText(r.healthEl, label(r.health) + (m.enabled === false ? ' (off)' : ''));
+    setText(r.since, r.breakerSince ? 'for ' + fmtDur(Math.max(0, now() - r.breakerSince)) : '');
+    setText(r.healthEl, label(r.health));
     setClass(r.healthEl, 'badge h-' + r.health);
-    setText(r.ramp, num(r.rampPct) + '%');
+    setText(r.ramp, 'ramp ' + num(r.rampPct) + '%');
     const inFlight = num(m.inFlight), max = num(m.maxConcurrent), q = num(m.queued);
     setText(r.bulkText, inFlight + '/' + (max || '∞'));
     const use = max ? Math.min(1, inFlight / max) : 0;
@@ -385,10 +416,12 @@
     r.bar.title = 'bulkhead ' + Math.round(use * 100) + '% used';
     setText(r.queued, q ? 'q ' + q : '');
     const s = stats(r.points);
-    setText(r.rps, s.rate === null ? '–' : s.rate >= 10 ? s.rate.toFixed(0) : s.rate.toFixed(1));
-    setText(r.success, s.success === null ? '–' : (s.success * 100).toFixed(s.success === 1 ? 0 : 1) + '%');
+    setText(r.rps, (s.rate === null ? '–' : s.rate >= 10 ? s.rate.toFixed(0) : s.rate.toFixed(1)) + ' req/s');
+    setText(r.success, s.success === null ? '– ok' : (s.success * 100).toFixed(s.success === 1 ? 0 : 1) + '% ok');
     const ev = m.evidence || {};
-    setText(r.lat, fmtMs(num(ev.latencyP50Ms)) + ' / ' + fmtMs(num(ev.latencyP99Ms)) + ' ms');
+    const [p50, p99, unit] = fmtPair(num(ev.latencyP50Ms), num(ev.latencyP99Ms));
+    setText(r.p50, 'p50 ' + p50 + ' ' + unit);
+    setText(r.p99, 'p99 ' + p99 + ' ' + unit);
   }
 
   // stats sums the points of the last minute.
@@ -423,8 +456,10 @@
       }
       return d;
     };
-    let maxLat = 1, maxP99 = 0;
+    let maxLat = 0, maxP99 = 0;
     for (const p of pts) { maxLat = Math.max(maxLat, p[5], p[4]); maxP99 = Math.max(maxP99, p[5]); }
+    setText(r.latChart.scale, maxLat > 0 ? (maxLat >= 10000 ? fmtNum(maxLat / 1000) + ' s' : fmtNum(maxLat) + ' ms') : '');
+    maxLat = Math.max(1, maxLat);
     maxLat *= 1.1;
     r.latChart.paths.p50.setAttribute('d', path((p) => p[4], maxLat));
     r.latChart.paths.p99.setAttribute('d', path((p) => p[5], maxLat));
@@ -435,8 +470,10 @@
     r.latChart.svg.setAttribute('aria-label', r.model + ' on ' + r.node + ': ' + latText);
 
     const dt = (p, i) => Math.max(0.001, (i > 0 && p[0] - pts[i - 1][0] <= gap ? p[0] - pts[i - 1][0] : st.meta.intervalMs) / 1000);
-    let maxRate = 0.1, total = 0, failed = 0;
+    let maxRate = 0, total = 0, failed = 0;
     pts.forEach((p, i) => { maxRate = Math.max(maxRate, p[1] / dt(p, i)); total += p[1]; failed += p[3]; });
+    setText(r.trafficChart.scale, maxRate > 0 ? fmtNum(maxRate) + '/s' : '');
+    maxRate = Math.max(0.1, maxRate);
     maxRate *= 1.1;
     r.trafficChart.paths.req.setAttribute('d', path((p, i) => p[1] / dt(p, i), maxRate));
     r.trafficChart.paths.fail.setAttribute('d', path((p, i) => p[3] / dt(p, i), maxRate));
