@@ -124,7 +124,7 @@ func fillHistory(s *sampler, now time.Time) {
 
 // The layout holds the longest text of every cell without cutting it,
 // the charts are big enough to read and say their scale, and at 1280
-// pixels too.
+// pixels too. Without an operator token every action is off and says why.
 func TestDashboardLayoutInABrowser(t *testing.T) {
 	h := dashHandler(t, &worstCluster{}, "")
 	h.dash.sampler.sample(context.Background(), time.Now()) // the series exist from here
@@ -171,6 +171,15 @@ func TestDashboardLayoutInABrowser(t *testing.T) {
 			}
 		})
 	}
+
+	// No token on this node: every action is off, and says why.
+	buttons, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('button[data-cmd]')].map((b) => (b.disabled ? 'off' : 'ON') + ': ' + b.title)`))
+	require.NoError(t, err)
+	want := make([]string, 4*5+1) // five per model, and the alert's Ack
+	for i := range want {
+		want[i] = "off: Admin actions are off: node n1 was started without an operator token (HIVE_ADMIN_TOKEN)"
+	}
+	assert.Equal(t, want, buttons, "every action button: disabled, and why")
 
 	if keep := os.Getenv("HIVE_DASHBOARD_LAYOUT_SCREENSHOT"); keep != "" { // to look at it after the test
 		require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1366, 768)))

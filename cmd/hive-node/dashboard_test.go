@@ -317,7 +317,8 @@ var testModelNames = []string{"primary", "broken", "backup", "dead"}
 // TestDashboardColdPage opens the page of a fresh node that nobody looked
 // at and that has served nothing: every model row is drawn by the load
 // event (within the page's first second; the wait for it has a deadline),
-// then the page goes live.
+// then the page goes live. The node has no operator token, so every
+// action button is off and its tooltip says why.
 func TestDashboardColdPage(t *testing.T) {
 	t.Setenv(envAdminToken, "")
 	n, _ := startTestNode(t)
@@ -342,6 +343,14 @@ func TestDashboardColdPage(t *testing.T) {
 	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('conn').textContent === 'live from node e2e'`,
 		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(10*time.Second)))
 	require.NoError(t, err, "the page did not go live")
+
+	buttons, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('button[data-cmd]')].map((b) => (b.disabled ? 'off' : 'ON') + ': ' + b.title)`))
+	require.NoError(t, err)
+	want := make([]string, 5*len(testModelNames))
+	for i := range want {
+		want[i] = "off: Admin actions are off: node e2e was started without an operator token (HIVE_ADMIN_TOKEN)"
+	}
+	assert.Equal(t, want, buttons, "every action button: disabled, and why")
 }
 
 // screenshotFlags are the flags of the README's screenshot command, but the

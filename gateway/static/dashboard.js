@@ -68,6 +68,19 @@
   const label = (s) => String(s || '').replace(/_/g, ' ');
   const clock = (t) => { const d = new Date(t); return [d.getHours(), d.getMinutes(), d.getSeconds()].map((v) => String(v).padStart(2, '0')).join(':'); };
 
+  // adminOff is why the buttons are off, or '' when they are on.
+  function adminOff() {
+    return st.meta.adminEnabled ? '' : 'Admin actions are off: node ' + st.meta.node +
+      ' was started without an operator token (HIVE_ADMIN_TOKEN)';
+  }
+  // setAdmin turns an action button off, with the reason as its tooltip,
+  // when the node has no operator token: it would only be refused.
+  function setAdmin(b) {
+    const off = adminOff();
+    if (b.disabled !== !!off) b.disabled = !!off;
+    if (off) b.title = off; else b.removeAttribute('title');
+  }
+
   // setText changes a node's text only when it differs: no layout work
   // for rows that did not change.
   function setText(el, text) {
@@ -186,6 +199,7 @@
       b.dataset.model = model;
       b.dataset.testid = cmd + '-' + node + '-' + model;
       b.setAttribute('aria-label', what + ' ' + model + ' on ' + node);
+      setAdmin(b);
       actions.appendChild(b);
     }
     cell('').append(actions);
@@ -211,8 +225,9 @@
     note.hidden = s.adminEnabled;
     if (!s.adminEnabled) {
       note.textContent = 'Admin actions are off on node ' + s.node +
-        ': it was started without an operator token (HIVE_ADMIN_TOKEN). The buttons will be refused.';
+        ': it was started without an operator token (HIVE_ADMIN_TOKEN), so the buttons are off.';
     }
+    for (const b of document.querySelectorAll('button[data-cmd]')) setAdmin(b);
     applySample(s);
     for (const [key, pts] of Object.entries(s.history || {})) {
       const r = st.rows.get(key);
@@ -500,6 +515,7 @@
         b.dataset.cmd = 'alert_ack';
         b.dataset.alert = id;
         b.dataset.testid = 'ack-' + id;
+        setAdmin(b);
         li.append(b);
       }
       const al = a.alert;
