@@ -34,7 +34,7 @@ func AdminRequest(ctx context.Context, nc *nats.Conn, s Subjects, node, command 
 	if cmd == nil {
 		cmd = &messages.AdminCommand{}
 	}
-	msg, err := newMsg(subject, Protobuf, cmd)
+	msg, err := NewMsg(subject, Protobuf, cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func ChaosRequest(ctx context.Context, nc *nats.Conn, s Subjects, node string, c
 		spec = proto.Clone(spec).(*messages.FaultSpec)
 		spec.Id = NewFaultID()
 	}
-	msg, err := newMsg(subject, Protobuf, spec)
+	msg, err := NewMsg(subject, Protobuf, spec)
 	if err != nil {
 		return nil, err
 	}

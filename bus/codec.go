@@ -122,16 +122,17 @@ func Decode(enc Encoding, body []byte, m proto.Message) error {
 // publish sends m on subject in enc, with the Content-Type and Hive-Type
 // headers: how events, audit records and admin and chaos replies go out.
 func publish(nc *nats.Conn, subject string, enc Encoding, m proto.Message) error {
-	msg, err := newMsg(subject, enc, m)
+	msg, err := NewMsg(subject, enc, m)
 	if err != nil {
 		return err
 	}
 	return nc.PublishMsg(msg)
 }
 
-// newMsg encodes m in enc as a message on subject with the Content-Type
-// and Hive-Type headers.
-func newMsg(subject string, enc Encoding, m proto.Message) (*nats.Msg, error) {
+// NewMsg encodes m in enc as a message on subject with the Content-Type
+// and Hive-Type headers: every Hive message sent outside an Ingress is
+// made here.
+func NewMsg(subject string, enc Encoding, m proto.Message) (*nats.Msg, error) {
 	body, err := Encode(enc, m)
 	if err != nil {
 		return nil, err

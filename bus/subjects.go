@@ -117,6 +117,27 @@ func (s Subjects) ChaosClear(node string) string {
 	return s.join("chaos", node, "clear")
 }
 
+// JobsSubmit is where durable jobs are submitted (request-reply:
+// InferRequest -> JobAccepted): hive.v1.jobs.submit.
+func (s Subjects) JobsSubmit() string { return s.join("jobs", "submit") }
+
+// JobsGet is where a job's state is read (request-reply: JobQuery ->
+// JobStatus): hive.v1.jobs.get.
+func (s Subjects) JobsGet() string { return s.join("jobs", "get") }
+
+// JobsDone is where a job's JobStatus is published when it ends:
+// hive.v1.jobs.done.<job_id>.
+func (s Subjects) JobsDone(id string) string { return s.join("jobs", "done", id) }
+
+// JobsQueue is the subject a submitted job is stored under in the
+// JetStream work queue, one per priority class ("normal", "critical"):
+// hive.v1.jobs.queue.<class>. Nothing subscribes to it in core NATS.
+func (s Subjects) JobsQueue(class string) string { return s.join("jobs", "queue", class) }
+
+// JobsQueues is the wildcard of every JobsQueue subject, for the stream:
+// hive.v1.jobs.queue.>.
+func (s Subjects) JobsQueues() string { return s.join("jobs", "queue", ">") }
+
 // tokenError says why a name cannot be a subject token. It matches
 // ErrInvalidName.
 type tokenError struct {

@@ -26,6 +26,11 @@ func TestSubjects(t *testing.T) {
 		{"admin all", def.AdminAll("status"), "hive.v1.admin.all.status"},
 		{"chaos inject", def.ChaosInject("n1"), "hive.v1.chaos.n1.inject"},
 		{"chaos clear", def.ChaosClear("n1"), "hive.v1.chaos.n1.clear"},
+		{"jobs submit", def.JobsSubmit(), "hive.v1.jobs.submit"},
+		{"jobs get", def.JobsGet(), "hive.v1.jobs.get"},
+		{"jobs done", def.JobsDone("j1"), "hive.v1.jobs.done.j1"},
+		{"jobs queue", def.JobsQueue("critical"), "hive.v1.jobs.queue.critical"},
+		{"jobs queues", def.JobsQueues(), "hive.v1.jobs.queue.>"},
 		{"zero value", bus.Subjects{}.Infer(), "hive.v1.infer"},
 		{"custom prefix", acme.Breaker("n2", "m"), "acme.hive.v1.events.breaker.n2.m"},
 	}

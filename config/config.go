@@ -88,6 +88,7 @@ type Global struct {
 	Alerts          Alerts          // alerts: block, alert rules and webhooks
 	Persistence     Persistence     // persistence: block, the JetStream audit trail and breaker states
 	Chaos           Chaos           // chaos: block, fault injection for chaos runs (off by default)
+	Jobs            Jobs            // jobs: block, durable jobs and idempotency keys (need persistence)
 }
 
 // Retry configures retries of the same model: the n-th retry waits
@@ -296,6 +297,7 @@ func defaultGlobal() Global {
 			Failures: 10, Timeout: 2 * time.Minute, Cooldown: 30 * time.Second},
 		Alerts:      defaultAlerts(),
 		Persistence: defaultPersistence(),
+		Jobs:        defaultJobs(),
 	}
 }
 

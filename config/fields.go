@@ -44,6 +44,7 @@ func (d *decoder) globalFields(g *Global) map[string]field {
 		"alerts":                d.block(d.alertsFields(&g.Alerts)),
 		"persistence":           d.block(d.persistenceFields(&g.Persistence)),
 		"chaos":                 d.block(d.chaosFields(&g.Chaos)),
+		"jobs":                  d.block(d.jobsFields(&g.Jobs)),
 	}
 }
 

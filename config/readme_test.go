@@ -90,6 +90,7 @@ func globalBlocks(d *decoder) map[string]map[string]field {
 		"alerts":          alertsKeys(d),
 		"persistence":     d.persistenceFields(&Persistence{}),
 		"chaos":           d.chaosFields(&Chaos{}),
+		"jobs":            d.jobsFields(&Jobs{}),
 	}
 }
 

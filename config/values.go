@@ -69,6 +69,19 @@ func (d *decoder) duration(dst *time.Duration, positive bool) field {
 	}
 }
 
+// durationAtLeast decodes a duration of at least least.
+func (d *decoder) durationAtLeast(dst *time.Duration, least time.Duration) field {
+	inner := d.duration(dst, positive)
+	return func(v *yaml.Node, path string) {
+		before := *dst
+		inner(v, path)
+		if *dst != before && *dst < least {
+			d.errorf(v, path, "%q is below %s", raw(v), least)
+			*dst = before
+		}
+	}
+}
+
 var millis = regexp.MustCompile(`^[+-]?[0-9]+$`)
 
 func parseDuration(s string) (time.Duration, error) {

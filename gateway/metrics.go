@@ -188,7 +188,7 @@ func NewMetrics(node string) *Metrics {
 	m.alerts = counter("hive_alerts_total", "Alert events by rule, severity and state.", "rule", "severity", "state")
 	m.alertsFiring = gauge("hive_alerts_firing", "Alerts fired or escalated and not yet resolved.", "rule")
 	m.refusedReplies = counter("hive_refused_replies_total", "Requests dropped unserved because their reply subject is not under the configured reply prefixes, by endpoint.", "endpoint")
-	for _, e := range []string{"infer", "admin", "chaos"} {
+	for _, e := range []string{"infer", "admin", "chaos", "jobs"} {
 		m.refusedReplies.WithLabelValues(e) // every series from the start, at 0
 	}
 	m.reg.MustRegister(m.degradation, m.overhead,
@@ -226,7 +226,8 @@ func NewMetrics(node string) *Metrics {
 }
 
 // RefusedReply counts a request dropped because its reply subject is not
-// an inbox (see bus.ReplyGuard); endpoint is "infer", "admin" or "chaos".
+// an inbox (see bus.ReplyGuard); endpoint is "infer", "admin", "chaos" or
+// "jobs".
 func (m *Metrics) RefusedReply(endpoint string) {
 	m.refusedReplies.WithLabelValues(endpoint).Inc()
 }

@@ -706,6 +706,61 @@ func (FaultSpec_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_hive_proto_rawDescGZIP(), []int{16, 0}
 }
 
+type JobStatus_State int32
+
+const (
+	JobStatus_unknown JobStatus_State = 0
+	JobStatus_queued  JobStatus_State = 1 // stored, not yet taken by a node
+	JobStatus_running JobStatus_State = 2 // a node is serving it
+	JobStatus_done    JobStatus_State = 3 // served: result holds the answer
+	JobStatus_failed  JobStatus_State = 4 // ended with an error: result.error says why
+)
+
+// Enum value maps for JobStatus_State.
+var (
+	JobStatus_State_name = map[int32]string{
+		0: "unknown",
+		1: "queued",
+		2: "running",
+		3: "done",
+		4: "failed",
+	}
+	JobStatus_State_value = map[string]int32{
+		"unknown": 0,
+		"queued":  1,
+		"running": 2,
+		"done":    3,
+		"failed":  4,
+	}
+)
+
+func (x JobStatus_State) Enum() *JobStatus_State {
+	p := new(JobStatus_State)
+	*p = x
+	return p
+}
+
+func (x JobStatus_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobStatus_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_hive_proto_enumTypes[11].Descriptor()
+}
+
+func (JobStatus_State) Type() protoreflect.EnumType {
+	return &file_hive_proto_enumTypes[11]
+}
+
+func (x JobStatus_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobStatus_State.Descriptor instead.
+func (JobStatus_State) EnumDescriptor() ([]byte, []int) {
+	return file_hive_proto_rawDescGZIP(), []int{20, 0}
+}
+
 // ChatMessage is one turn of a conversation.
 type ChatMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2545,6 +2600,257 @@ func (x *FaultAck) GetActive() []string {
 	return nil
 }
 
+// JobAccepted answers hive.v1.jobs.submit: the job is stored in the
+// deployment's JetStream work queue (with the stream's replication) and
+// will run on some node. duplicate is set when its idempotency key had
+// already been submitted: job_id is then the first submission's.
+type JobAccepted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Duplicate     bool                   `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Error         *Error                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobAccepted) Reset() {
+	*x = JobAccepted{}
+	mi := &file_hive_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobAccepted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobAccepted) ProtoMessage() {}
+
+func (x *JobAccepted) ProtoReflect() protoreflect.Message {
+	mi := &file_hive_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobAccepted.ProtoReflect.Descriptor instead.
+func (*JobAccepted) Descriptor() ([]byte, []int) {
+	return file_hive_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *JobAccepted) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobAccepted) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+func (x *JobAccepted) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// JobQuery asks hive.v1.jobs.get for a job's state. With wait_ms the node
+// answers when the job ends, or after wait_ms at the latest.
+type JobQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	WaitMs        int32                  `protobuf:"varint,2,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobQuery) Reset() {
+	*x = JobQuery{}
+	mi := &file_hive_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobQuery) ProtoMessage() {}
+
+func (x *JobQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_hive_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobQuery.ProtoReflect.Descriptor instead.
+func (*JobQuery) Descriptor() ([]byte, []int) {
+	return file_hive_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *JobQuery) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobQuery) GetWaitMs() int32 {
+	if x != nil {
+		return x.WaitMs
+	}
+	return 0
+}
+
+// JobStatus is a job's state: the answer of hive.v1.jobs.get, the record
+// kept in the jobs bucket, and the event on hive.v1.jobs.done.<job_id>.
+type JobStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	State JobStatus_State        `protobuf:"varint,2,opt,name=state,proto3,enum=hive.v1.JobStatus_State" json:"state,omitempty"`
+	// node is the node running it, or the one that ended it.
+	Node   string         `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Result *InferResponse `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	// deliveries counts the nodes that took the job: above 1, a node
+	// stopped or died while running it, and another ran it again.
+	Deliveries uint32                 `protobuf:"varint,5,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	Submitted  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=submitted,proto3" json:"submitted,omitempty"`
+	Updated    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated,proto3" json:"updated,omitempty"`
+	Model      string                 `protobuf:"bytes,8,opt,name=model,proto3" json:"model,omitempty"`
+	// body_hash is the SHA-256 of the request as submitted, so that a
+	// repeated idempotency key with another request is refused.
+	BodyHash       []byte `protobuf:"bytes,9,opt,name=body_hash,json=bodyHash,proto3" json:"body_hash,omitempty"`
+	IdempotencyKey string `protobuf:"bytes,10,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// error is set on a hive.v1.jobs.get answer that has no job to show
+	// (not_found, bad_request).
+	Error         *Error `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobStatus) Reset() {
+	*x = JobStatus{}
+	mi := &file_hive_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobStatus) ProtoMessage() {}
+
+func (x *JobStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_hive_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
+func (*JobStatus) Descriptor() ([]byte, []int) {
+	return file_hive_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *JobStatus) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobStatus) GetState() JobStatus_State {
+	if x != nil {
+		return x.State
+	}
+	return JobStatus_unknown
+}
+
+func (x *JobStatus) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *JobStatus) GetResult() *InferResponse {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *JobStatus) GetDeliveries() uint32 {
+	if x != nil {
+		return x.Deliveries
+	}
+	return 0
+}
+
+func (x *JobStatus) GetSubmitted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Submitted
+	}
+	return nil
+}
+
+func (x *JobStatus) GetUpdated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Updated
+	}
+	return nil
+}
+
+func (x *JobStatus) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *JobStatus) GetBodyHash() []byte {
+	if x != nil {
+		return x.BodyHash
+	}
+	return nil
+}
+
+func (x *JobStatus) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *JobStatus) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_hive_proto protoreflect.FileDescriptor
 
 const file_hive_proto_rawDesc = "" +
@@ -2796,7 +3102,37 @@ const file_hive_proto_rawDesc = "" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x19\n" +
 	"\bfault_id\x18\x03 \x01(\tR\afaultId\x12$\n" +
 	"\x05error\x18\x04 \x01(\v2\x0e.hive.v1.ErrorR\x05error\x12\x16\n" +
-	"\x06active\x18\x05 \x03(\tR\x06active*\x9b\x02\n" +
+	"\x06active\x18\x05 \x03(\tR\x06active\"h\n" +
+	"\vJobAccepted\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12$\n" +
+	"\x05error\x18\x03 \x01(\v2\x0e.hive.v1.ErrorR\x05error\":\n" +
+	"\bJobQuery\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
+	"\await_ms\x18\x02 \x01(\x05R\x06waitMs\"\xed\x03\n" +
+	"\tJobStatus\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12.\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x18.hive.v1.JobStatus.StateR\x05state\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12.\n" +
+	"\x06result\x18\x04 \x01(\v2\x16.hive.v1.InferResponseR\x06result\x12\x1e\n" +
+	"\n" +
+	"deliveries\x18\x05 \x01(\rR\n" +
+	"deliveries\x128\n" +
+	"\tsubmitted\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tsubmitted\x124\n" +
+	"\aupdated\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12\x14\n" +
+	"\x05model\x18\b \x01(\tR\x05model\x12\x1b\n" +
+	"\tbody_hash\x18\t \x01(\fR\bbodyHash\x12'\n" +
+	"\x0fidempotency_key\x18\n" +
+	" \x01(\tR\x0eidempotencyKey\x12$\n" +
+	"\x05error\x18\v \x01(\v2\x0e.hive.v1.ErrorR\x05error\"C\n" +
+	"\x05State\x12\v\n" +
+	"\aunknown\x10\x00\x12\n" +
+	"\n" +
+	"\x06queued\x10\x01\x12\v\n" +
+	"\arunning\x10\x02\x12\b\n" +
+	"\x04done\x10\x03\x12\n" +
+	"\n" +
+	"\x06failed\x10\x04*\x9b\x02\n" +
 	"\n" +
 	"ErrorClass\x12\x06\n" +
 	"\x02ok\x10\x00\x12\v\n" +
@@ -2855,8 +3191,8 @@ func file_hive_proto_rawDescGZIP() []byte {
 	return file_hive_proto_rawDescData
 }
 
-var file_hive_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_hive_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_hive_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_hive_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_hive_proto_goTypes = []any{
 	(ErrorClass)(0),               // 0: hive.v1.ErrorClass
 	(Degradation)(0),              // 1: hive.v1.Degradation
@@ -2869,73 +3205,83 @@ var file_hive_proto_goTypes = []any{
 	(Alert_Severity)(0),           // 8: hive.v1.Alert.Severity
 	(Alert_State)(0),              // 9: hive.v1.Alert.State
 	(FaultSpec_Kind)(0),           // 10: hive.v1.FaultSpec.Kind
-	(*ChatMessage)(nil),           // 11: hive.v1.ChatMessage
-	(*InferRequest)(nil),          // 12: hive.v1.InferRequest
-	(*Attempt)(nil),               // 13: hive.v1.Attempt
-	(*Usage)(nil),                 // 14: hive.v1.Usage
-	(*Error)(nil),                 // 15: hive.v1.Error
-	(*InferResponse)(nil),         // 16: hive.v1.InferResponse
-	(*InferChunk)(nil),            // 17: hive.v1.InferChunk
-	(*Evidence)(nil),              // 18: hive.v1.Evidence
-	(*HealthChanged)(nil),         // 19: hive.v1.HealthChanged
-	(*BreakerTransition)(nil),     // 20: hive.v1.BreakerTransition
-	(*RecoveryEvent)(nil),         // 21: hive.v1.RecoveryEvent
-	(*Alert)(nil),                 // 22: hive.v1.Alert
-	(*AdminCommand)(nil),          // 23: hive.v1.AdminCommand
-	(*ModelStatus)(nil),           // 24: hive.v1.ModelStatus
-	(*NodeStatus)(nil),            // 25: hive.v1.NodeStatus
-	(*AdminReply)(nil),            // 26: hive.v1.AdminReply
-	(*FaultSpec)(nil),             // 27: hive.v1.FaultSpec
-	(*FaultAck)(nil),              // 28: hive.v1.FaultAck
-	nil,                           // 29: hive.v1.InferRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(JobStatus_State)(0),          // 11: hive.v1.JobStatus.State
+	(*ChatMessage)(nil),           // 12: hive.v1.ChatMessage
+	(*InferRequest)(nil),          // 13: hive.v1.InferRequest
+	(*Attempt)(nil),               // 14: hive.v1.Attempt
+	(*Usage)(nil),                 // 15: hive.v1.Usage
+	(*Error)(nil),                 // 16: hive.v1.Error
+	(*InferResponse)(nil),         // 17: hive.v1.InferResponse
+	(*InferChunk)(nil),            // 18: hive.v1.InferChunk
+	(*Evidence)(nil),              // 19: hive.v1.Evidence
+	(*HealthChanged)(nil),         // 20: hive.v1.HealthChanged
+	(*BreakerTransition)(nil),     // 21: hive.v1.BreakerTransition
+	(*RecoveryEvent)(nil),         // 22: hive.v1.RecoveryEvent
+	(*Alert)(nil),                 // 23: hive.v1.Alert
+	(*AdminCommand)(nil),          // 24: hive.v1.AdminCommand
+	(*ModelStatus)(nil),           // 25: hive.v1.ModelStatus
+	(*NodeStatus)(nil),            // 26: hive.v1.NodeStatus
+	(*AdminReply)(nil),            // 27: hive.v1.AdminReply
+	(*FaultSpec)(nil),             // 28: hive.v1.FaultSpec
+	(*FaultAck)(nil),              // 29: hive.v1.FaultAck
+	(*JobAccepted)(nil),           // 30: hive.v1.JobAccepted
+	(*JobQuery)(nil),              // 31: hive.v1.JobQuery
+	(*JobStatus)(nil),             // 32: hive.v1.JobStatus
+	nil,                           // 33: hive.v1.InferRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
 }
 var file_hive_proto_depIdxs = []int32{
-	11, // 0: hive.v1.InferRequest.messages:type_name -> hive.v1.ChatMessage
+	12, // 0: hive.v1.InferRequest.messages:type_name -> hive.v1.ChatMessage
 	4,  // 1: hive.v1.InferRequest.priority:type_name -> hive.v1.InferRequest.Priority
-	29, // 2: hive.v1.InferRequest.metadata:type_name -> hive.v1.InferRequest.MetadataEntry
+	33, // 2: hive.v1.InferRequest.metadata:type_name -> hive.v1.InferRequest.MetadataEntry
 	0,  // 3: hive.v1.Attempt.error_class:type_name -> hive.v1.ErrorClass
 	0,  // 4: hive.v1.Error.class:type_name -> hive.v1.ErrorClass
-	13, // 5: hive.v1.InferResponse.attempts:type_name -> hive.v1.Attempt
-	14, // 6: hive.v1.InferResponse.usage:type_name -> hive.v1.Usage
+	14, // 5: hive.v1.InferResponse.attempts:type_name -> hive.v1.Attempt
+	15, // 6: hive.v1.InferResponse.usage:type_name -> hive.v1.Usage
 	1,  // 7: hive.v1.InferResponse.degradation:type_name -> hive.v1.Degradation
-	15, // 8: hive.v1.InferResponse.error:type_name -> hive.v1.Error
+	16, // 8: hive.v1.InferResponse.error:type_name -> hive.v1.Error
 	5,  // 9: hive.v1.InferChunk.outcome:type_name -> hive.v1.InferChunk.Outcome
-	15, // 10: hive.v1.InferChunk.error:type_name -> hive.v1.Error
-	14, // 11: hive.v1.InferChunk.usage:type_name -> hive.v1.Usage
-	13, // 12: hive.v1.InferChunk.attempts:type_name -> hive.v1.Attempt
-	30, // 13: hive.v1.HealthChanged.time:type_name -> google.protobuf.Timestamp
+	16, // 10: hive.v1.InferChunk.error:type_name -> hive.v1.Error
+	15, // 11: hive.v1.InferChunk.usage:type_name -> hive.v1.Usage
+	14, // 12: hive.v1.InferChunk.attempts:type_name -> hive.v1.Attempt
+	34, // 13: hive.v1.HealthChanged.time:type_name -> google.protobuf.Timestamp
 	2,  // 14: hive.v1.HealthChanged.from:type_name -> hive.v1.HealthStatus
 	2,  // 15: hive.v1.HealthChanged.to:type_name -> hive.v1.HealthStatus
-	18, // 16: hive.v1.HealthChanged.evidence:type_name -> hive.v1.Evidence
-	30, // 17: hive.v1.BreakerTransition.time:type_name -> google.protobuf.Timestamp
+	19, // 16: hive.v1.HealthChanged.evidence:type_name -> hive.v1.Evidence
+	34, // 17: hive.v1.BreakerTransition.time:type_name -> google.protobuf.Timestamp
 	3,  // 18: hive.v1.BreakerTransition.from:type_name -> hive.v1.BreakerState
 	3,  // 19: hive.v1.BreakerTransition.to:type_name -> hive.v1.BreakerState
 	6,  // 20: hive.v1.BreakerTransition.reason:type_name -> hive.v1.BreakerTransition.Reason
-	30, // 21: hive.v1.BreakerTransition.open_until:type_name -> google.protobuf.Timestamp
-	18, // 22: hive.v1.BreakerTransition.evidence:type_name -> hive.v1.Evidence
-	30, // 23: hive.v1.RecoveryEvent.time:type_name -> google.protobuf.Timestamp
+	34, // 21: hive.v1.BreakerTransition.open_until:type_name -> google.protobuf.Timestamp
+	19, // 22: hive.v1.BreakerTransition.evidence:type_name -> hive.v1.Evidence
+	34, // 23: hive.v1.RecoveryEvent.time:type_name -> google.protobuf.Timestamp
 	7,  // 24: hive.v1.RecoveryEvent.kind:type_name -> hive.v1.RecoveryEvent.Kind
-	30, // 25: hive.v1.Alert.time:type_name -> google.protobuf.Timestamp
+	34, // 25: hive.v1.Alert.time:type_name -> google.protobuf.Timestamp
 	8,  // 26: hive.v1.Alert.severity:type_name -> hive.v1.Alert.Severity
 	9,  // 27: hive.v1.Alert.state:type_name -> hive.v1.Alert.State
 	3,  // 28: hive.v1.ModelStatus.breaker:type_name -> hive.v1.BreakerState
 	2,  // 29: hive.v1.ModelStatus.health:type_name -> hive.v1.HealthStatus
-	18, // 30: hive.v1.ModelStatus.evidence:type_name -> hive.v1.Evidence
-	30, // 31: hive.v1.ModelStatus.breaker_since:type_name -> google.protobuf.Timestamp
-	30, // 32: hive.v1.NodeStatus.started:type_name -> google.protobuf.Timestamp
-	24, // 33: hive.v1.NodeStatus.models:type_name -> hive.v1.ModelStatus
-	22, // 34: hive.v1.NodeStatus.alerts:type_name -> hive.v1.Alert
-	15, // 35: hive.v1.AdminReply.error:type_name -> hive.v1.Error
-	25, // 36: hive.v1.AdminReply.status:type_name -> hive.v1.NodeStatus
+	19, // 30: hive.v1.ModelStatus.evidence:type_name -> hive.v1.Evidence
+	34, // 31: hive.v1.ModelStatus.breaker_since:type_name -> google.protobuf.Timestamp
+	34, // 32: hive.v1.NodeStatus.started:type_name -> google.protobuf.Timestamp
+	25, // 33: hive.v1.NodeStatus.models:type_name -> hive.v1.ModelStatus
+	23, // 34: hive.v1.NodeStatus.alerts:type_name -> hive.v1.Alert
+	16, // 35: hive.v1.AdminReply.error:type_name -> hive.v1.Error
+	26, // 36: hive.v1.AdminReply.status:type_name -> hive.v1.NodeStatus
 	10, // 37: hive.v1.FaultSpec.kind:type_name -> hive.v1.FaultSpec.Kind
 	0,  // 38: hive.v1.FaultSpec.error_class:type_name -> hive.v1.ErrorClass
-	15, // 39: hive.v1.FaultAck.error:type_name -> hive.v1.Error
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	16, // 39: hive.v1.FaultAck.error:type_name -> hive.v1.Error
+	16, // 40: hive.v1.JobAccepted.error:type_name -> hive.v1.Error
+	11, // 41: hive.v1.JobStatus.state:type_name -> hive.v1.JobStatus.State
+	17, // 42: hive.v1.JobStatus.result:type_name -> hive.v1.InferResponse
+	34, // 43: hive.v1.JobStatus.submitted:type_name -> google.protobuf.Timestamp
+	34, // 44: hive.v1.JobStatus.updated:type_name -> google.protobuf.Timestamp
+	16, // 45: hive.v1.JobStatus.error:type_name -> hive.v1.Error
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_hive_proto_init() }
@@ -2949,8 +3295,8 @@ func file_hive_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hive_proto_rawDesc), len(file_hive_proto_rawDesc)),
-			NumEnums:      11,
-			NumMessages:   19,
+			NumEnums:      12,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

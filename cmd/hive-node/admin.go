@@ -66,6 +66,7 @@ func (a *nodeAdmin) Control(command string, cmd *messages.AdminCommand) (*messag
 func (a *nodeAdmin) Drain() error {
 	n := a.n
 	n.draining.Store(true)
+	n.jobs.drain() // no new jobs; the running ones go on
 	ctx, cancel := context.WithTimeout(context.Background(), drainWait)
 	defer cancel()
 	if err := n.ingress.Leave(ctx); err != nil {

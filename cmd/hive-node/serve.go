@@ -75,6 +75,7 @@ type node struct {
 	ingress *bus.Ingress
 	admin   *bus.Admin
 	chaos   *nodeChaos // nil unless chaos.enabled
+	jobs    *nodeJobs  // nil unless jobs run here
 	replies *bus.ReplyGuard
 
 	draining atomic.Bool // set by the drain command
@@ -90,6 +91,7 @@ type node struct {
 	gateway           *gateway.Handler // closed before the HTTP server shuts down
 	natsURL           string           // where clients reach NATS, for the startup log
 	httpURL           string
+	served            bus.Dispatcher // the hive, with idempotency keys when jobs are on
 }
 
 // startNode starts the embedded NATS server (without --nats-url), connects,
@@ -146,12 +148,22 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 	if n.events, err = bus.SubscribeHealth(n.nc, subjects, log, func(ev proto.Message) { n.hive.Observe(ev) }); err != nil {
 		return fmt.Errorf("subscribe to health events: %w", err)
 	}
+	jobs, err := n.openJobs(cfg.Global.Jobs, cfg.Global.Persistence, subjects)
+	if err != nil {
+		return err
+	}
+	// Idempotency keys are honoured on both ingresses when jobs are on.
+	var served bus.Dispatcher = n.hive
+	if jobs != nil {
+		served = jobs.Idempotent(n.hive)
+	}
+	n.served = served
 	n.ingress, err = bus.StartIngress(bus.IngressConfig{
 		Conn:       n.nc,
 		Subjects:   subjects,
 		Node:       f.nodeID,
 		Version:    version,
-		Dispatcher: n.metrics.Wrap("nats", n.hive),
+		Dispatcher: n.metrics.Wrap("nats", served),
 		Logger:     log,
 		Replies:    replies,
 		Models:     cfg.Order,
@@ -171,6 +183,9 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		return err
 	}
 	if err := n.chaos.start(n.nc, subjects, f.nodeID, replies); err != nil {
+		return err
+	}
+	if err := n.startJobs(jobs, cfg.Global.Jobs, subjects, n.metrics.Wrap("jobs", n.hive), replies); err != nil {
 		return err
 	}
 	if err := n.listenHTTP(f.httpAddr, f.nodeID, cfg); err != nil {
@@ -226,7 +241,7 @@ func (n *node) listenHTTP(addr, node string, cfg *config.Config) error {
 	token := adminToken(n.log)
 	handler, err := gateway.New(gateway.Config{
 		Node:       node,
-		Dispatcher: n.hive,
+		Dispatcher: n.served,
 		Models:     func() []string { return cfg.Order },
 		Readiness:  n,
 		Metrics:    n.metrics,
@@ -276,6 +291,10 @@ func (n *node) shutdown() error {
 			errs = append(errs, err)
 		}
 	}
+	if returned := n.jobs.stop(ctx); returned > 0 {
+		n.log.Warn().Int("jobs", returned).Msg("jobs still running at the end of the grace period went back to the queue unfinished; another node runs them")
+	}
+	n.jobs = nil
 	n.close()
 	if len(errs) == 0 {
 		n.log.Info().Msg("stopped")
@@ -299,6 +318,11 @@ func (n *node) close() {
 	}
 	for _, sub := range n.events {
 		_ = sub.Unsubscribe()
+	}
+	if n.jobs != nil { // a node that failed to start: nothing runs yet
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.jobs.stop(ctx)
+		cancel()
 	}
 	if n.admin != nil {
 		n.admin.Stop()

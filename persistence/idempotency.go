@@ -1,0 +1,246 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// Idempotent requests. A request with an idempotency key (NATS field, HTTP
+// Idempotency-Key header) claims its key in the idempotency bucket with
+// Create, which exactly one node wins, then runs; its answer is written
+// there. A repeat of the key within the window, on any node, never calls a
+// model: it gets the first answer, or waits for it while the first request
+// still runs (up to its own deadline). A repeat with another request is
+// refused with idempotency_conflict. The first run is not cancelled when
+// its caller goes away (a client that timed out and retries finds its
+// answer); it still ends at its deadline. A claim whose node died before
+// answering is taken over once it is older than staleAfter.
+
+// staleAfter is how old a running claim must be before a repeat takes it
+// over: the longest a request may run (an hour-long deadline is allowed)
+// would keep a dead node's claim for an hour; requests default to 60 s.
+const staleAfter = 10 * time.Minute
+
+// idemWait bounds a repeat's wait for the first answer when its own
+// request has no deadline.
+const idemWait = 2 * time.Minute
+
+// Idempotent returns next with idempotency keys honoured, through the
+// idempotency bucket. Requests without a key go straight to next.
+func (j *Jobs) Idempotent(next bus.Dispatcher) bus.Dispatcher {
+	return &idempotent{j: j, next: next}
+}
+
+type idempotent struct {
+	j    *Jobs
+	next bus.Dispatcher
+}
+
+func (i *idempotent) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
+	if req.GetIdempotencyKey() == "" {
+		i.next.Dispatch(ctx, req, done)
+		return
+	}
+	// The bucket's round trips run off the caller's goroutine (a NATS
+	// callback): Dispatch must not block.
+	go i.serve(ctx, req, done)
+}
+
+func (i *idempotent) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
+	if req.GetIdempotencyKey() == "" {
+		i.next.DispatchStream(ctx, req, emit)
+		return
+	}
+	go i.serveStream(ctx, req, emit)
+}
+
+// serve settles req's key: a refusal or a replay goes to reply; the first
+// request runs, and its answer is recorded before it goes to reply.
+func (i *idempotent) serve(ctx context.Context, req *messages.InferRequest, reply func(*messages.InferResponse)) {
+	first, replay := i.claim(ctx, req)
+	if replay != nil {
+		reply(replay)
+		return
+	}
+	runCtx, cancel := detached(ctx, req)
+	i.next.Dispatch(runCtx, req, func(resp *messages.InferResponse) {
+		cancel()
+		i.record(first, resp)
+		reply(resp)
+	})
+}
+
+func (i *idempotent) serveStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
+	first, replay := i.claim(ctx, req)
+	if replay != nil {
+		emit(replayChunk(replay))
+		return
+	}
+	runCtx, cancel := detached(ctx, req)
+	var text strings.Builder
+	i.next.DispatchStream(runCtx, req, func(ch *messages.InferChunk) {
+		text.WriteString(ch.GetDelta())
+		if ch.GetFinal() {
+			cancel()
+			resp := &messages.InferResponse{RequestId: ch.GetRequestId(), Content: text.String(), ServedBy: ch.GetServedBy(),
+				Usage: ch.GetUsage(), Attempts: ch.GetAttempts(), Error: ch.GetError()}
+			if ch.GetOutcome() == messages.InferChunk_incomplete && resp.Error == nil {
+				resp.Error = messages.Failure(messages.ErrorClass_stream_cut, "stream_incomplete", "the first answer ended before it was complete")
+			}
+			i.record(first, resp)
+		}
+		emit(ch)
+	})
+}
+
+// replayChunk is a stored answer as the one final chunk of a stream.
+func replayChunk(resp *messages.InferResponse) *messages.InferChunk {
+	ch := &messages.InferChunk{Delta: resp.GetContent(), Final: true, ServedBy: resp.GetServedBy(), Usage: resp.GetUsage(),
+		Attempts: resp.GetAttempts(), Error: resp.GetError(), Outcome: messages.InferChunk_complete}
+	if resp.GetError() != nil {
+		ch.Outcome = messages.InferChunk_incomplete
+	}
+	return ch
+}
+
+// detached is the context the first request of a key runs in: not ended
+// by its caller going away, still ended by the request's deadline.
+func detached(ctx context.Context, req *messages.InferRequest) (context.Context, context.CancelFunc) {
+	base := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(base, dl)
+	}
+	if ms := req.GetDeadlineMs(); ms > 0 {
+		return context.WithTimeout(base, time.Duration(ms)*time.Millisecond)
+	}
+	return context.WithCancel(base)
+}
+
+// claim returns the key's record for the request that is to run it, or
+// the answer a repeat gets instead (a replay, a conflict, or an error).
+func (i *idempotent) claim(ctx context.Context, req *messages.InferRequest) (*messages.JobStatus, *messages.InferResponse) {
+	key := keyID(req.GetIdempotencyKey())
+	hash := bodyHash(req)
+	now := timestamppb.Now()
+	mine := &messages.JobStatus{JobId: key, State: messages.JobStatus_running, Node: i.j.cfg.Node, Submitted: now, Updated: now,
+		Model: req.GetModel(), BodyHash: hash}
+	wait := idemWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = time.Until(dl)
+	} else if ms := req.GetDeadlineMs(); ms > 0 {
+		wait = time.Duration(ms) * time.Millisecond
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for {
+		_, err := i.j.idem.Create(wctx, key, mustMarshal(mine))
+		if err == nil {
+			return mine, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, failed(req, messages.Failure(messages.ErrorClass_no_capacity, "idempotency_unavailable",
+				"the idempotency key could not be checked, so the request was not run: %v", err))
+		}
+		first, rev, err := loadRecord(wctx, i.j.idem, key, ErrJobNotFound)
+		if errors.Is(err, ErrJobNotFound) {
+			continue // expired between the two calls: claim it again
+		}
+		if err != nil {
+			return nil, failed(req, messages.Failure(messages.ErrorClass_no_capacity, "idempotency_unavailable", "%v", err))
+		}
+		switch {
+		case string(first.GetBodyHash()) != string(hash):
+			return nil, failed(req, conflict())
+		case ended(first):
+			return nil, replayed(req, first.GetResult())
+		case time.Since(first.GetUpdated().AsTime()) > staleAfter:
+			// Its node died before answering: take the key over.
+			if _, err := i.j.idem.Update(wctx, key, mustMarshal(mine), rev); err == nil {
+				return mine, nil
+			}
+			continue
+		}
+		if got := i.await(wctx, key); got != nil {
+			if ended(got) {
+				return nil, replayed(req, got.GetResult())
+			}
+			continue
+		}
+		return nil, failed(req, messages.Failure(messages.ErrorClass_timeout, "idempotency_in_progress",
+			"the first request with this idempotency key is still running on node %s; its answer was not ready within this request's deadline", first.GetNode()))
+	}
+}
+
+// await waits for the key's record to change and returns it; nil when
+// ctx ended first.
+func (i *idempotent) await(ctx context.Context, key string) *messages.JobStatus {
+	w, err := i.j.idem.Watch(ctx, key, jetstream.UpdatesOnly())
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = w.Stop() }()
+	if st, _, err := loadRecord(ctx, i.j.idem, key, ErrJobNotFound); err == nil && ended(st) {
+		return st // ended before the watch began
+	}
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				continue
+			}
+			st := &messages.JobStatus{State: messages.JobStatus_unknown}
+			if e.Operation() == jetstream.KeyValuePut && proto.Unmarshal(e.Value(), st) == nil {
+				return st
+			}
+			return st // deleted or purged: the caller claims again
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// record writes the first request's answer for the repeats. A cancelled
+// answer (the deadline passed) is not kept: the key is released, so a
+// retry runs the request.
+func (i *idempotent) record(first *messages.JobStatus, resp *messages.InferResponse) {
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	if resp.GetError().GetClass() == messages.ErrorClass_cancelled {
+		_ = i.j.idem.Delete(ctx, first.GetJobId())
+		return
+	}
+	rec := proto.Clone(first).(*messages.JobStatus)
+	rec.State, rec.Result, rec.Updated = messages.JobStatus_done, resp, timestamppb.Now()
+	if resp.GetError() != nil {
+		rec.State = messages.JobStatus_failed
+	}
+	if _, err := i.j.idem.Put(ctx, rec.GetJobId(), mustMarshal(rec)); err != nil {
+		i.j.cfg.Logger.Warn().Err(err).Str("key", rec.GetJobId()).Msg("idempotent answer not recorded: a repeat will wait, then run it again")
+	}
+}
+
+// replayed is the first answer as a repeat gets it: its own request id.
+func replayed(req *messages.InferRequest, first *messages.InferResponse) *messages.InferResponse {
+	resp := proto.Clone(first).(*messages.InferResponse)
+	if resp == nil {
+		resp = &messages.InferResponse{}
+	}
+	resp.RequestId = req.GetRequestId()
+	return resp
+}
+
+func failed(req *messages.InferRequest, e *messages.Error) *messages.InferResponse {
+	return &messages.InferResponse{RequestId: req.GetRequestId(), Error: e}
+}

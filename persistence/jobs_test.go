@@ -1,0 +1,392 @@
+package persistence_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/bus/bustest"
+	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/persistence"
+)
+
+// model is a Dispatcher that counts its calls and answers with the
+// request's content; a request whose content is "hold" waits until release
+// is closed (or its context ends).
+type model struct {
+	calls   atomic.Int32
+	release chan struct{}
+	started chan string // request contents, as calls begin
+}
+
+func newModel() *model {
+	return &model{release: make(chan struct{}), started: make(chan string, 64)}
+}
+
+func (m *model) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
+	m.calls.Add(1)
+	content := req.GetMessages()[0].GetContent()
+	m.started <- content
+	go func() {
+		if content == "hold" {
+			select {
+			case <-m.release:
+			case <-ctx.Done():
+				done(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_cancelled, "cancelled", "cancelled")})
+				return
+			}
+		}
+		done(&messages.InferResponse{RequestId: req.GetRequestId(), Content: "answer to " + content, ServedBy: req.GetModel()})
+	}()
+}
+
+func (m *model) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
+	m.calls.Add(1)
+	content := req.GetMessages()[0].GetContent()
+	go func() {
+		emit(&messages.InferChunk{Delta: "answer "})
+		emit(&messages.InferChunk{Delta: "to " + content})
+		emit(&messages.InferChunk{Final: true, Outcome: messages.InferChunk_complete, ServedBy: req.GetModel()})
+	}()
+}
+
+func (m *model) awaitStart(t *testing.T) string {
+	t.Helper()
+	select {
+	case c := <-m.started:
+		return c
+	case <-time.After(wait):
+		t.Fatal("no model call began")
+		return ""
+	}
+}
+
+// ended is a context that has ended: a shutdown whose grace is over.
+func ended() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+func job(content string) *messages.InferRequest {
+	return &messages.InferRequest{Model: "m", Messages: []*messages.ChatMessage{{Role: "user", Content: content}}}
+}
+
+// openJobs opens the jobs of node on a fresh connection to srv.
+func openJobs(t *testing.T, srv *server.Server, node string, cfg persistence.JobsConfig) (*persistence.Jobs, *nats.Conn) {
+	t.Helper()
+	nc := bustest.Connect(t, srv)
+	cfg.Conn, cfg.Subjects, cfg.Node, cfg.Logger = nc, subjects, node, testLogger(t)
+	j, err := persistence.OpenJobs(timeout(t), cfg)
+	require.NoError(t, err)
+	return j, nc
+}
+
+// work starts workers and stops them at cleanup.
+func work(t *testing.T, j *persistence.Jobs, d bus.Dispatcher, slots, critical int) *persistence.Workers {
+	t.Helper()
+	w := j.Work(d, slots, critical)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		w.Stop(ctx)
+	})
+	return w
+}
+
+func awaitEnd(t *testing.T, j *persistence.Jobs, id string) *messages.JobStatus {
+	t.Helper()
+	st, err := j.Get(timeout(t), id, wait)
+	require.NoError(t, err)
+	require.Contains(t, []messages.JobStatus_State{messages.JobStatus_done, messages.JobStatus_failed}, st.GetState(), "job %s: %v", id, st)
+	return st
+}
+
+// TestJobRunsOnceAndIsAnnounced: a submitted job is queued, run by a
+// worker, recorded done with its result and announced on
+// hive.v1.jobs.done.<id>.
+func TestJobRunsOnceAndIsAnnounced(t *testing.T) {
+	srv := bustest.NewServer(t)
+	j, nc := openJobs(t, srv, "n1", persistence.JobsConfig{})
+	done, err := nc.SubscribeSync(subjects.JobsDone("*"))
+	require.NoError(t, err)
+	m := newModel()
+	acc, err := j.Submit(timeout(t), job("hello"))
+	require.NoError(t, err)
+	require.Nil(t, acc.GetError())
+	st, err := j.Get(timeout(t), acc.GetJobId(), 0)
+	require.NoError(t, err)
+	assert.Equal(t, messages.JobStatus_queued, st.GetState(), "before any worker")
+
+	work(t, j, m, 1, 1)
+	st = awaitEnd(t, j, acc.GetJobId())
+	assert.Equal(t, messages.JobStatus_done, st.GetState())
+	assert.Equal(t, "answer to hello", st.GetResult().GetContent())
+	assert.Equal(t, "n1", st.GetNode())
+	assert.Equal(t, uint32(1), st.GetDeliveries())
+	assert.Equal(t, acc.GetJobId(), st.GetResult().GetRequestId(), "the job id is the request id")
+
+	msg, err := done.NextMsg(wait)
+	require.NoError(t, err)
+	ev := &messages.JobStatus{}
+	require.NoError(t, bus.DecodeTyped(msg.Header, msg.Data, ev))
+	assert.Equal(t, subjects.JobsDone(acc.GetJobId()), msg.Subject)
+	assert.Equal(t, "answer to hello", ev.GetResult().GetContent())
+	assert.Equal(t, int32(1), m.calls.Load())
+
+	_, err = j.Get(timeout(t), "nosuchjob", 0)
+	assert.ErrorIs(t, err, persistence.ErrJobNotFound)
+}
+
+// TestJobIdempotencyKey: the same key and request give the first job's id,
+// marked duplicate, and run once; the same key with another request is
+// idempotency_conflict.
+func TestJobIdempotencyKey(t *testing.T) {
+	srv := bustest.NewServer(t)
+	j, _ := openJobs(t, srv, "n1", persistence.JobsConfig{})
+	m := newModel()
+	work(t, j, m, 1, 1)
+	first := job("once")
+	first.IdempotencyKey = "5b1f3c2e-key"
+	a, err := j.Submit(timeout(t), first)
+	require.NoError(t, err)
+	require.Nil(t, a.GetError())
+	again := job("once")
+	again.IdempotencyKey, again.RequestId = "5b1f3c2e-key", "a-retry"
+	b, err := j.Submit(timeout(t), again)
+	require.NoError(t, err)
+	assert.Equal(t, a.GetJobId(), b.GetJobId())
+	assert.True(t, b.GetDuplicate())
+	other := job("something else")
+	other.IdempotencyKey = "5b1f3c2e-key"
+	c, err := j.Submit(timeout(t), other)
+	require.NoError(t, err)
+	assert.Equal(t, "idempotency_conflict", c.GetError().GetCode())
+
+	awaitEnd(t, j, a.GetJobId())
+	assert.Equal(t, int32(1), m.calls.Load(), "model calls")
+}
+
+// TestCriticalJobsAreNotStarved: with every normal slot busy and normal
+// jobs queued behind, a critical job still runs at once.
+func TestCriticalJobsAreNotStarved(t *testing.T) {
+	srv := bustest.NewServer(t)
+	j, _ := openJobs(t, srv, "n1", persistence.JobsConfig{})
+	m := newModel()
+	work(t, j, m, 1, 1)
+	var normal []string
+	for _, c := range []string{"hold", "hold", "hold"} {
+		a, err := j.Submit(timeout(t), job(c))
+		require.NoError(t, err)
+		normal = append(normal, a.GetJobId())
+	}
+	assert.Equal(t, "hold", m.awaitStart(t), "the one normal slot is busy")
+	crit := job("urgent")
+	crit.Priority = messages.InferRequest_critical
+	a, err := j.Submit(timeout(t), crit)
+	require.NoError(t, err)
+	st := awaitEnd(t, j, a.GetJobId())
+	assert.Equal(t, "answer to urgent", st.GetResult().GetContent())
+	st, err = j.Get(timeout(t), normal[2], 0)
+	require.NoError(t, err)
+	assert.Equal(t, messages.JobStatus_queued, st.GetState(), "the critical job went first")
+	close(m.release)
+	for _, id := range normal {
+		awaitEnd(t, j, id)
+	}
+}
+
+// TestJobOfADeadNodeRunsElsewhere: a node that dies (its connection gone)
+// while running a job never acknowledged it; after AckWait another node
+// runs it, and the job has one result, counted as delivered twice.
+func TestJobOfADeadNodeRunsElsewhere(t *testing.T) {
+	srv := bustest.NewServer(t)
+	cfg := persistence.JobsConfig{AckWait: time.Second}
+	dead, deadConn := openJobs(t, srv, "dead", cfg)
+	m1 := newModel()
+	w1 := dead.Work(m1, 1, 1)
+	a, err := dead.Submit(timeout(t), job("hold"))
+	require.NoError(t, err)
+	m1.awaitStart(t)
+	deadConn.Close() // kill -9, as NATS sees it: no ack, no nak, no heartbeat
+	t.Cleanup(func() { w1.Stop(ended()) }) // it holds its job until stopped
+
+	live, _ := openJobs(t, srv, "live", cfg)
+	m2 := newModel()
+	close(m2.release)
+	work(t, live, m2, 1, 1)
+	st := awaitEnd(t, live, a.GetJobId())
+	assert.Equal(t, messages.JobStatus_done, st.GetState())
+	assert.Equal(t, "live", st.GetNode())
+	assert.Equal(t, uint32(2), st.GetDeliveries())
+	assert.Equal(t, int32(1), m2.calls.Load())
+}
+
+// TestJobFailsAfterMaxDeliveries: when every node that takes a job dies,
+// it fails with job_undelivered once MaxDeliveries nodes had it.
+func TestJobFailsAfterMaxDeliveries(t *testing.T) {
+	srv := bustest.NewServer(t)
+	cfg := persistence.JobsConfig{AckWait: time.Second, MaxDeliveries: 1}
+	dead, deadConn := openJobs(t, srv, "dead", cfg)
+	m1 := newModel()
+	w1 := dead.Work(m1, 1, 1)
+	a, err := dead.Submit(timeout(t), job("hold"))
+	require.NoError(t, err)
+	m1.awaitStart(t)
+	deadConn.Close()
+	t.Cleanup(func() { w1.Stop(ended()) }) // it holds its job until stopped
+
+	live, _ := openJobs(t, srv, "live", cfg)
+	m2 := newModel()
+	work(t, live, m2, 1, 1)
+	st := awaitEnd(t, live, a.GetJobId())
+	assert.Equal(t, messages.JobStatus_failed, st.GetState())
+	assert.Equal(t, "job_undelivered", st.GetResult().GetError().GetCode())
+	assert.Contains(t, st.GetResult().GetError().GetMessage(), "no node finished it")
+	assert.Zero(t, m2.calls.Load(), "the last delivery only records the failure")
+}
+
+// TestStopReturnsUnfinishedJobs: a node that stops past its grace gives
+// its running job back unacknowledged and records nothing; another node
+// runs it at once (no AckWait to wait out).
+func TestStopReturnsUnfinishedJobs(t *testing.T) {
+	srv := bustest.NewServer(t)
+	cfg := persistence.JobsConfig{AckWait: time.Hour} // only a Nak can bring it back in this test
+	a, _ := openJobs(t, srv, "a", cfg)
+	m1 := newModel()
+	w1 := a.Work(m1, 1, 1)
+	acc, err := a.Submit(timeout(t), job("hold"))
+	require.NoError(t, err)
+	m1.awaitStart(t)
+	assert.Equal(t, 1, w1.Stop(ended()), "jobs returned")
+	st, err := a.Get(timeout(t), acc.GetJobId(), 0)
+	require.NoError(t, err)
+	assert.Equal(t, messages.JobStatus_running, st.GetState(), "no result recorded by the stopped node")
+
+	b, _ := openJobs(t, srv, "b", cfg)
+	m2 := newModel()
+	close(m2.release)
+	work(t, b, m2, 1, 1)
+	st = awaitEnd(t, b, acc.GetJobId())
+	assert.Equal(t, "b", st.GetNode())
+	assert.Equal(t, "answer to hold", st.GetResult().GetContent())
+}
+
+// TestDrainFinishesRunningJobs: a drained node takes no new job but ends
+// the one it runs.
+func TestDrainFinishesRunningJobs(t *testing.T) {
+	srv := bustest.NewServer(t)
+	j, _ := openJobs(t, srv, "n1", persistence.JobsConfig{})
+	m := newModel()
+	w := work(t, j, m, 1, 1)
+	running, err := j.Submit(timeout(t), job("hold"))
+	require.NoError(t, err)
+	m.awaitStart(t)
+	w.Drain()
+	close(m.release)
+	st := awaitEnd(t, j, running.GetJobId())
+	assert.Equal(t, messages.JobStatus_done, st.GetState())
+	after, err := j.Submit(timeout(t), job("later"))
+	require.NoError(t, err)
+	w.Stop(timeout(t)) // the drained loops have all exited: nothing took it
+	st, err = j.Get(timeout(t), after.GetJobId(), 0)
+	require.NoError(t, err)
+	assert.Equal(t, messages.JobStatus_queued, st.GetState())
+	assert.Equal(t, int32(1), m.calls.Load())
+}
+
+// TestIdempotentRequests: over the idempotent dispatcher, a client that
+// retries with the same key gets the first answer and the model runs once
+// per key, retries arriving while the first still runs included; another
+// request under a used key is idempotency_conflict; streams replay too.
+func TestIdempotentRequests(t *testing.T) {
+	srv := bustest.NewServer(t)
+	j, _ := openJobs(t, srv, "n1", persistence.JobsConfig{})
+	j2, _ := openJobs(t, srv, "n2", persistence.JobsConfig{}) // another node, same buckets
+	m := newModel()
+	d1, d2 := j.Idempotent(m), j2.Idempotent(m)
+
+	call := func(d bus.Dispatcher, req *messages.InferRequest) <-chan *messages.InferResponse {
+		out := make(chan *messages.InferResponse, 1)
+		d.Dispatch(context.Background(), req, func(r *messages.InferResponse) { out <- r })
+		return out
+	}
+	get := func(c <-chan *messages.InferResponse) *messages.InferResponse {
+		select {
+		case r := <-c:
+			return r
+		case <-time.After(wait):
+			t.Fatal("no answer")
+			return nil
+		}
+	}
+	keyed := func(key, content, id string) *messages.InferRequest {
+		r := job(content)
+		r.IdempotencyKey, r.RequestId = key, id
+		return r
+	}
+	// The first holds; retries on both nodes wait for it.
+	first := call(d1, keyed("key-1", "hold", "r1"))
+	m.awaitStart(t)
+	retries := []<-chan *messages.InferResponse{call(d1, keyed("key-1", "hold", "r2")), call(d2, keyed("key-1", "hold", "r3"))}
+	close(m.release)
+	assert.Equal(t, "answer to hold", get(first).GetContent())
+	for i, c := range retries {
+		r := get(c)
+		assert.Equal(t, "answer to hold", r.GetContent(), "retry %d", i)
+		assert.Equal(t, []string{"r2", "r3"}[i], r.GetRequestId(), "a replay carries its own request id")
+	}
+	// Later retries too, on either node.
+	for range 5 {
+		assert.Equal(t, "answer to hold", get(call(d2, keyed("key-1", "hold", "later"))).GetContent())
+	}
+	assert.Equal(t, int32(1), m.calls.Load(), "model calls for one key")
+	// Another request under the same key.
+	r := get(call(d1, keyed("key-1", "something else", "r4")))
+	assert.Equal(t, "idempotency_conflict", r.GetError().GetCode())
+	// Distinct keys: one call each; no key: every time.
+	for _, k := range []string{"key-2", "key-3"} {
+		get(call(d1, keyed(k, "x", k)))
+		get(call(d2, keyed(k, "x", k)))
+	}
+	get(call(d1, job("no key")))
+	get(call(d1, job("no key")))
+	assert.Equal(t, int32(5), m.calls.Load())
+
+	// A stream's answer replays as one piece and a complete final chunk.
+	var mu sync.Mutex
+	var chunks []*messages.InferChunk
+	finals := make(chan struct{}, 2)
+	emit := func(ch *messages.InferChunk) {
+		mu.Lock()
+		chunks = append(chunks, ch)
+		mu.Unlock()
+		if ch.GetFinal() {
+			finals <- struct{}{}
+		}
+	}
+	s := keyed("key-s", "stream", "s1")
+	s.Stream = true
+	d1.DispatchStream(context.Background(), s, emit)
+	<-finals
+	d2.DispatchStream(context.Background(), s, emit)
+	select {
+	case <-finals:
+	case <-time.After(wait):
+		t.Fatal("no replayed stream")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	last := chunks[len(chunks)-1]
+	assert.Equal(t, "answer to stream", last.GetDelta())
+	assert.Equal(t, messages.InferChunk_complete, last.GetOutcome())
+	assert.Equal(t, int32(6), m.calls.Load(), "the replayed stream called no model")
+}
