@@ -216,7 +216,7 @@ func TestJobOfADeadNodeRunsElsewhere(t *testing.T) {
 	a, err := dead.Submit(timeout(t), job("hold"))
 	require.NoError(t, err)
 	m1.awaitStart(t)
-	deadConn.Close() // kill -9, as NATS sees it: no ack, no nak, no heartbeat
+	deadConn.Close()                       // kill -9, as NATS sees it: no ack, no nak, no heartbeat
 	t.Cleanup(func() { w1.Stop(ended()) }) // it holds its job until stopped
 
 	live, _ := openJobs(t, srv, "live", cfg)
