@@ -46,7 +46,8 @@ type Alerts struct {
 // LowSuccessRate, the node's success rate over Window (the requests the
 // router answered, failovers included), alerting below it (0.9); SlowResponses, a model's average
 // latency of successful calls over Window, in seconds (5); OpenBreakers,
-// breakers open or half-open at once on the node (2). SupervisorGaveUp
+// breakers that refuse traffic at once on the node (BreakerState.Refuses:
+// open, forced open by an operator, or half-open) (2). SupervisorGaveUp
 // takes no threshold and no hysteresis: it fires when a model's supervisor
 // stops restarting it and resolves when the model's actor answers again.
 type AlertRules struct {
@@ -457,8 +458,11 @@ func (a *alerter) judgeNode(now time.Time) {
 			if _, down := a.gaveUp[name]; down || !ok {
 				continue
 			}
-			if r.breaker == messages.BreakerState_open || r.breaker == messages.BreakerState_half_open {
+			switch {
+			case r.breaker == messages.BreakerState_open:
 				open = append(open, name)
+			case r.breaker.Refuses(): // forced open or half-open: say which
+				open = append(open, name+" ("+r.breaker.String()+")")
 			}
 		}
 		msg := "no breaker open"

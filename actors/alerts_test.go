@@ -234,6 +234,41 @@ func TestOpenBreakersAlert(t *testing.T) {
 	})
 }
 
+// open_breakers counts every breaker that refuses traffic: breakers an
+// operator forced open fire it as soon as there are enough of them, not
+// when they go half-open at the end of the outage.
+func TestOpenBreakersAlertCountsForcedOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		h := startHiveWith(t, Config{
+			Publisher: rec,
+			Recovery:  Recovery{Disabled: true},
+			Models: []ModelSpec{
+				simModel(t, "a", 0, messages.ErrorClass_ok),
+				simModel(t, "b", 0, messages.ErrorClass_ok),
+				simModel(t, "c", 0, messages.ErrorClass_ok),
+			},
+			Alerts: only(func(r *AlertRules) {
+				r.OpenBreakers = AlertRule{Enabled: true, Severity: messages.Alert_critical}
+			}),
+		})
+		for _, m := range []string{"a", "b"} {
+			_, err := h.Control(m, OpForceOpen, time.Hour, "alice", "provider incident")
+			require.NoError(t, err, "force %s open", m)
+		}
+		step(3 * time.Second)
+		fired := rec.alertsOf(ruleOpenBreakers, "")
+		require.Equal(t, []string{"fired"}, alertStates(fired), "open_breakers with two breakers forced open for an hour, 3 s later")
+		assert.Equal(t, 2.0, fired[0].Value, "value")
+		assert.Equal(t, "2 breakers open: a (forced_open), b (forced_open)", fired[0].Message, "message")
+
+		_, err := h.Control("a", OpClose, 0, "alice", "over")
+		require.NoError(t, err, "close a")
+		resolved := rec.waitFor(t, "open_breakers resolved", isAlert(ruleOpenBreakers, "", messages.Alert_resolved)).(*messages.Alert)
+		assert.Equal(t, "1 breaker open: b (forced_open)", resolved.Message, "resolve message")
+	})
+}
+
 // low_success_rate judges the node's requests (as the router answered them), once
 // MinCalls requests are in the window, and resolves past the hysteresis.
 func TestLowSuccessRateNodeWide(t *testing.T) {

@@ -34,7 +34,7 @@ const (
 // high_failure_rate, a model's failure rate over the window (default 0.2);
 // low_success_rate, the node's success rate over the window, alerting below it (default 0.9);
 // slow_responses, a model's average response time in seconds over the window (default 5, written 5s);
-// open_breakers, breakers open at once on the node (default 2);
+// open_breakers, breakers refusing traffic at once on the node: open, forced open or half-open (default 2);
 // supervisor_gave_up takes no threshold: it fires when a model's supervisor stops restarting it.
 type AlertRules struct {
 	ModelUnavailable AlertRule // model_unavailable: block

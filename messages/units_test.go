@@ -46,3 +46,13 @@ func TestErrorClassStatus(t *testing.T) {
 		t.Errorf("ParseErrorClass(stream_cut) = %v, %v", c, err)
 	}
 }
+
+func TestBreakerStateRefuses(t *testing.T) {
+	for s := range BreakerState_name {
+		st := BreakerState(s)
+		want := st == BreakerState_open || st == BreakerState_forced_open || st == BreakerState_half_open
+		if got := st.Refuses(); got != want {
+			t.Errorf("%v.Refuses() = %v, want %v", st, got, want)
+		}
+	}
+}
