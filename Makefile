@@ -25,7 +25,7 @@ run: build ## start a node: sim models, embedded NATS on 127.0.0.1:4222, HTTP on
 start-monitoring: run ## the proposal's name for run
 
 .PHONY: health-check
-health-check: build ## every node's models in one table (NATS_URL=nats://127.0.0.1:4222); exit 1 when one is unavailable
+health-check: build ## every node's models in one table (NATS_URL=nats://127.0.0.1:4222); exit 1 when one cannot take traffic or a node drains
 	$(BIN)/hive-node health-check --nats-url $(or $(NATS_URL),nats://127.0.0.1:4222)
 
 .PHONY: dashboard

@@ -182,14 +182,16 @@ func (h *Hive) Drain(ctx context.Context) error {
 }
 
 // Status returns every model's status, in name order. A model whose actor
-// does not answer (given up, restarting) is reported unavailable.
+// does not answer (given up, restarting) is reported unavailable, with
+// GaveUp set when its supervisor gave up on it.
 func (h *Hive) Status() []*messages.ModelStatus {
 	out := make([]*messages.ModelStatus, 0, len(h.env.cfg.Models))
 	for _, spec := range h.env.cfg.Models {
 		st, err := h.Control(spec.Name, OpStatus, 0, "", "")
 		if err != nil {
 			st = &messages.ModelStatus{Name: spec.Name, Provider: spec.Kind, Breaker: messages.BreakerState_open,
-				Health: messages.HealthStatus_unavailable, Fallbacks: spec.Fallbacks, Strategy: string(spec.Strategy)}
+				Health: messages.HealthStatus_unavailable, Fallbacks: spec.Fallbacks, Strategy: string(spec.Strategy),
+				GaveUp: errors.Is(err, ErrGaveUp)}
 		}
 		out = append(out, st)
 	}

@@ -70,6 +70,9 @@ func TestSupervisorRestartsWithGrowingDelayThenGivesUp(t *testing.T) {
 	for _, st := range h.Status() {
 		if st.Name == "buggy" {
 			assert.Equal(t, messages.HealthStatus_unavailable, st.Health, "status of the given-up model")
+			assert.True(t, st.GaveUp, "gave_up in the status of the given-up model")
+		} else {
+			assert.False(t, st.GaveUp, "gave_up in the status of %s", st.Name)
 		}
 	}
 }

@@ -2060,7 +2060,10 @@ type ModelStatus struct {
 	// breaker_since is when the breaker entered its state.
 	BreakerSince *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=breaker_since,json=breakerSince,proto3" json:"breaker_since,omitempty"`
 	// queued counts calls waiting for a concurrency slot.
-	Queued        int32 `protobuf:"varint,16,opt,name=queued,proto3" json:"queued,omitempty"`
+	Queued int32 `protobuf:"varint,16,opt,name=queued,proto3" json:"queued,omitempty"`
+	// gave_up: the model's supervisor stopped restarting it after repeated
+	// crashes, so it takes no traffic until an operator enables it again.
+	GaveUp        bool `protobuf:"varint,17,opt,name=gave_up,json=gaveUp,proto3" json:"gave_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2205,6 +2208,13 @@ func (x *ModelStatus) GetQueued() int32 {
 		return x.Queued
 	}
 	return 0
+}
+
+func (x *ModelStatus) GetGaveUp() bool {
+	if x != nil {
+		return x.GaveUp
+	}
+	return false
 }
 
 // NodeStatus is a node's view of itself.
@@ -3027,7 +3037,7 @@ const file_hive_proto_rawDesc = "" +
 	"\vduration_ms\x18\x03 \x01(\x05R\n" +
 	"durationMs\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xb6\x04\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xcf\x04\n" +
 	"\vModelStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12/\n" +
@@ -3045,7 +3055,8 @@ const file_hive_proto_rawDesc = "" +
 	"\bstrategy\x18\r \x01(\tR\bstrategy\x12-\n" +
 	"\bevidence\x18\x0e \x01(\v2\x11.hive.v1.EvidenceR\bevidence\x12?\n" +
 	"\rbreaker_since\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\fbreakerSince\x12\x16\n" +
-	"\x06queued\x18\x10 \x01(\x05R\x06queued\"\xb3\x02\n" +
+	"\x06queued\x18\x10 \x01(\x05R\x06queued\x12\x17\n" +
+	"\agave_up\x18\x11 \x01(\bR\x06gaveUp\"\xb3\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +

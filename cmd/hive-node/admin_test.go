@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -139,7 +141,7 @@ func TestHealthCheck(t *testing.T) {
 	for _, m := range []string{"primary", "broken", "backup", "dead"} {
 		assert.Regexp(t, `e2e\s+`+m+`\s+closed\s+unknown\s+100%`, out, "no call yet")
 	}
-	assert.Contains(t, out, "1 node(s), 4 model(s), 0 unavailable")
+	assert.Contains(t, out, "1 node(s), 4 model(s): 0 cannot take traffic, 0 node(s) draining")
 
 	for range 3 { // dead: three failures in a row make it unavailable
 		servedBy(t, nc, "dead")
@@ -147,8 +149,77 @@ func TestHealthCheck(t *testing.T) {
 	out, err = cli(t, url, "health-check")
 	require.Error(t, err, out)
 	assert.Equal(t, 1, exitCode(err), "got %v", err)
-	assert.Contains(t, err.Error(), "e2e/dead")
+	assert.Contains(t, err.Error(), "1 model(s) cannot take traffic")
 	assert.Regexp(t, `e2e\s+dead\s+open\s+unavailable`, out)
+	assert.Contains(t, out, "e2e/dead: breaker open; health unavailable")
+}
+
+// TestHealthCheckSaysWhyNothingServes: health-check exits 1, and says why,
+// for every way a model stops taking traffic (a forced-open breaker, a
+// disabled model, a supervisor that gave up) and for a draining node.
+func TestHealthCheckSaysWhyNothingServes(t *testing.T) {
+	_, nc := startTestNodeWith(t, chaosNode+"\nsupervision: {maxRestarts: 1, baseDelay: 1ms}")
+	url := nc.ConnectedUrl()
+	healthCheck := func(want int) string {
+		t.Helper()
+		out, err := cli(t, url, "health-check")
+		code := 0
+		if err != nil {
+			code = exitCode(err)
+		}
+		require.Equal(t, want, code, "exit code of health-check: %v\n%s", err, out)
+		return out
+	}
+	healthCheck(0)
+
+	gaveUp := make(chan struct{})
+	var once sync.Once
+	_, err := nc.Subscribe("hive.v1.events.recovery.e2e.broken", func(msg *nats.Msg) {
+		var ev messages.RecoveryEvent
+		if bus.Decode(bus.Protobuf, msg.Data, &ev) == nil && ev.GetKind() == messages.RecoveryEvent_gave_up {
+			once.Do(func() { close(gaveUp) })
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	_, err = cli(t, url, "breaker", "open", "primary", "--reason", "provider incident")
+	require.NoError(t, err)
+	assert.Contains(t, healthCheck(1), "e2e/primary: breaker forced_open", "one breaker forced open")
+	_, err = cli(t, url, "model", "disable", "backup")
+	require.NoError(t, err)
+	// broken panics on every call; with maxRestarts 1 its second crash
+	// makes the supervisor give up. A request sent while it restarts finds
+	// no model to call, so send them until the supervisor gives up.
+	chaos(t, nc, false, &messages.FaultSpec{Model: "broken", Kind: messages.FaultSpec_panic})
+	require.Eventually(t, func() bool {
+		select {
+		case <-gaveUp:
+			return true
+		default:
+			infer(t, nc, "broken")
+			return false
+		}
+	}, requestLimit, 20*time.Millisecond, "no gave_up RecoveryEvent of broken")
+
+	out := healthCheck(1)
+	assert.Contains(t, out, "1 node(s), 4 model(s): 3 cannot take traffic, 0 node(s) draining")
+	assert.Contains(t, out, "e2e/primary: breaker forced_open")
+	assert.Contains(t, out, "e2e/backup: disabled by an operator")
+	assert.Contains(t, out, "e2e/broken: its supervisor gave up on it after repeated crashes")
+	assert.NotContains(t, out, "e2e/dead:", "dead takes traffic: it has not failed yet")
+
+	chaos(t, nc, true, nil)
+	for _, args := range [][]string{{"breaker", "close", "primary"}, {"model", "enable", "backup"}, {"model", "enable", "broken"}} {
+		_, err := cli(t, url, args...)
+		require.NoError(t, err, "%v", args)
+	}
+	healthCheck(0)
+
+	_, err = cli(t, url, "drain", "--node", "e2e")
+	require.NoError(t, err)
+	out = healthCheck(1)
+	assert.Contains(t, out, "1 node(s), 4 model(s): 0 cannot take traffic, 1 node(s) draining")
+	assert.Contains(t, out, "e2e: draining")
 }
 
 // TestHealthCheckNobodyThere exits 3 when no node answers.

@@ -130,8 +130,12 @@ func sortReplies(rs []*messages.AdminReply) {
 
 const healthCheckUsage = `Usage: hive-node health-check [flags]
 
-Asks every node (or --node) for its models' state and prints one table.
-Exits 1 when a model is unavailable or a node refused, 3 when no node answered.`
+Asks every node (or --node) for its models' state, prints one table, then
+one line for each node or model that cannot take traffic, saying why.
+Exits 0 when every model of every node can take traffic; 1 when one
+cannot (its breaker refuses traffic: open, forced_open or half_open; it is
+disabled; its supervisor gave up on it; its health is unavailable), when
+a node drains, or when a node refused; 3 when no node answered.`
 
 func healthCheck(args []string, stdout, stderr io.Writer) error {
 	fs, f := newCtlFlags("health-check", healthCheckUsage, stderr)
@@ -148,20 +152,25 @@ func healthCheck(args []string, stdout, stderr io.Writer) error {
 	sortReplies(replies)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tMODEL\tBREAKER\tHEALTH\tRAMP\tIN-FLIGHT\tENABLED\tREQUESTS\tFAILURES")
-	var models, unavailable, refused int
-	var down []string
+	var models, down, draining, refused int
+	var why []string
 	for _, r := range replies {
 		if !r.GetOk() {
 			refused++
+			why = append(why, fmt.Sprintf("%s: refused the status command: %s", r.GetNode(), r.GetError().GetMessage()))
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.GetNode(), r.GetError().GetMessage())
 			continue
 		}
 		st := r.GetStatus()
+		if st.GetDraining() {
+			draining++
+			why = append(why, st.GetNode()+": draining: it takes no new requests (restart it to undo)")
+		}
 		for _, m := range st.GetModels() {
 			models++
-			if m.GetHealth() == messages.HealthStatus_unavailable {
-				unavailable++
-				down = append(down, st.GetNode()+"/"+m.GetName())
+			if reasons := cannotServe(m); len(reasons) > 0 {
+				down++
+				why = append(why, st.GetNode()+"/"+m.GetName()+": "+strings.Join(reasons, "; "))
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d%%\t%d/%d\t%s\t%d\t%d\n", st.GetNode(), m.GetName(), m.GetBreaker(), m.GetHealth(),
 				m.GetRampPercent(), m.GetInFlight(), m.GetMaxConcurrent(), yesNo(m.GetEnabled()), m.GetRequests(), m.GetFailures())
@@ -170,14 +179,42 @@ func healthCheck(args []string, stdout, stderr io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\n%d node(s), %d model(s), %d unavailable\n", len(replies), models, unavailable)
-	switch {
-	case unavailable > 0:
-		return exitError{1, "unavailable: " + strings.Join(down, ", ")}
-	case refused > 0:
-		return exitError{1, fmt.Sprintf("%d node(s) refused the status command", refused)}
+	fmt.Fprintf(stdout, "\n%d node(s), %d model(s): %d cannot take traffic, %d node(s) draining\n", len(replies), models, down, draining)
+	for _, w := range why {
+		fmt.Fprintln(stdout, "  "+w)
 	}
-	return nil
+	if down == 0 && draining == 0 && refused == 0 {
+		return nil
+	}
+	var parts []string
+	if down > 0 {
+		parts = append(parts, fmt.Sprintf("%d model(s) cannot take traffic", down))
+	}
+	if draining > 0 {
+		parts = append(parts, fmt.Sprintf("%d node(s) draining", draining))
+	}
+	if refused > 0 {
+		parts = append(parts, fmt.Sprintf("%d node(s) refused the status command", refused))
+	}
+	return exitError{1, strings.Join(parts, ", ")}
+}
+
+// cannotServe says why model m cannot take traffic, or nothing when it can.
+func cannotServe(m *messages.ModelStatus) []string {
+	var why []string
+	switch {
+	case m.GetGaveUp():
+		why = append(why, "its supervisor gave up on it after repeated crashes (hive-node model enable "+m.GetName()+" starts it again)")
+	case m.GetBreaker().Refuses():
+		why = append(why, "breaker "+m.GetBreaker().String())
+	}
+	if !m.GetEnabled() && !m.GetGaveUp() {
+		why = append(why, "disabled by an operator")
+	}
+	if m.GetHealth() == messages.HealthStatus_unavailable && !m.GetGaveUp() {
+		why = append(why, "health unavailable")
+	}
+	return why
 }
 
 func yesNo(b bool) string {

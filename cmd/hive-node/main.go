@@ -22,7 +22,7 @@ Usage:
 
 Commands:
   serve          run a node (embedded NATS server unless --nats-url is given)
-  health-check   one table of every node's models; exit 1 when one is unavailable
+  health-check   one table of every node's models; exit 1 when one cannot take traffic or a node drains
   status         each node's models, counters, alerts and persistence
   breaker        open|close|reset MODEL: force a model's breaker
   model          enable|disable MODEL: take a model out of rotation or back
