@@ -42,6 +42,48 @@ func TestAllDownFailsFastWithRetryAfter(t *testing.T) {
 	assert.Equal(t, int64(1), b.calls.Load(), "calls to b")
 }
 
+// Every candidate forced open by an operator still gets a retry time: the
+// end of the earliest forced-open period, or unknownRetryAfter when every
+// one is held open until closed.
+func TestAllDownForcedOpenHasRetryAfter(t *testing.T) {
+	a, b := newSwitchable(answerOK), newSwitchable(answerOK)
+	h := startHiveWith(t, Config{
+		Group: resilience.GroupConfig{PanicRate: -1},
+		Models: []ModelSpec{
+			{Name: "a", Provider: a, Fallbacks: []string{"b"}, Retry: noRetry},
+			{Name: "b", Provider: b, Retry: noRetry},
+		},
+	})
+	force := func(model string, d time.Duration) {
+		t.Helper()
+		_, err := h.Control(model, OpForceOpen, d, "alice", "incident")
+		require.NoError(t, err, "force %s open for %v", model, d)
+	}
+	tests := []struct {
+		name     string
+		a, b     time.Duration // forced-open periods; 0 until closed
+		min, max int32         // bounds of retry_after_ms
+	}{
+		{"both until closed", 0, 0, int32(unknownRetryAfter / time.Millisecond), int32(unknownRetryAfter / time.Millisecond)},
+		{"one for ten minutes", 0, 10 * time.Minute, int32((10*time.Minute - time.Minute) / time.Millisecond), int32(10 * time.Minute / time.Millisecond)},
+		{"the earliest of two", time.Hour, 10 * time.Minute, int32((10*time.Minute - time.Minute) / time.Millisecond), int32(10 * time.Minute / time.Millisecond)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			force("a", tt.a)
+			force("b", tt.b)
+			resp := infer(t, h, "a")
+			e := resp.GetError()
+			require.NotNil(t, e, "reply with every breaker forced open: %v", resp)
+			assert.Equal(t, messages.ErrorClass_circuit_open, e.GetClass(), "class")
+			assert.Equal(t, "all_unavailable", e.GetCode(), "code")
+			assert.GreaterOrEqual(t, e.GetRetryAfterMs(), tt.min, "retry_after_ms")
+			assert.LessOrEqual(t, e.GetRetryAfterMs(), tt.max, "retry_after_ms")
+		})
+	}
+	assert.Zero(t, a.calls.Load()+b.calls.Load(), "calls to forced-open models")
+}
+
 // A group may have MaxOpenShare of its members open (and always one): an
 // open member within that share gets no traffic, even when the others
 // fail. Here one of two members is open, which the default share (0.5)

@@ -378,8 +378,16 @@ func (r *router) exhausted(ctx actor.Context, rn *run) {
 	r.failAllDown(ctx, rn)
 }
 
+// unknownRetryAfter is the Retry-After of a request no model could take
+// when no breaker of its group will reopen by itself (forced open until
+// closed, disabled, given up, restarting): the caller is always told when
+// to come back, and a refused request costs no model call.
+const unknownRetryAfter = time.Second
+
 // failAllDown answers a request no model could take: a configured degraded
-// reply, or circuit_open with the earliest time a model may take traffic.
+// reply, or circuit_open with the earliest time a model may take traffic
+// (an open breaker's, or a breaker forced open for a duration), else
+// unknownRetryAfter.
 func (r *router) failAllDown(ctx actor.Context, rn *run) {
 	if reply := r.env.cfg.AllDown.Reply; reply != "" {
 		r.finish(ctx, rn, &messages.InferResponse{Content: reply, ServedBy: DegradedReply, Degradation: messages.Degradation_critical})
@@ -389,13 +397,15 @@ func (r *router) failAllDown(ctx actor.Context, rn *run) {
 	var earliest time.Time
 	for _, name := range rn.group.members {
 		v := r.views[name]
-		if v.breaker == messages.BreakerState_open && (earliest.IsZero() || v.openUntil.Before(earliest)) {
+		timed := v.breaker == messages.BreakerState_open || v.breaker == messages.BreakerState_forced_open
+		if timed && v.up && v.enabled && !v.openUntil.IsZero() && (earliest.IsZero() || v.openUntil.Before(earliest)) {
 			earliest = v.openUntil
 		}
 	}
 	err := providers.Errorf(messages.ErrorClass_circuit_open, "no model of %s can take traffic now (%s)", rn.group.name, r.describe(rn.group))
-	if !earliest.IsZero() && earliest.After(now) {
-		err.RetryAfter = earliest.Sub(now)
+	err.RetryAfter = unknownRetryAfter
+	if earliest.After(now) {
+		err.RetryAfter = max(earliest.Sub(now), time.Millisecond) // never rounded to none
 	}
 	r.fail(ctx, rn, err, "all_unavailable")
 }

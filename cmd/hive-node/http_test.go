@@ -82,3 +82,26 @@ func TestHTTPAllDownIs503WithRetryAfter(t *testing.T) {
 	assert.Equal(t, "all_unavailable", apiErr.Code)
 	assert.NotEmpty(t, apiErr.Response.Header.Get("Retry-After"), "Retry-After when every model is down")
 }
+
+// Every model forced open by an operator, until closed: still a 503 with
+// Retry-After over HTTP, and retryAfterMs over NATS.
+func TestHTTPAllForcedOpenIs503WithRetryAfter(t *testing.T) {
+	n, nc := startTestNodeWith(t, "groupProtection: {panicRate: 0}")
+	for _, m := range []string{"primary", "backup"} {
+		_, err := cli(t, nc.ConnectedUrl(), "breaker", "open", m)
+		require.NoError(t, err, "breaker open %s", m)
+	}
+	c := client(n)
+	ctx, cancel := context.WithTimeout(context.Background(), requestLimit)
+	defer cancel()
+	_, err := c.Chat.Completions.New(ctx, chat("primary"), option.WithMaxRetries(0))
+	var apiErr *openai.Error
+	require.True(t, errors.As(err, &apiErr), "error %v", err)
+	assert.Equal(t, http.StatusServiceUnavailable, apiErr.StatusCode)
+	assert.Equal(t, "all_unavailable", apiErr.Code)
+	assert.Equal(t, "1", apiErr.Response.Header.Get("Retry-After"), "Retry-After when every model is forced open")
+	assert.Equal(t, "1000", apiErr.Response.Header.Get("Retry-After-Ms"))
+
+	_, resp := requestJSON(t, nc, `{"model":"primary","messages":[{"role":"user","content":"hi"}]}`)
+	assert.Equal(t, int32(1000), resp.GetError().GetRetryAfterMs(), "retryAfterMs over NATS: %v", resp.GetError())
+}
