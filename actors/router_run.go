@@ -206,6 +206,7 @@ func (r *router) launchNext(ctx actor.Context, rn *run) bool {
 			continue // it went down since the run started
 		}
 		if !now.Before(rn.deadline) {
+			rn.next-- // not tried: failAll tells the deadline cut the run short
 			break
 		}
 		r.launch(ctx, rn, name, false, panicMode)
@@ -444,18 +445,32 @@ func (r *router) describe(g *group) string {
 	return strings.Join(parts, "; ")
 }
 
-// failAll ends a run whose every attempt failed. With one attempt the
-// caller gets that model's own error class; with several, all_failed.
+// failAll ends a run whose every attempt failed. When the request's
+// deadline ended it (the last attempt timed out at it, or candidates were
+// left untried) the caller gets timeout / deadline_exceeded; otherwise,
+// with one attempt, that model's own error class, and with several,
+// all_failed.
 func (r *router) failAll(ctx actor.Context, rn *run) {
+	timedOut := rn.lastErr != nil && rn.lastErr.Class == messages.ErrorClass_timeout
+	if !r.env.now().Before(rn.deadline) && (rn.next < len(rn.order) || timedOut) {
+		r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_timeout, "the request's deadline of %v passed after %d attempt(s) (%s)",
+			rn.deadline.Sub(rn.received), len(rn.attempts), rn.attemptList()), "deadline_exceeded")
+		return
+	}
 	if len(rn.attempts) == 1 && rn.lastErr != nil {
 		r.fail(ctx, rn, rn.lastErr, "")
 		return
 	}
+	r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_all_failed, "every candidate failed (%s)", rn.attemptList()), "")
+}
+
+// attemptList is the run's attempts as "model: class" pairs.
+func (rn *run) attemptList() string {
 	parts := make([]string, len(rn.attempts))
 	for i, a := range rn.attempts {
 		parts[i] = a.Model + ": " + a.ErrorClass.String()
 	}
-	r.fail(ctx, rn, providers.Errorf(messages.ErrorClass_all_failed, "every candidate failed (%s)", strings.Join(parts, "; ")), "")
+	return strings.Join(parts, "; ")
 }
 
 // after sends msg to the router after d.

@@ -215,5 +215,17 @@ func TestRequestDeadline(t *testing.T) {
 	// The deadline covers the whole request: the slow model times out and
 	// no time is left for the fallback.
 	assert.Equal(t, messages.ErrorClass_timeout, resp.GetError().GetClass(), "reply: %v", resp)
+	assert.Equal(t, "deadline_exceeded", resp.GetError().GetCode(), "code of a request whose deadline passed: %v", resp)
 	assert.Equal(t, "slow=timeout", classes(resp.GetAttempts())[0])
+}
+
+// A model's own timeout, well within the request's deadline, keeps its
+// code: it is the model that was slow, not the request that ran out.
+func TestModelTimeoutIsNotDeadlineExceeded(t *testing.T) {
+	h := startHive(t, ModelSpec{Name: "slow", Provider: newGate(), Timeout: 20 * time.Millisecond, Retry: noRetry})
+	req := request("slow")
+	req.DeadlineMs = 60_000
+	resp := await(t, send(h, req))
+	assert.Equal(t, messages.ErrorClass_timeout, resp.GetError().GetClass(), "reply: %v", resp)
+	assert.Equal(t, "timeout", resp.GetError().GetCode(), "code of a model's own timeout: %v", resp)
 }
