@@ -46,15 +46,15 @@ const (
 //	hive_request_duration_seconds{ingress}                      histogram
 //	hive_attempts_total{model, error_class}                     one per attempt
 //	hive_attempt_duration_seconds{model}                        histogram of Attempt.latency_ms
-//	hive_fallbacks_total{from, to}                              served by another model than the first tried
+//	hive_fallbacks_total{from, to}                              served by another model than the one requested
 //	hive_retries_total{model}                                   attempts with retried set
 //	hive_hedges_total{model}                                    attempts with hedged set
 //	hive_degradation_level                                      gauge, the last response's level, 0 none .. 4 critical
 //	hive_responses_by_degradation_total{level}
 //	hive_overhead_seconds                                       histogram of InferResponse.overhead_us
-//	hive_breaker_state{node, model}                             gauge, the BreakerState enum number
+//	hive_breaker_state{node, model}                             gauge, the BreakerState enum number (every configured model from the start)
 //	hive_breaker_transitions_total{node, model, to}
-//	hive_model_health{node, model}                              gauge, the HealthStatus enum number
+//	hive_model_health{node, model}                              gauge, the HealthStatus enum number (every configured model from the start)
 //	hive_health_changes_total{node, model, to}
 //	hive_restarts_total{node, model}                            RecoveryEvents of kind restart
 //	hive_recovery_events_total{node, model, kind}
@@ -141,10 +141,15 @@ type firingAlert struct {
 	state messages.Alert_State
 }
 
-// NewMetrics returns empty metrics for node, in a registry of their own
-// that also holds the Go runtime and process collectors. node is
-// hive_node_info's label and the node of an event that names none.
-func NewMetrics(node string) *Metrics {
+// NewMetrics returns metrics for node, in a registry of their own that
+// also holds the Go runtime and process collectors. node is
+// hive_node_info's label and the node of an event that names none. Each of
+// models, the node's configured models, has hive_breaker_state 0 (closed)
+// and hive_model_health 0 (unknown) from the start, as a new breaker and
+// health are, so that every series exists before its first transition;
+// the model actors' events then move them (a breaker state restored at
+// start is published as one).
+func NewMetrics(node string, models ...string) *Metrics {
 	m := &Metrics{
 		node:   node,
 		reg:    prometheus.NewRegistry(),
@@ -221,6 +226,11 @@ func NewMetrics(node string) *Metrics {
 	m.hedgeSeries.resolve = func(model string) prometheus.Counter {
 		return m.hedges.WithLabelValues(m.models.value(model))
 	}
+	for _, name := range models {
+		n, model := m.where(node, name)
+		m.breakerState.WithLabelValues(n, model).Set(float64(messages.BreakerState_closed))
+		m.health.WithLabelValues(n, model).Set(float64(messages.HealthStatus_unknown))
+	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
 }
@@ -235,12 +245,14 @@ func (m *Metrics) RefusedReply(endpoint string) {
 // Handler serves the metrics in Prometheus' exposition formats.
 func (m *Metrics) Handler() http.Handler { return m.handler }
 
-// Response records one finished request: ingress is "nats" or "http", d
-// the time from dispatch to answer. A nil resp counts as a server_error,
-// as the gateway answers it. It does not allocate once the request's
-// series exist.
-func (m *Metrics) Response(ingress string, resp *messages.InferResponse, d time.Duration) {
-	m.record(ingress, resp, d, true)
+// Response records one finished request: ingress is "nats" or "http",
+// model the model the request asked for, d the time from dispatch to
+// answer. A success served by another model than model counts in
+// hive_fallbacks_total (from model; with model "", from the first model
+// tried). A nil resp counts as a server_error, as the gateway answers it.
+// It does not allocate once the request's series exist.
+func (m *Metrics) Response(ingress, model string, resp *messages.InferResponse, d time.Duration) {
+	m.record(ingress, model, resp, d, true)
 }
 
 // Stream records one finished streamed request from its final chunk:
@@ -248,8 +260,8 @@ func (m *Metrics) Response(ingress string, resp *messages.InferResponse, d time.
 // complete counts as stream_cut when it names no error, as the gateway
 // answers it. Chunks carry no degradation level or overhead, so a stream
 // moves neither those metrics nor hive_degradation_level. A chunk that is
-// not final is ignored.
-func (m *Metrics) Stream(ingress string, final *messages.InferChunk, d time.Duration) {
+// not final is ignored. model is the model asked for, as for Response.
+func (m *Metrics) Stream(ingress, model string, final *messages.InferChunk, d time.Duration) {
 	if !final.GetFinal() {
 		return
 	}
@@ -257,12 +269,12 @@ func (m *Metrics) Stream(ingress string, final *messages.InferChunk, d time.Dura
 	if resp.Error == nil && final.GetOutcome() != messages.InferChunk_complete {
 		resp.Error = &messages.Error{Class: messages.ErrorClass_stream_cut}
 	}
-	m.record(ingress, resp, d, false)
+	m.record(ingress, model, resp, d, false)
 }
 
 // record is Response; whole says resp has a degradation level and an
 // overhead to record.
-func (m *Metrics) record(ingress string, resp *messages.InferResponse, d time.Duration, whole bool) {
+func (m *Metrics) record(ingress, requested string, resp *messages.InferResponse, d time.Duration, whole bool) {
 	k := requestKey{ingress: ingress, servedBy: resp.GetServedBy()}
 	switch {
 	case resp == nil:
@@ -288,8 +300,14 @@ func (m *Metrics) record(ingress string, resp *messages.InferResponse, d time.Du
 			m.hedgeSeries.get(a.GetModel()).Inc()
 		}
 	}
-	if !k.failed && len(attempts) > 0 && k.servedBy != "" && attempts[0].GetModel() != k.servedBy {
-		m.fallbackSeries.get([2]string{attempts[0].GetModel(), k.servedBy}).Inc()
+	// A fallback served it: another model than the one asked for, which
+	// may not have been called at all (its breaker open). A reply with no
+	// attempt (the configured degraded answer) was served by no model.
+	if len(attempts) > 0 && requested == "" {
+		requested = attempts[0].GetModel()
+	}
+	if !k.failed && len(attempts) > 0 && k.servedBy != "" && requested != k.servedBy {
+		m.fallbackSeries.get([2]string{requested, k.servedBy}).Inc()
 	}
 	if !whole {
 		return
@@ -480,7 +498,7 @@ func (d metered) Dispatch(ctx context.Context, req *messages.InferRequest, done 
 	var once atomic.Bool // a dispatcher that answers twice is recorded once
 	d.Dispatcher.Dispatch(ctx, req, func(resp *messages.InferResponse) {
 		if once.CompareAndSwap(false, true) {
-			d.m.Response(d.ingress, resp, time.Since(start))
+			d.m.Response(d.ingress, req.GetModel(), resp, time.Since(start))
 		}
 		done(resp)
 	})
@@ -490,7 +508,7 @@ func (d metered) DispatchStream(ctx context.Context, req *messages.InferRequest,
 	start := time.Now()
 	d.Dispatcher.DispatchStream(ctx, req, func(ch *messages.InferChunk) {
 		if ch.GetFinal() {
-			d.m.Stream(d.ingress, ch, time.Since(start))
+			d.m.Stream(d.ingress, req.GetModel(), ch, time.Since(start))
 		}
 		emit(ch)
 	})

@@ -80,11 +80,11 @@ func attempt(model string, class messages.ErrorClass, ms float64, retried bool) 
 
 func TestMetricsResponses(t *testing.T) {
 	m := NewMetrics("n1")
-	m.Response("http", &messages.InferResponse{
+	m.Response("http", "", &messages.InferResponse{
 		ServedBy: "gpt-5", OverheadUs: 40,
 		Attempts: []*messages.Attempt{attempt("gpt-5", messages.ErrorClass_ok, 120, false)},
 	}, 130*time.Millisecond)
-	m.Response("nats", &messages.InferResponse{
+	m.Response("nats", "", &messages.InferResponse{
 		ServedBy: "claude-4-sonnet", Degradation: messages.Degradation_minimal, OverheadUs: 300,
 		Attempts: []*messages.Attempt{
 			attempt("gpt-5", messages.ErrorClass_server_error, 30, false),
@@ -92,7 +92,7 @@ func TestMetricsResponses(t *testing.T) {
 			attempt("claude-4-sonnet", messages.ErrorClass_ok, 200, false),
 		},
 	}, 260*time.Millisecond)
-	m.Response("nats", &messages.InferResponse{
+	m.Response("nats", "", &messages.InferResponse{
 		Degradation: messages.Degradation_severe, OverheadUs: 50,
 		Error: &messages.Error{Class: messages.ErrorClass_all_failed},
 		Attempts: []*messages.Attempt{
@@ -100,7 +100,7 @@ func TestMetricsResponses(t *testing.T) {
 			attempt("claude-4-sonnet", messages.ErrorClass_overloaded, 5, false),
 		},
 	}, 1100*time.Millisecond)
-	m.Response("http", nil, 2*time.Millisecond)
+	m.Response("http", "", nil, 2*time.Millisecond)
 
 	fams := scrape(t, m.Handler())
 	assert.Equal(t, map[string]float64{
@@ -145,6 +145,36 @@ func TestMetricsResponses(t *testing.T) {
 	assert.NotEmpty(t, family(fams, "process_start_time_seconds"), "the process collector is registered")
 }
 
+// Every configured model has its breaker and health gauges from the start,
+// before any transition; a transition then moves its own.
+func TestMetricsConfiguredModelsFromTheStart(t *testing.T) {
+	m := NewMetrics("n1", "gpt-5", "claude-4-sonnet")
+	fams := scrape(t, m.Handler())
+	want := map[string]float64{"model=claude-4-sonnet,node=n1": 0, "model=gpt-5,node=n1": 0}
+	assert.Equal(t, want, family(fams, "hive_breaker_state"), "breaker states before any transition")
+	assert.Equal(t, want, family(fams, "hive_model_health"), "health before any change")
+
+	m.Breaker(&messages.BreakerTransition{Model: "gpt-5", From: messages.BreakerState_closed, To: messages.BreakerState_forced_open})
+	fams = scrape(t, m.Handler())
+	assert.Equal(t, map[string]float64{"model=claude-4-sonnet,node=n1": 0, "model=gpt-5,node=n1": 3}, family(fams, "hive_breaker_state"))
+}
+
+// A fallback is a success served by another model than the one asked for,
+// whether or not that model was called.
+func TestMetricsFallbackFromTheRequestedModel(t *testing.T) {
+	m := NewMetrics("n1")
+	ok := func(model string) *messages.Attempt { return attempt(model, messages.ErrorClass_ok, 1, false) }
+	// gpt-5's breaker is open: the router went straight to its fallback.
+	m.Response("nats", "gpt-5", &messages.InferResponse{ServedBy: "claude-4-sonnet", Attempts: []*messages.Attempt{ok("claude-4-sonnet")}}, time.Millisecond)
+	m.Stream("http", "gpt-5", &messages.InferChunk{Final: true, Outcome: messages.InferChunk_complete, ServedBy: "claude-4-sonnet",
+		Attempts: []*messages.Attempt{ok("claude-4-sonnet")}}, time.Millisecond)
+	m.Response("nats", "claude-4-sonnet", &messages.InferResponse{ServedBy: "claude-4-sonnet", Attempts: []*messages.Attempt{ok("claude-4-sonnet")}}, time.Millisecond)
+	// The configured degraded answer: no model served it.
+	m.Response("nats", "gpt-5", &messages.InferResponse{ServedBy: "hive-degraded"}, time.Millisecond)
+	fams := scrape(t, m.Handler())
+	assert.Equal(t, map[string]float64{"from=gpt-5,to=claude-4-sonnet": 2}, family(fams, "hive_fallbacks_total"))
+}
+
 // A stream is recorded from its final chunk; it has no degradation level
 // or overhead to record.
 func TestMetricsStream(t *testing.T) {
@@ -153,11 +183,11 @@ func TestMetricsStream(t *testing.T) {
 		attempt("gpt-5", messages.ErrorClass_rate_limited, 3, false),
 		attempt("claude-4-sonnet", messages.ErrorClass_ok, 40, false),
 	}
-	m.Stream("http", &messages.InferChunk{Seq: 1, Delta: "He", ServedBy: "claude-4-sonnet"}, time.Millisecond)
-	m.Stream("http", &messages.InferChunk{Seq: 2, Final: true, Outcome: messages.InferChunk_complete, ServedBy: "claude-4-sonnet", Attempts: two}, 50*time.Millisecond)
-	m.Stream("nats", &messages.InferChunk{Seq: 3, Final: true, Outcome: messages.InferChunk_incomplete, ServedBy: "gpt-5",
+	m.Stream("http", "", &messages.InferChunk{Seq: 1, Delta: "He", ServedBy: "claude-4-sonnet"}, time.Millisecond)
+	m.Stream("http", "", &messages.InferChunk{Seq: 2, Final: true, Outcome: messages.InferChunk_complete, ServedBy: "claude-4-sonnet", Attempts: two}, 50*time.Millisecond)
+	m.Stream("nats", "", &messages.InferChunk{Seq: 3, Final: true, Outcome: messages.InferChunk_incomplete, ServedBy: "gpt-5",
 		Attempts: []*messages.Attempt{attempt("gpt-5", messages.ErrorClass_stream_cut, 9, false)}}, 10*time.Millisecond)
-	m.Stream("nats", &messages.InferChunk{Seq: 1, Final: true, Outcome: messages.InferChunk_incomplete,
+	m.Stream("nats", "", &messages.InferChunk{Seq: 1, Final: true, Outcome: messages.InferChunk_incomplete,
 		Error: &messages.Error{Class: messages.ErrorClass_stream_stall}}, 10*time.Millisecond)
 
 	fams := scrape(t, m.Handler())
@@ -185,10 +215,10 @@ func TestMetricsHedge(t *testing.T) {
 		a.Hedged = true
 		return a
 	}
-	m.Response("nats", &messages.InferResponse{ServedBy: "gpt-5", Attempts: []*messages.Attempt{
+	m.Response("nats", "", &messages.InferResponse{ServedBy: "gpt-5", Attempts: []*messages.Attempt{
 		attempt("claude-4-sonnet", messages.ErrorClass_cancelled, 90, false), hedged("gpt-5")}}, time.Millisecond)
-	m.Response("nats", &messages.InferResponse{ServedBy: "gpt-5", Attempts: []*messages.Attempt{hedged("gpt-5")}}, time.Millisecond)
-	m.Response("nats", &messages.InferResponse{ServedBy: "claude-4-sonnet", Attempts: []*messages.Attempt{hedged("claude-4-sonnet")}}, time.Millisecond)
+	m.Response("nats", "", &messages.InferResponse{ServedBy: "gpt-5", Attempts: []*messages.Attempt{hedged("gpt-5")}}, time.Millisecond)
+	m.Response("nats", "", &messages.InferResponse{ServedBy: "claude-4-sonnet", Attempts: []*messages.Attempt{hedged("claude-4-sonnet")}}, time.Millisecond)
 	assert.Equal(t, map[string]float64{"model=gpt-5": 2, "model=claude-4-sonnet": 1}, family(scrape(t, m.Handler()), "hive_hedges_total"))
 }
 
@@ -338,7 +368,7 @@ func TestMetricsCardinality(t *testing.T) {
 	const n = maxNames + 88
 	for i := range n {
 		model := fmt.Sprintf("model-%d", i)
-		m.Response("nats", &messages.InferResponse{ServedBy: model, Attempts: []*messages.Attempt{attempt(model, messages.ErrorClass_ok, 1, false)}}, time.Millisecond)
+		m.Response("nats", "", &messages.InferResponse{ServedBy: model, Attempts: []*messages.Attempt{attempt(model, messages.ErrorClass_ok, 1, false)}}, time.Millisecond)
 		m.Breaker(&messages.BreakerTransition{Model: model, To: messages.BreakerState_open})
 	}
 	fams := scrape(t, m.Handler())
@@ -362,7 +392,7 @@ func TestMetricsConcurrent(t *testing.T) {
 			for i := range each {
 				a := attempt(model, messages.ErrorClass_ok, 1, false)
 				a.Hedged = true
-				m.Response("nats", &messages.InferResponse{ServedBy: model, Attempts: []*messages.Attempt{a}}, time.Millisecond)
+				m.Response("nats", "", &messages.InferResponse{ServedBy: model, Attempts: []*messages.Attempt{a}}, time.Millisecond)
 				m.Alert(&messages.Alert{Id: fmt.Sprint(i % 10), Rule: "r", State: messages.Alert_fired})
 			}
 		})
@@ -473,7 +503,7 @@ func BenchmarkMetricsResponse(b *testing.B) {
 		m := NewMetrics("n1")
 		b.ReportAllocs()
 		for b.Loop() {
-			m.Response("nats", benchResponse, 230*time.Millisecond)
+			m.Response("nats", "", benchResponse, 230*time.Millisecond)
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
@@ -481,7 +511,7 @@ func BenchmarkMetricsResponse(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				m.Response("nats", benchResponse, 230*time.Millisecond)
+				m.Response("nats", "", benchResponse, 230*time.Millisecond)
 			}
 		})
 	})

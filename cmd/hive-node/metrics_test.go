@@ -48,17 +48,31 @@ func counter(fams map[string]*dto.MetricFamily, name string, labels map[string]s
 // up in /metrics, parsed as Prometheus parses it.
 func TestMetricsOfARealNode(t *testing.T) {
 	n, nc := startTestNodeWith(t, "recovery: {enabled: false}")
+	fams := scrape(t, n)
+	for _, name := range []string{"hive_breaker_state", "hive_model_health"} {
+		got := map[string]float64{}
+		for _, m := range fams[name].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "model" {
+					got[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+		assert.Equal(t, map[string]float64{"primary": 0, "broken": 0, "backup": 0, "dead": 0}, got,
+			"%s of every configured model before any transition (0: closed, unknown)", name)
+	}
+
 	for range 4 { // dead opens on its third failure; backup serves all four
 		servedBy(t, nc, "dead")
 	}
 	servedBy(t, nc, "primary")
 
-	fams := scrape(t, n)
+	fams = scrape(t, n)
 	assert.Equal(t, 4.0, counter(fams, "hive_requests_total", map[string]string{"ingress": "nats", "served_by": "backup", "outcome": "ok"}))
 	assert.Equal(t, 1.0, counter(fams, "hive_requests_total", map[string]string{"ingress": "nats", "served_by": "primary", "outcome": "ok"}))
 	assert.Equal(t, 3.0, counter(fams, "hive_attempts_total", map[string]string{"model": "dead", "error_class": "connection"}))
-	assert.Equal(t, 3.0, counter(fams, "hive_fallbacks_total", map[string]string{"from": "dead", "to": "backup"}),
-		"three failovers; the fourth request skipped dead, whose breaker was open")
+	assert.Equal(t, 4.0, counter(fams, "hive_fallbacks_total", map[string]string{"from": "dead", "to": "backup"}),
+		"every request for dead was served by backup: three failovers, and a fourth that skipped dead, whose breaker was open")
 	assert.Equal(t, 1.0, counter(fams, "hive_breaker_transitions_total", map[string]string{"model": "dead", "to": "open"}))
 	var open float64 = -1
 	for _, m := range fams["hive_breaker_state"].GetMetric() {
@@ -69,4 +83,13 @@ func TestMetricsOfARealNode(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1.0, open, "hive_breaker_state of dead is 1 (open)")
+
+	// A model forced open is never called: its requests served by its
+	// fallback are fallbacks all the same.
+	_, err := cli(t, nc.ConnectedUrl(), "breaker", "open", "primary")
+	require.NoError(t, err)
+	require.Equal(t, "backup", servedBy(t, nc, "primary"))
+	fams = scrape(t, n)
+	assert.Equal(t, 1.0, counter(fams, "hive_fallbacks_total", map[string]string{"from": "primary", "to": "backup"}),
+		"a request for forced-open primary served by backup")
 }

@@ -129,7 +129,11 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 	if n.store != nil {
 		hc.Store = n.store.Breakers()
 	}
-	n.metrics = gateway.NewMetrics(f.nodeID)
+	models := make([]string, len(hc.Models))
+	for i, m := range hc.Models {
+		models[i] = m.Name
+	}
+	n.metrics = gateway.NewMetrics(f.nodeID, models...)
 	n.replies = bus.NewReplyGuard(cfg.Global.ReplyPrefixes, log, n.metrics.RefusedReply)
 	replies := n.replies
 	pub := &fanout{sinks: []actors.Publisher{bus.NewEvents(n.nc, subjects, log), n.metrics}}
