@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -124,6 +125,37 @@ func TestBinaryServesAndStopsGracefully(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	waitFor(t, lines, "stopped")
 	require.NoError(t, cmd.Wait(), "exit status after SIGTERM")
+}
+
+// The console log of the real binary, read through a pipe as a log file
+// or a collector would, holds no colour codes.
+func TestBinaryConsoleLogThroughAPipeHasNoColour(t *testing.T) {
+	cmd := exec.Command(binary(t), "serve", "--log-format", "console",
+		"--config-dir", repoConfig(t), "--nats-listen", "127.0.0.1:-1", "--http-addr", "off",
+		"--data-dir", t.TempDir(), "--node-id", "bin2")
+	cmd.Env = append(os.Environ(), "NO_COLOR=", "TERM=xterm-256color")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	sc := bufio.NewScanner(stderr)
+	var log []string
+	for sc.Scan() {
+		log = append(log, sc.Text())
+		if strings.Contains(sc.Text(), "hive node serving") {
+			break
+		}
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	for sc.Scan() {
+		log = append(log, sc.Text())
+	}
+	require.NoError(t, cmd.Wait(), "exit status after SIGTERM; log:\n%s", strings.Join(log, "\n"))
+	require.NotEmpty(t, log)
+	assert.Regexp(t, `^\d\d:\d\d:\d\d INF `, log[0], "a console line")
+	for _, l := range log {
+		assert.NotContains(t, l, "\x1b[", "escape codes in %q", l)
+	}
 }
 
 func TestBinaryCommands(t *testing.T) {

@@ -39,7 +39,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this address (such as 127.0.0.1:6060) for performance work; empty: off")
 	fs.StringVar(&f.dataDir, "data-dir", "data", "directory for the embedded server's JetStream store")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn or error")
-	fs.StringVar(&f.logFormat, "log-format", "console", "log format: console (readable) or json (one object per line)")
+	fs.StringVar(&f.logFormat, "log-format", "console", "log format: console (readable; coloured only on a terminal, and NO_COLOR turns that off) or json (one object per line, for files and log collectors)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 0, "how long shutdown waits for in-flight requests (default: shutdownGrace from resilience.yml, 10s)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: hive-node serve [flags]
