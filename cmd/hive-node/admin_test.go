@@ -304,6 +304,34 @@ func TestDrainMovesTrafficToOtherNodes(t *testing.T) {
 	assert.Contains(t, out, "draining: yes")
 }
 
+// TestDrainNamesItsNode: drain without --node or --all is refused and
+// drains nothing; --all drains every node.
+func TestDrainNamesItsNode(t *testing.T) {
+	srv := bustest.NewServer(t)
+	cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(testModels))
+	require.NoError(t, err)
+	for _, id := range []string{"a", "b"} {
+		f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: id, httpAddr: "off"}
+		n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+	}
+	url := srv.ClientURL()
+	_, err = cli(t, url, "drain")
+	assert.Equal(t, 2, exitCode(err), "drain without --node or --all is a usage error: %v", err)
+	out, err := cli(t, url, "status")
+	require.NoError(t, err)
+	assert.Equal(t, 2, strings.Count(out, "draining: no"), "no node drained by the refused command:\n%s", out)
+
+	out, err = cli(t, url, "drain", "--all", "--reason", "maintenance")
+	require.NoError(t, err)
+	assert.Contains(t, out, "a: drained")
+	assert.Contains(t, out, "b: drained")
+	out, err = cli(t, url, "status")
+	require.NoError(t, err)
+	assert.Equal(t, 2, strings.Count(out, "draining: yes"), "--all drains every node:\n%s", out)
+}
+
 // TestWithoutJetStream: a server without JetStream; the node serves and
 // says it runs without persistence.
 func TestWithoutJetStream(t *testing.T) {

@@ -161,20 +161,39 @@ func TestBinaryConsoleLogThroughAPipeHasNoColour(t *testing.T) {
 func TestBinaryCommands(t *testing.T) {
 	bad := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(bad, "models-resilience.yml"), []byte("models:\n  a:\n    provider: sim\n    timeout: 3x\n"), 0o644))
+	// The commands below must fail before they connect; should one not, it
+	// finds no server rather than a node someone runs on the default port.
+	const nowhere = "nats://127.0.0.1:1"
 	tests := []struct {
 		name     string
 		args     []string
 		wantCode int
 		wantOut  string // in stdout or stderr
+		notOut   []string
 	}{
-		{"version", []string{"version"}, 0, "hive-node 0.1.0-e2e"},
-		{"help", []string{"help"}, 0, "Commands:"},
-		{"serve help", []string{"serve", "--help"}, 0, "--nats-url"},
-		{"no command", nil, 2, "no command given"},
-		{"unknown command", []string{"fly"}, 2, `unknown command "fly"`},
-		{"bad flag", []string{"serve", "--log-format", "xml"}, 2, `--log-format: "xml" is not console or json`},
-		{"bad node id", []string{"serve", "--node-id", "a.b"}, 2, "--node-id"},
-		{"bad config", []string{"serve", "--config-dir", bad, "--http-addr", "off"}, 1, `models-resilience.yml:4: models.a.timeout: "3x" is not a duration`},
+		{"version", []string{"version"}, 0, "hive-node 0.1.0-e2e", nil},
+		{"help", []string{"help"}, 0, "Commands:", nil},
+		{"serve help", []string{"serve", "--help"}, 0, "--nats-url", nil},
+		{"no command", nil, 2, "no command given", nil},
+		{"unknown command", []string{"fly"}, 2, `unknown command "fly"`, nil},
+		{"bad flag", []string{"serve", "--log-format", "xml"}, 2, `--log-format: "xml" is not console or json`, nil},
+		{"bad node id", []string{"serve", "--node-id", "a.b"}, 2, "--node-id", nil},
+		{"bad config", []string{"serve", "--config-dir", bad, "--http-addr", "off"}, 1, `models-resilience.yml:4: models.a.timeout: "3x" is not a duration`, nil},
+		// Each command's help lists its own flags only.
+		{"help alert", []string{"help", "alert"}, 0, "Usage: hive-node alert ack ALERT-ID", []string{"-duration", "-reason", "-all"}},
+		{"help model", []string{"help", "model"}, 0, "-reason", []string{"-duration", "-all"}},
+		{"help breaker", []string{"help", "breaker"}, 0, "-duration", []string{"-all"}},
+		{"help drain", []string{"help", "drain"}, 0, "-all", []string{"-duration"}},
+		// A command missing its verb lists the verbs.
+		{"breaker without verb", []string{"breaker"}, 2, "breaker: missing the verb: open, close or reset", nil},
+		{"model without verb", []string{"model"}, 2, "model: missing the verb: enable or disable", nil},
+		{"alert without verb", []string{"alert"}, 2, "alert: missing the verb: ack", nil},
+		{"breaker without model", []string{"breaker", "open"}, 2, "breaker open: missing MODEL", nil},
+		{"unknown verb", []string{"model", "wake", "gpt-5", "--nats-url", nowhere}, 2, `model: unknown verb "wake": enable or disable`, nil},
+		{"duration on close", []string{"breaker", "close", "gpt-5", "--duration", "1m", "--nats-url", nowhere}, 2, "--duration applies to breaker open only", nil},
+		// drain names its node, or every node with --all.
+		{"drain without node", []string{"drain", "--nats-url", nowhere}, 2, "drain: name the node to drain with --node NAME, or drain every node with --all", nil},
+		{"drain with both", []string{"drain", "--all", "--node", "a", "--nats-url", nowhere}, 2, "--all and --node a: give one of them", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +207,9 @@ func TestBinaryCommands(t *testing.T) {
 			}
 			assert.Equal(t, tt.wantCode, code, "exit code; output:\n%s", out)
 			assert.Contains(t, string(out), tt.wantOut)
+			for _, not := range tt.notOut {
+				assert.NotContains(t, string(out), not)
+			}
 		})
 	}
 }

@@ -43,13 +43,14 @@ func newCtlFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *ctlFlags
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for the first answer")
 	fs.DurationVar(&f.stall, "gather", 300*time.Millisecond, "with --node all: stop gathering answers after this long without a new one")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usage+"\n"+envHelp+"\nFlags:\n")
+		fmt.Fprint(stderr, usage+"\n\n"+envHelp+"\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs, f
 }
 
-// parse parses args and checks the number of positional arguments.
+// parseCtl parses args and checks the number of positional arguments
+// (any number when want < 0).
 func parseCtl(fs *flag.FlagSet, args []string, want int, what string) ([]string, error) {
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -70,7 +71,7 @@ func parseCtl(fs *flag.FlagSet, args []string, want int, what string) ([]string,
 		}
 		rest = fs.Args()
 	}
-	if len(pos) != want {
+	if want >= 0 && len(pos) != want {
 		return nil, usageError{fmt.Sprintf("%s: want %s, got %q", fs.Name(), what, strings.Join(pos, " "))}
 	}
 	return pos, nil
@@ -310,52 +311,112 @@ const alertUsage = `Usage: hive-node alert ack ALERT-ID [flags]
 
 Acknowledges a firing alert: it stops escalating and shows who took it.`
 
-const drainUsage = `Usage: hive-node drain [flags]
+const drainUsage = `Usage: hive-node drain --node NAME | --all [flags]
 
-Stops the node(s) taking new requests: a drained node leaves the infer
-queue group (other nodes get its NATS traffic), finishes what it had, and
-answers HTTP requests with no_capacity (draining) while /readyz says not
-ready. Restart the node to undo.`
+Stops the node NAME, or with --all every node of the deployment, taking
+new requests: a drained node leaves the infer queue group (other nodes
+get its NATS traffic), finishes what it had, and answers HTTP requests
+with no_capacity (draining) while /readyz says not ready. Restart the
+node to undo. One of --node and --all is required.`
 
-// control runs breaker, model, alert and drain.
+// verb is one verb of an operator command and the admin command it sends.
+type verb struct{ name, command string }
+
+// controlVerbs are the verbs of breaker, model and alert, in usage order.
+var controlVerbs = map[string][]verb{
+	"breaker": {{"open", bus.CmdBreakerOpen}, {"close", bus.CmdBreakerClose}, {"reset", bus.CmdBreakerReset}},
+	"model":   {{"enable", bus.CmdModelEnable}, {"disable", bus.CmdModelDisable}},
+	"alert":   {{"ack", bus.CmdAlertAck}},
+}
+
+// control runs breaker, model and alert: `name verb NAME [flags]`. Each
+// takes the flags it uses and no other: --reason for breaker and model
+// (alert acks record who, not why), --duration for breaker open.
 func control(name string, args []string, stdout, stderr io.Writer) error {
-	usage, verbs := map[string]string{"breaker": breakerUsage, "model": modelUsage, "alert": alertUsage, "drain": drainUsage}[name],
-		map[string]map[string]string{
-			"breaker": {"open": bus.CmdBreakerOpen, "close": bus.CmdBreakerClose, "reset": bus.CmdBreakerReset},
-			"model":   {"enable": bus.CmdModelEnable, "disable": bus.CmdModelDisable},
-			"alert":   {"ack": bus.CmdAlertAck},
-		}[name]
+	usage := map[string]string{"breaker": breakerUsage, "model": modelUsage, "alert": alertUsage}[name]
+	verbs := controlVerbs[name]
 	fs, f := newCtlFlags(name, usage, stderr)
-	reason := fs.String("reason", "", "why, for the audit trail")
-	duration := fs.Duration("duration", 0, "breaker open: how long to hold it open (0: until closed)")
-	cmd := &messages.AdminCommand{}
-	var command string
-	if name == "drain" {
-		if _, err := parseCtl(fs, args, 0, "no arguments"); err != nil {
-			return err
-		}
-		command = bus.CmdDrain
-	} else {
-		pos, err := parseCtl(fs, args, 2, "a verb and a name")
-		if err != nil {
-			return err
-		}
-		var ok bool
-		if command, ok = verbs[pos[0]]; !ok {
-			known := make([]string, 0, len(verbs))
-			for v := range verbs {
-				known = append(known, v)
-			}
-			slices.Sort(known)
-			return usageError{fmt.Sprintf("%s: unknown verb %q (known: %s)", name, pos[0], strings.Join(known, ", "))}
-		}
-		if name == "alert" {
-			cmd.AlertId = pos[1]
-		} else {
-			cmd.Model = pos[1]
-		}
+	var reason *string
+	var duration *time.Duration
+	if name != "alert" {
+		reason = fs.String("reason", "", "why, for the audit trail")
 	}
-	cmd.Reason, cmd.DurationMs = *reason, messages.Millis(*duration)
+	if name == "breaker" {
+		duration = fs.Duration("duration", 0, "breaker open: how long to hold it open (0: until closed)")
+	}
+	pos, err := parseCtl(fs, args, -1, "")
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(verbs))
+	for i, v := range verbs {
+		names[i] = v.name
+	}
+	object := map[string]string{"breaker": "MODEL", "model": "MODEL", "alert": "ALERT-ID"}[name]
+	if len(pos) == 0 {
+		return usageError{fmt.Sprintf("%s: missing the verb: %s (hive-node help %s)", name, orList(names), name)}
+	}
+	i := slices.IndexFunc(verbs, func(v verb) bool { return v.name == pos[0] })
+	if i < 0 {
+		return usageError{fmt.Sprintf("%s: unknown verb %q: %s", name, pos[0], orList(names))}
+	}
+	switch {
+	case len(pos) == 1:
+		return usageError{fmt.Sprintf("%s %s: missing %s", name, pos[0], object)}
+	case len(pos) > 2:
+		return usageError{fmt.Sprintf("%s %s: want one %s, got %q", name, pos[0], object, strings.Join(pos[1:], " "))}
+	case duration != nil && *duration != 0 && pos[0] != "open":
+		return usageError{fmt.Sprintf("%s %s: --duration applies to breaker open only", name, pos[0])}
+	}
+	cmd := &messages.AdminCommand{}
+	if name == "alert" {
+		cmd.AlertId = pos[1]
+	} else {
+		cmd.Model = pos[1]
+		cmd.Reason = *reason
+	}
+	if duration != nil {
+		cmd.DurationMs = messages.Millis(*duration)
+	}
+	return sendControl(f, name, verbs[i].command, cmd, stdout, stderr)
+}
+
+// orList joins words as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// drain runs `hive-node drain --node NAME | --all`. Draining every node
+// stops the deployment serving, so it is never the default: the node, or
+// --all, must be named.
+func drain(args []string, stdout, stderr io.Writer) error {
+	fs, f := newCtlFlags("drain", drainUsage, stderr)
+	// --node has no default here: a drain names its node.
+	node := fs.Lookup("node")
+	node.DefValue, node.Usage = "", `node to drain (or --all)`
+	f.node = ""
+	all := fs.Bool("all", false, "drain every node of the deployment")
+	reason := fs.String("reason", "", "why, for the audit trail")
+	if _, err := parseCtl(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	switch {
+	case *all && f.node != "" && f.node != "all":
+		return usageError{fmt.Sprintf("drain: --all and --node %s: give one of them", f.node)}
+	case *all:
+		f.node = "all"
+	case f.node == "":
+		return usageError{"drain: name the node to drain with --node NAME, or drain every node with --all"}
+	}
+	return sendControl(f, "drain", bus.CmdDrain, &messages.AdminCommand{Reason: *reason}, stdout, stderr)
+}
+
+// sendControl sends an operator's admin command and prints each node's
+// answer; any refusal exits 1.
+func sendControl(f *ctlFlags, name, command string, cmd *messages.AdminCommand, stdout, stderr io.Writer) error {
 	replies, err := f.ask(command, cmd, stderr)
 	if err != nil {
 		return err

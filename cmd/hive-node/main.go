@@ -27,7 +27,7 @@ Commands:
   breaker        open|close|reset MODEL: force a model's breaker
   model          enable|disable MODEL: take a model out of rotation or back
   alert          ack ALERT-ID: acknowledge a firing alert
-  drain          stop a node taking new requests
+  drain          --node NAME | --all: stop a node (or every node) taking new requests
   audit          the audit trail from JetStream [--since 1h] [--model M] [--follow]
   events         follow the event stream, one line per event
   dashboard      print the dashboard's URL and check that it answers [--http-url U]
@@ -82,8 +82,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return healthCheck(rest, stdout, stderr)
 	case "status":
 		return status(rest, stdout, stderr)
-	case "breaker", "model", "alert", "drain":
+	case "breaker", "model", "alert":
 		return control(cmd, rest, stdout, stderr)
+	case "drain":
+		return drain(rest, stdout, stderr)
 	case "audit":
 		return audit(rest, stdout, stderr)
 	case "events":
@@ -94,8 +96,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "hive-node %s\n", version)
 		return nil
 	case "help", "-h", "--help":
-		if len(rest) > 0 {
-			return run([]string{rest[0], "--help"}, stdout, stderr)
+		if len(rest) > 0 { // the help asked for goes to stdout, as this one does
+			return run([]string{rest[0], "--help"}, stdout, stdout)
 		}
 		fmt.Fprint(stdout, usage)
 		return nil
