@@ -103,6 +103,10 @@ func TestBinaryServesAndStopsGracefully(t *testing.T) {
 		"--http-addr", "127.0.0.1:0",
 		"--data-dir", t.TempDir(),
 		"--node-id", "bin1")
+	// It says at start what it keeps (the log lines come in this order).
+	persist := waitFor(t, lines, "persistence on: audit stream up to 720h0m0s and 1024 MiB, breaker states in JetStream")
+	assert.Equal(t, "HIVE_EVENTS", persist["stream"])
+	assert.Equal(t, "hive_breakers", persist["bucket"])
 	ready := waitFor(t, lines, "hive node serving")
 	assert.Equal(t, "hive.v1.infer", ready["subject"])
 	assert.Equal(t, "0.1.0-e2e", ready["version"])

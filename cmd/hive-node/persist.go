@@ -44,5 +44,7 @@ func (n *node) openPersistence(p config.Persistence, subjects bus.Subjects) erro
 	}
 	n.store = store
 	n.persistenceDetail = fmt.Sprintf("audit stream up to %s and %d MiB, breaker states in JetStream", p.AuditMaxAge, p.AuditMaxMB)
+	n.log.Info().Str("stream", persistence.StreamName(subjects)).Str("bucket", persistence.BucketName(subjects)).
+		Msg("persistence on: " + n.persistenceDetail)
 	return nil
 }
