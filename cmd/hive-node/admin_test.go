@@ -26,7 +26,7 @@ import (
 func cli(t *testing.T, url string, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	args = append(args, "--nats-url", url, "--timeout", "5s")
+	args = append(args, "--nats-url", url) // --timeout: 5 s by default
 	err := run(args, &out, &errOut)
 	if errOut.Len() > 0 {
 		t.Logf("stderr of %v:\n%s", args, errOut.String())

@@ -188,6 +188,8 @@ func TestBinaryCommands(t *testing.T) {
 		{"help model", []string{"help", "model"}, 0, "-reason", []string{"-duration", "-all"}},
 		{"help breaker", []string{"help", "breaker"}, 0, "-duration", []string{"-all"}},
 		{"help drain", []string{"help", "drain"}, 0, "-all", []string{"-duration"}},
+		{"help events", []string{"help", "events"}, 0, "-model", []string{"-timeout", "-gather", "-reason"}},
+		{"help audit", []string{"help", "audit"}, 0, "-follow", []string{"-timeout", "-gather", "-reason"}},
 		// A command missing its verb lists the verbs.
 		{"breaker without verb", []string{"breaker"}, 2, "breaker: missing the verb: open, close or reset", nil},
 		{"model without verb", []string{"model"}, 2, "model: missing the verb: enable or disable", nil},

@@ -31,22 +31,27 @@ type ctlFlags struct {
 	stall   time.Duration
 }
 
-// newCtlFlags returns a flag set with the connection flags, --node and
-// --timeout; usage is the command's usage text.
+// newCtlFlags returns a flag set with the connection flags and --node;
+// usage is the command's usage text. The commands that ask the admin
+// subjects add --timeout and --gather with askFlags.
 func newCtlFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *ctlFlags) {
-	f := &ctlFlags{}
+	f := &ctlFlags{timeout: 5 * time.Second, stall: 300 * time.Millisecond}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f.natsFlags.register(fs, "nats://127.0.0.1:4222", "NATS server URL(s) of the deployment, comma-separated")
 	fs.StringVar(&f.prefix, "subject-prefix", bus.DefaultPrefix, "subject prefix of the deployment (subjectPrefix in resilience.yml)")
 	fs.StringVar(&f.node, "node", "all", `node to address, or "all"`)
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for the first answer")
-	fs.DurationVar(&f.stall, "gather", 300*time.Millisecond, "with --node all: stop gathering answers after this long without a new one")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage+"\n\n"+envHelp+"\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs, f
+}
+
+// askFlags adds the flags of a command that asks the admin subjects.
+func (f *ctlFlags) askFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&f.timeout, "timeout", f.timeout, "how long to wait for the first answer")
+	fs.DurationVar(&f.stall, "gather", f.stall, "with --node all: stop gathering answers after this long without a new one")
 }
 
 // parseCtl parses args and checks the number of positional arguments
@@ -140,6 +145,7 @@ a node drains, or when a node refused; 3 when no node answered.`
 
 func healthCheck(args []string, stdout, stderr io.Writer) error {
 	fs, f := newCtlFlags("health-check", healthCheckUsage, stderr)
+	f.askFlags(fs)
 	if _, err := parseCtl(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
@@ -232,6 +238,7 @@ model (breaker, health, ramp, in-flight, counters) and the firing alerts.`
 
 func status(args []string, stdout, stderr io.Writer) error {
 	fs, f := newCtlFlags("status", statusUsage, stderr)
+	f.askFlags(fs)
 	asJSON := fs.Bool("json", false, "print the AdminReply of each node as JSON, one per line")
 	if _, err := parseCtl(fs, args, 0, "no arguments"); err != nil {
 		return err
@@ -336,6 +343,7 @@ func control(name string, args []string, stdout, stderr io.Writer) error {
 	usage := map[string]string{"breaker": breakerUsage, "model": modelUsage, "alert": alertUsage}[name]
 	verbs := controlVerbs[name]
 	fs, f := newCtlFlags(name, usage, stderr)
+	f.askFlags(fs)
 	var reason *string
 	var duration *time.Duration
 	if name != "alert" {
@@ -394,6 +402,7 @@ func orList(words []string) string {
 // --all, must be named.
 func drain(args []string, stdout, stderr io.Writer) error {
 	fs, f := newCtlFlags("drain", drainUsage, stderr)
+	f.askFlags(fs)
 	// --node has no default here: a drain names its node.
 	node := fs.Lookup("node")
 	node.DefValue, node.Usage = "", `node to drain (or --all)`
