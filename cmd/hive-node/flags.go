@@ -35,7 +35,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	f.natsFlags.register(fs, "", "NATS server URL(s), comma-separated, to join an existing deployment; empty starts an embedded server with JetStream")
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server (only without --nats-url); port -1 picks a free one")
 	fs.StringVar(&f.nodeID, "node-id", defaultNodeID(), "this node's name in subjects, events and replies (letters, digits, - and _)")
-	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", `HTTP listen address for /healthz and /readyz; "off" disables HTTP`)
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", `HTTP listen address: the OpenAI-compatible API, /metrics, /healthz, /readyz and the dashboard; "off" disables HTTP`)
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this address (such as 127.0.0.1:6060) for performance work; empty: off")
 	fs.StringVar(&f.dataDir, "data-dir", "data", "directory for the embedded server's JetStream store")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn or error")

@@ -35,7 +35,8 @@ Commands:
   help           show this help, or "hive-node help <command>" for a command's flags
 
 The operator commands connect to nats://127.0.0.1:4222 unless --nats-url
-is given, and address every node unless --node is given.
+is given, and address every node unless --node is given (drain needs
+--node NAME or --all).
 
 Run "hive-node serve --help" for the serve flags.
 `
