@@ -53,6 +53,9 @@ type Config struct {
 	// /assets/, /api/state, /api/events and POST /api/admin/{command}
 	// (dashboard.go). Nil means no dashboard routes (404).
 	Cluster Cluster
+	// Jobs, when not nil, serves POST /v1/hive/jobs and
+	// GET /v1/hive/jobs/{id} (jobs.go). Nil means no job routes (404).
+	Jobs Jobs
 	// AdminToken is the operator token that POST /api/admin/{command}
 	// requires as "Authorization: Bearer <token>". Empty refuses every
 	// admin action with 403. It is never logged nor put into a page.
@@ -98,6 +101,7 @@ type gateway struct {
 	maxBody    int64
 	log        zerolog.Logger
 	started    int64 // unix seconds, the "created" of every listed model
+	jobs       Jobs  // nil: no job routes
 }
 
 // New returns the node's HTTP handler: POST /v1/chat/completions,
@@ -125,6 +129,7 @@ func New(c Config) (*Handler, error) {
 		maxBody:    c.MaxBody,
 		log:        c.Logger,
 		started:    time.Now().Unix(),
+		jobs:       c.Jobs,
 	}
 	if g.maxBody == 0 {
 		g.maxBody = DefaultMaxBody
@@ -145,6 +150,10 @@ func New(c Config) (*Handler, error) {
 	mux.Handle("/v1/chat/completions", only(http.MethodPost, g.chat))
 	mux.Handle("/v1/models", only(http.MethodGet, g.listModels))
 	mux.Handle("/v1/models/{model}", only(http.MethodGet, g.getModel))
+	if g.jobs != nil {
+		mux.Handle(jobsPath, only(http.MethodPost, g.submitJob))
+		mux.Handle(jobsPath+"/{id}", only(http.MethodGet, g.getJob))
+	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, &messages.Error{
 			Class: messages.ErrorClass_bad_request, Code: "not_found", Message: "no such route",

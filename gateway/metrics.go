@@ -102,6 +102,7 @@ type Metrics struct {
 	alerts             *prometheus.CounterVec
 	alertsFiring       *prometheus.GaugeVec
 	refusedReplies     *prometheus.CounterVec
+	replays            *prometheus.CounterVec
 
 	// Hot-path caches of resolved series.
 	requestSeries  cache[requestKey, requestSeries]
@@ -192,6 +193,7 @@ func NewMetrics(node string, models ...string) *Metrics {
 	m.recoveries = counter("hive_recovery_events_total", "Recovery events by kind.", "node", "model", "kind")
 	m.alerts = counter("hive_alerts_total", "Alert events by rule, severity and state.", "rule", "severity", "state")
 	m.alertsFiring = gauge("hive_alerts_firing", "Alerts fired or escalated and not yet resolved.", "rule")
+	m.replays = counter("hive_idempotent_replays_total", "Answers to a repeated idempotency key: the first answer given again, no model called.", "ingress")
 	m.refusedReplies = counter("hive_refused_replies_total", "Requests dropped unserved because their reply subject is not under the configured reply prefixes, by endpoint.", "endpoint")
 	for _, e := range []string{"infer", "admin", "chaos", "jobs"} {
 		m.refusedReplies.WithLabelValues(e) // every series from the start, at 0
@@ -265,7 +267,7 @@ func (m *Metrics) Stream(ingress, model string, final *messages.InferChunk, d ti
 	if !final.GetFinal() {
 		return
 	}
-	resp := &messages.InferResponse{ServedBy: final.GetServedBy(), Attempts: final.GetAttempts(), Error: final.GetError()}
+	resp := &messages.InferResponse{ServedBy: final.GetServedBy(), Attempts: final.GetAttempts(), Error: final.GetError(), Replayed: final.GetReplayed()}
 	if resp.Error == nil && final.GetOutcome() != messages.InferChunk_complete {
 		resp.Error = &messages.Error{Class: messages.ErrorClass_stream_cut}
 	}
@@ -286,6 +288,10 @@ func (m *Metrics) record(ingress, requested string, resp *messages.InferResponse
 	rs.count.Inc()
 	rs.duration.Observe(d.Seconds())
 	if resp == nil {
+		return
+	}
+	if resp.GetReplayed() { // no model was called: its attempts were counted the first time
+		m.replays.WithLabelValues(ingress).Inc()
 		return
 	}
 	attempts := resp.GetAttempts()

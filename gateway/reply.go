@@ -141,6 +141,9 @@ func (g *gateway) reply(w http.ResponseWriter, c *call, resp *messages.InferResp
 	}
 	setAttempts(h, resp.GetAttempts())
 	h.Set(headerDegradation, resp.GetDegradation().String())
+	if resp.GetReplayed() {
+		h.Set(headerIdemp, "true")
+	}
 	if resp.GetError() != nil {
 		status := errorStatus(resp.GetError())
 		writeError(w, status, resp.GetError())

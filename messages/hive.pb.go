@@ -1169,8 +1169,11 @@ type InferResponse struct {
 	Usage       *Usage                 `protobuf:"bytes,6,opt,name=usage,proto3" json:"usage,omitempty"`
 	Degradation Degradation            `protobuf:"varint,7,opt,name=degradation,proto3,enum=hive.v1.Degradation" json:"degradation,omitempty"`
 	// overhead_us is the time the node spent outside model calls.
-	OverheadUs    int32  `protobuf:"varint,8,opt,name=overhead_us,json=overheadUs,proto3" json:"overhead_us,omitempty"`
-	Error         *Error `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	OverheadUs int32  `protobuf:"varint,8,opt,name=overhead_us,json=overheadUs,proto3" json:"overhead_us,omitempty"`
+	Error      *Error `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	// replayed is set on the answer to a repeated idempotency key: the
+	// first request's answer, given again without calling any model.
+	Replayed      bool `protobuf:"varint,10,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1268,6 +1271,13 @@ func (x *InferResponse) GetError() *Error {
 	return nil
 }
 
+func (x *InferResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 // InferChunk is one piece of a streamed answer. The last chunk has final set
 // and says whether the answer is complete; an incomplete answer carries the
 // error that cut it and is never a success.
@@ -1281,8 +1291,11 @@ type InferChunk struct {
 	ServedBy  string                 `protobuf:"bytes,6,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
 	Error     *Error                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
 	// usage and attempts are set on the final chunk.
-	Usage         *Usage     `protobuf:"bytes,8,opt,name=usage,proto3" json:"usage,omitempty"`
-	Attempts      []*Attempt `protobuf:"bytes,9,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	Usage    *Usage     `protobuf:"bytes,8,opt,name=usage,proto3" json:"usage,omitempty"`
+	Attempts []*Attempt `protobuf:"bytes,9,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// replayed is set on the final chunk of a repeated idempotency key's
+	// answer (see InferResponse.replayed).
+	Replayed      bool `protobuf:"varint,10,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1378,6 +1391,13 @@ func (x *InferChunk) GetAttempts() []*Attempt {
 		return x.Attempts
 	}
 	return nil
+}
+
+func (x *InferChunk) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 // Evidence is the numbers behind a health or breaker decision.
@@ -2912,7 +2932,7 @@ const file_hive_proto_rawDesc = "" +
 	"\x05class\x18\x01 \x01(\x0e2\x13.hive.v1.ErrorClassR\x05class\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
 	"\x0eretry_after_ms\x18\x03 \x01(\x05R\fretryAfterMs\x12\x12\n" +
-	"\x04code\x18\x04 \x01(\tR\x04code\"\xcc\x02\n" +
+	"\x04code\x18\x04 \x01(\tR\x04code\"\xe8\x02\n" +
 	"\rInferResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
@@ -2924,7 +2944,9 @@ const file_hive_proto_rawDesc = "" +
 	"\vdegradation\x18\a \x01(\x0e2\x14.hive.v1.DegradationR\vdegradation\x12\x1f\n" +
 	"\voverhead_us\x18\b \x01(\x05R\n" +
 	"overheadUs\x12$\n" +
-	"\x05error\x18\t \x01(\v2\x0e.hive.v1.ErrorR\x05error\"\xed\x02\n" +
+	"\x05error\x18\t \x01(\v2\x0e.hive.v1.ErrorR\x05error\x12\x1a\n" +
+	"\breplayed\x18\n" +
+	" \x01(\bR\breplayed\"\x89\x03\n" +
 	"\n" +
 	"InferChunk\x12\x1d\n" +
 	"\n" +
@@ -2936,7 +2958,9 @@ const file_hive_proto_rawDesc = "" +
 	"\tserved_by\x18\x06 \x01(\tR\bservedBy\x12$\n" +
 	"\x05error\x18\a \x01(\v2\x0e.hive.v1.ErrorR\x05error\x12$\n" +
 	"\x05usage\x18\b \x01(\v2\x0e.hive.v1.UsageR\x05usage\x12,\n" +
-	"\battempts\x18\t \x03(\v2\x10.hive.v1.AttemptR\battempts\"4\n" +
+	"\battempts\x18\t \x03(\v2\x10.hive.v1.AttemptR\battempts\x12\x1a\n" +
+	"\breplayed\x18\n" +
+	" \x01(\bR\breplayed\"4\n" +
 	"\aOutcome\x12\v\n" +
 	"\apending\x10\x00\x12\f\n" +
 	"\bcomplete\x10\x01\x12\x0e\n" +

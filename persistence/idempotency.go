@@ -105,7 +105,7 @@ func (i *idempotent) serveStream(ctx context.Context, req *messages.InferRequest
 // replayChunk is a stored answer as the one final chunk of a stream.
 func replayChunk(resp *messages.InferResponse) *messages.InferChunk {
 	ch := &messages.InferChunk{Delta: resp.GetContent(), Final: true, ServedBy: resp.GetServedBy(), Usage: resp.GetUsage(),
-		Attempts: resp.GetAttempts(), Error: resp.GetError(), Outcome: messages.InferChunk_complete}
+		Attempts: resp.GetAttempts(), Error: resp.GetError(), Outcome: messages.InferChunk_complete, Replayed: true}
 	if resp.GetError() != nil {
 		ch.Outcome = messages.InferChunk_incomplete
 	}
@@ -237,7 +237,7 @@ func replayed(req *messages.InferRequest, first *messages.InferResponse) *messag
 	if resp == nil {
 		resp = &messages.InferResponse{}
 	}
-	resp.RequestId = req.GetRequestId()
+	resp.RequestId, resp.Replayed = req.GetRequestId(), true
 	return resp
 }
 

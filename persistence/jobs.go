@@ -339,15 +339,28 @@ func (j *Jobs) Get(ctx context.Context, id string, wait time.Duration) (*message
 	}
 }
 
-// List calls fn with every job record the bucket holds, in no order.
-func (j *Jobs) List(ctx context.Context, fn func(*messages.JobStatus)) error {
-	keys, err := j.jobs.ListKeys(ctx)
+// ListJobs calls fn with every job record of the deployment, in no order,
+// without opening the queue: for the CLI. Errors match ErrNoStream when no
+// node has made the jobs bucket, ErrUnavailable without JetStream.
+func ListJobs(ctx context.Context, nc *nats.Conn, s bus.Subjects, fn func(*messages.JobStatus)) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return wrap("jetstream", err)
+	}
+	kv, err := js.KeyValue(ctx, JobsBucketName(s))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("%w: bucket %s", ErrNoStream, JobsBucketName(s))
+	}
+	if err != nil {
+		return wrap("jobs bucket", err)
+	}
+	keys, err := kv.ListKeys(ctx)
 	if err != nil {
 		return wrap("jobs bucket: list", err)
 	}
 	defer func() { _ = keys.Stop() }()
 	for k := range keys.Keys() {
-		st, _, err := j.load(ctx, k)
+		st, _, err := loadRecord(ctx, kv, k, ErrJobNotFound)
 		if errors.Is(err, ErrJobNotFound) {
 			continue // expired or deleted since the listing
 		}

@@ -97,8 +97,18 @@ func TestExamplePermissions(t *testing.T) {
 	assert.Nil(t, resp.GetError())
 	assert.Equal(t, "primary", resp.GetServedBy())
 
+	// So are durable jobs, under the node user's JetStream permissions.
+	acc, err := bus.SubmitJob(t.Context(), app, bus.Subjects{}, &messages.InferRequest{Model: "primary",
+		Messages: []*messages.ChatMessage{{Role: "user", Content: "a job"}}})
+	require.NoError(t, err)
+	require.Nil(t, acc.GetError())
+	st, err := bus.GetJob(t.Context(), app, bus.Subjects{}, acc.GetJobId(), requestLimit)
+	require.NoError(t, err)
+	assert.Equal(t, messages.JobStatus_done, st.GetState(), "job %v", st)
+	assert.Equal(t, "n1", st.GetNode())
+
 	// Admin is refused by the server: the request never reaches the node.
-	_, err := app.Request("hive.v1.admin.all.breaker_open", []byte(`{"model":"primary"}`), 2*time.Second)
+	_, err = app.Request("hive.v1.admin.all.breaker_open", []byte(`{"model":"primary"}`), 2*time.Second)
 	require.Error(t, err, "the app user must not reach admin subjects")
 	awaitViolation(t, errs, "admin request")
 	// Nor may it listen to the event stream.

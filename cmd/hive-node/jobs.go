@@ -8,6 +8,7 @@ import (
 
 	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/config"
+	"github.com/cmmv-hive/resilience/gateway"
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/persistence"
 )
@@ -89,4 +90,12 @@ func (h jobsHandler) Get(ctx context.Context, id string, wait time.Duration) (*m
 			"no job %q (never submitted, or its record expired after jobs.resultTTL)", id)}, nil
 	}
 	return st, err
+}
+
+// httpJobs is the gateway's job routes, or nil when jobs are off.
+func (n *node) httpJobs() gateway.Jobs {
+	if n.jobs == nil {
+		return nil
+	}
+	return jobsHandler{n.jobs.store}
 }

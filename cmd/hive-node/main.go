@@ -31,6 +31,7 @@ Commands:
   audit          the audit trail from JetStream [--since 1h] [--model M] [--follow]
   events         follow the event stream, one line per event
   dashboard      print the dashboard's URL and check that it answers [--http-url U]
+  job            submit|get|watch|list: durable jobs that survive the node that runs them
   version        print the version
   help           show this help, or "hive-node help <command>" for a command's flags
 
@@ -93,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return events(rest, stdout, stderr)
 	case "dashboard":
 		return dashboardCmd(rest, stdout, stderr)
+	case "job":
+		return jobCmd(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "hive-node %s\n", version)
 		return nil

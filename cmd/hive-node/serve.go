@@ -246,6 +246,7 @@ func (n *node) listenHTTP(addr, node string, cfg *config.Config) error {
 	handler, err := gateway.New(gateway.Config{
 		Node:       node,
 		Dispatcher: n.served,
+		Jobs:       n.httpJobs(),
 		Models:     func() []string { return cfg.Order },
 		Readiness:  n,
 		Metrics:    n.metrics,
