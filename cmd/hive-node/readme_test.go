@@ -83,6 +83,8 @@ var volatile = []struct {
 	with string
 }{
 	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`), "<time>"},
+	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`), "<time>"}, // job submitted
+	{regexp.MustCompile(`^\d\d:\d\d:\d\d `), "<clock> "},              // job watch
 	{regexp.MustCompile(`version [^,)]+`), "version <v>"},
 	{regexp.MustCompile(`up [0-9hms.]+\)`), "up <d>)"},
 	{regexp.MustCompile(`http://127\.0\.0\.1:\d+`), "<http>"},
