@@ -60,6 +60,9 @@ type AdminConfig struct {
 	Node     string       // this node's name; required
 	Handler  AdminHandler // required
 	Logger   zerolog.Logger
+	// Events, when set, gives the encoding of the audit records (the
+	// node's event encoding); nil means JSON.
+	Events *Events
 	// Replies decides which reply subjects get an answer; nil allows
 	// DefaultReplyPrefixes. A command whose reply subject it refuses is
 	// not carried out.
@@ -208,7 +211,7 @@ func (a *Admin) run(command string, enc Encoding, msg *nats.Msg, cmd *messages.A
 
 // audit publishes an applied command on hive.v1.events.admin.<node>.<command>.
 func (a *Admin) audit(command string, cmd *messages.AdminCommand) {
-	if err := publish(a.cfg.Conn, a.cfg.Subjects.AdminAudit(a.cfg.Node, command), Protobuf, cmd); err != nil {
+	if err := publish(a.cfg.Conn, a.cfg.Subjects.AdminAudit(a.cfg.Node, command), a.cfg.Events.Encoding(), cmd); err != nil {
 		a.cfg.Logger.Warn().Err(err).Str("command", command).Msg("admin audit event not published")
 	}
 }

@@ -148,7 +148,7 @@ func TestAdminCommands(t *testing.T) {
 		m, err := audit.NextMsg(5 * time.Second)
 		require.NoError(t, err)
 		got := &messages.AdminCommand{}
-		require.NoError(t, bus.Decode(bus.Protobuf, m.Data, got))
+		require.NoError(t, bus.DecodeTyped(m.Header, m.Data, got))
 		assert.Equal(t, w.subject, m.Subject)
 		assert.Equal(t, w.actor, got.GetActor())
 	}

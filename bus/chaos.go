@@ -53,6 +53,9 @@ type ChaosConfig struct {
 	Node     string       // this node's name; required
 	Handler  ChaosHandler // required
 	Logger   zerolog.Logger
+	// Events, when set, gives the encoding of the audit records (the
+	// node's event encoding); nil means JSON.
+	Events *Events
 	// Replies decides which reply subjects get an answer; nil allows
 	// DefaultReplyPrefixes. A request whose reply subject it refuses is
 	// not carried out.
@@ -190,7 +193,7 @@ func (c *Chaos) audit(inject bool, h nats.Header, spec *messages.FaultSpec) {
 	if inject {
 		cmd.DurationMs = spec.GetDurationMs()
 	}
-	if err := publish(c.cfg.Conn, c.cfg.Subjects.AdminAudit(c.cfg.Node, command), Protobuf, cmd); err != nil {
+	if err := publish(c.cfg.Conn, c.cfg.Subjects.AdminAudit(c.cfg.Node, command), c.cfg.Events.Encoding(), cmd); err != nil {
 		c.cfg.Logger.Warn().Err(err).Str("command", command).Msg("chaos audit event not published")
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/bus/bustest"
@@ -82,7 +81,7 @@ func nextAudit(t *testing.T, sub *nats.Subscription) (string, *messages.AdminCom
 	m, err := sub.NextMsg(wait)
 	require.NoError(t, err)
 	cmd := &messages.AdminCommand{}
-	require.NoError(t, proto.Unmarshal(m.Data, cmd))
+	require.NoError(t, bus.DecodeTyped(m.Header, m.Data, cmd))
 	return m.Subject, cmd
 }
 

@@ -9,18 +9,37 @@ import (
 )
 
 // Events publishes a node's health, breaker, recovery and alert events on
-// their subjects (see Subjects), protobuf-encoded with a Content-Type
+// their subjects (see Subjects), JSON-encoded by default (so that `nats sub
+// 'hive.v1.events.>'` shows them as text; events are few, so the encoding
+// costs nothing that matters) or protobuf (WithEncoding), with the
+// Content-Type and Hive-Type headers. Consumers decode either by the
 // header. Publishing only buffers in the connection, so the actors that
 // call it never wait on the network. It is safe for concurrent use.
 type Events struct {
 	nc       *nats.Conn
 	subjects Subjects
+	enc      Encoding
 	log      zerolog.Logger
 }
 
-// NewEvents returns a publisher on nc. log receives publish failures.
+// NewEvents returns a JSON publisher on nc. log receives publish failures.
 func NewEvents(nc *nats.Conn, s Subjects, log zerolog.Logger) *Events {
-	return &Events{nc: nc, subjects: s, log: log}
+	return &Events{nc: nc, subjects: s, enc: JSON, log: log}
+}
+
+// WithEncoding returns a publisher like e that encodes in enc.
+func (e *Events) WithEncoding(enc Encoding) *Events {
+	c := *e
+	c.enc = enc
+	return &c
+}
+
+// Encoding is the encoding e publishes in.
+func (e *Events) Encoding() Encoding {
+	if e == nil {
+		return JSON
+	}
+	return e.enc
 }
 
 // Breaker publishes on hive.v1.events.breaker.<node>.<model>.
@@ -44,7 +63,7 @@ func (e *Events) Alert(ev *messages.Alert) {
 }
 
 func (e *Events) publish(subject string, m proto.Message) {
-	if err := publish(e.nc, subject, Protobuf, m); err != nil {
+	if err := publish(e.nc, subject, e.enc, m); err != nil {
 		e.log.Warn().Err(err).Str("subject", subject).Msg("event not published")
 	}
 }

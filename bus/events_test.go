@@ -40,8 +40,8 @@ func TestEventsGoToTheirSubjects(t *testing.T) {
 		msg, err := sub.NextMsg(10 * time.Second)
 		require.NoError(t, err)
 		assert.Equal(t, tt.subject, msg.Subject)
-		assert.Equal(t, "application/x-protobuf", msg.Header.Get("Content-Type"))
-		assert.NoError(t, proto.Unmarshal(msg.Data, tt.into), "%s decodes", tt.subject)
+		assert.Equal(t, "application/json", msg.Header.Get("Content-Type"), "events are JSON by default")
+		assert.NoError(t, bus.DecodeTyped(msg.Header, msg.Data, tt.into), "%s decodes", tt.subject)
 	}
 }
 

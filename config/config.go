@@ -89,6 +89,7 @@ type Global struct {
 	Persistence     Persistence     // persistence: block, the JetStream audit trail and breaker states
 	Chaos           Chaos           // chaos: block, fault injection for chaos runs (off by default)
 	Jobs            Jobs            // jobs: block, durable jobs and idempotency keys (need persistence)
+	Events          Events          // events: block, the encoding of published events
 }
 
 // Retry configures retries of the same model: the n-th retry waits
@@ -298,6 +299,7 @@ func defaultGlobal() Global {
 		Alerts:      defaultAlerts(),
 		Persistence: defaultPersistence(),
 		Jobs:        defaultJobs(),
+		Events:      Events{Encoding: "json"},
 	}
 }
 

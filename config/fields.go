@@ -45,6 +45,7 @@ func (d *decoder) globalFields(g *Global) map[string]field {
 		"persistence":           d.block(d.persistenceFields(&g.Persistence)),
 		"chaos":                 d.block(d.chaosFields(&g.Chaos)),
 		"jobs":                  d.block(d.jobsFields(&g.Jobs)),
+		"events":                d.block(d.eventsFields(&g.Events)),
 	}
 }
 

@@ -32,3 +32,17 @@ func (d *decoder) jobsFields(j *Jobs) map[string]field {
 		"idempotencyWindow": d.duration(&j.IdempotencyWindow, positive),
 	}
 }
+
+// Events configures how a node publishes its events, resilience.yml's
+// events: block.
+type Events struct {
+	Encoding string // encoding: json or protobuf, default json (readable with nats sub; consumers decode both)
+}
+
+var eventEncodings = []string{"json", "protobuf"}
+
+func (d *decoder) eventsFields(e *Events) map[string]field {
+	return map[string]field{
+		"encoding": d.choice(&e.Encoding, "encoding", eventEncodings),
+	}
+}

@@ -91,6 +91,7 @@ func globalBlocks(d *decoder) map[string]map[string]field {
 		"persistence":     d.persistenceFields(&Persistence{}),
 		"chaos":           d.chaosFields(&Chaos{}),
 		"jobs":            d.jobsFields(&Jobs{}),
+		"events":          d.eventsFields(&Events{}),
 	}
 }
 

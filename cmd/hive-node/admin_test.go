@@ -113,7 +113,7 @@ func TestBreakerTransitionsOnceEach(t *testing.T) {
 		m, err := sub.NextMsg(requestLimit)
 		require.NoError(t, err, "event %d", i)
 		ev := &messages.BreakerTransition{}
-		require.NoError(t, bus.Decode(bus.Protobuf, m.Data, ev))
+		require.NoError(t, bus.DecodeTyped(m.Header, m.Data, ev))
 		got := []any{ev.GetModel(), ev.GetFrom(), ev.GetTo()}
 		require.Equal(t, []any{w.model, w.from, w.to}, got, "event %d: %v", i, ev)
 		if w.reason != messages.BreakerTransition_manual {
@@ -176,7 +176,7 @@ func TestHealthCheckSaysWhyNothingServes(t *testing.T) {
 	var once sync.Once
 	_, err := nc.Subscribe("hive.v1.events.recovery.e2e.broken", func(msg *nats.Msg) {
 		var ev messages.RecoveryEvent
-		if bus.Decode(bus.Protobuf, msg.Data, &ev) == nil && ev.GetKind() == messages.RecoveryEvent_gave_up {
+		if bus.DecodeTyped(msg.Header, msg.Data, &ev) == nil && ev.GetKind() == messages.RecoveryEvent_gave_up {
 			once.Do(func() { close(gaveUp) })
 		}
 	})

@@ -7,7 +7,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/persistence"
@@ -75,6 +79,7 @@ func events(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer nc.Close()
+	watchConnection(nc, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	q := persistence.Query{Model: *model}
@@ -89,4 +94,29 @@ func events(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// watchConnection says on w when the connection to NATS is lost and when
+// it is back, for a command that follows live events: what is published
+// while it is away never reaches it.
+func watchConnection(nc *nats.Conn, w io.Writer) {
+	var lost atomic.Int64 // unix nanoseconds of the loss, 0 while connected
+	nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
+		if c.IsClosed() {
+			return
+		}
+		lost.Store(time.Now().UnixNano())
+		why := ""
+		if err != nil {
+			why = " (" + bus.Redact(err.Error()) + ")"
+		}
+		fmt.Fprintf(w, "hive-node events: lost the connection to NATS%s; reconnecting. Events published meanwhile are not shown here: hive-node audit --since reads them from JetStream\n", why)
+	})
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		away := ""
+		if t := lost.Swap(0); t > 0 {
+			away = fmt.Sprintf(" after %s", time.Since(time.Unix(0, t)).Round(time.Millisecond))
+		}
+		fmt.Fprintf(w, "hive-node events: reconnected to %s%s; following again\n", bus.Redact(c.ConnectedUrl()), away)
+	})
 }

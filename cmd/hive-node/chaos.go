@@ -103,12 +103,12 @@ func (c *nodeChaos) wrap(specs []actors.ModelSpec) {
 }
 
 // start subscribes the chaos subjects of node.
-func (c *nodeChaos) start(nc *nats.Conn, subjects bus.Subjects, node string, replies *bus.ReplyGuard) error {
+func (c *nodeChaos) start(nc *nats.Conn, subjects bus.Subjects, node string, replies *bus.ReplyGuard, events *bus.Events) error {
 	if c == nil {
 		return nil
 	}
 	var err error
-	c.endpoint, err = bus.StartChaos(bus.ChaosConfig{Conn: nc, Subjects: subjects, Node: node, Handler: c, Logger: c.log, Replies: replies})
+	c.endpoint, err = bus.StartChaos(bus.ChaosConfig{Conn: nc, Subjects: subjects, Node: node, Handler: c, Logger: c.log, Replies: replies, Events: events})
 	return err
 }
 

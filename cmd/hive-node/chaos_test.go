@@ -14,7 +14,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/bus/bustest"
@@ -88,7 +87,7 @@ func TestChaosPanicRestartsTheModel(t *testing.T) {
 		msg, err := events.NextMsg(requestLimit)
 		require.NoError(t, err, "no restart event")
 		var ev messages.RecoveryEvent
-		require.NoError(t, proto.Unmarshal(msg.Data, &ev))
+		require.NoError(t, bus.DecodeTyped(msg.Header, msg.Data, &ev))
 		if ev.GetKind() == messages.RecoveryEvent_restart {
 			assert.Equal(t, "crash", ev.GetTrigger())
 			assert.Contains(t, ev.GetDetail(), "injected fault "+ack.GetFaultId())

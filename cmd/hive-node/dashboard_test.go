@@ -130,7 +130,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		msg, err := sub.NextMsg(5 * time.Second)
 		require.NoError(t, err, "dead's breaker opening")
 		ev := &messages.BreakerTransition{}
-		require.NoError(t, bus.Decode(bus.Protobuf, msg.Data, ev))
+		require.NoError(t, bus.DecodeTyped(msg.Header, msg.Data, ev))
 		if ev.GetTo() == messages.BreakerState_open {
 			opened = time.Now()
 		}
@@ -181,7 +181,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		msg, err := sub.NextMsg(5 * time.Second)
 		require.NoError(t, err, "the closing BreakerTransition")
 		ev := &messages.BreakerTransition{}
-		require.NoError(t, bus.Decode(bus.Protobuf, msg.Data, ev))
+		require.NoError(t, bus.DecodeTyped(msg.Header, msg.Data, ev))
 		if ev.GetTo() == messages.BreakerState_closed {
 			assert.Equal(t, "dashboard (claimed)", ev.GetActor())
 			break

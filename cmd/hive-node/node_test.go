@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/bus/bustest"
 	"github.com/cmmv-hive/resilience/config"
 	"github.com/cmmv-hive/resilience/messages"
@@ -236,7 +237,7 @@ func TestNodePublishesBreakerEvents(t *testing.T) {
 		msg, err := sub.NextMsg(requestLimit)
 		require.NoError(t, err, "a breaker event for dead")
 		var ev messages.BreakerTransition
-		require.NoError(t, proto.Unmarshal(msg.Data, &ev))
+		require.NoError(t, bus.DecodeTyped(msg.Header, msg.Data, &ev))
 		if ev.To == messages.BreakerState_open {
 			assert.Equal(t, "e2e", ev.Node)
 			assert.Equal(t, int32(3), ev.Evidence.GetConsecutiveFailures())

@@ -136,7 +136,11 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 	n.metrics = gateway.NewMetrics(f.nodeID, models...)
 	n.replies = bus.NewReplyGuard(cfg.Global.ReplyPrefixes, log, n.metrics.RefusedReply)
 	replies := n.replies
-	pub := &fanout{sinks: []actors.Publisher{bus.NewEvents(n.nc, subjects, log), n.metrics}}
+	events := bus.NewEvents(n.nc, subjects, log)
+	if cfg.Global.Events.Encoding == "protobuf" {
+		events = events.WithEncoding(bus.Protobuf)
+	}
+	pub := &fanout{sinks: []actors.Publisher{events, n.metrics}}
 	if n.hooks, err = newWebhooks(cfg.Global.Alerts.Webhooks, log); err != nil {
 		return err
 	}
@@ -182,11 +186,12 @@ func (n *node) start(f *serveFlags, cfg *config.Config) error {
 		Handler:  &nodeAdmin{n: n, started: time.Now()},
 		Logger:   log,
 		Replies:  replies,
+		Events:   events,
 	})
 	if err != nil {
 		return err
 	}
-	if err := n.chaos.start(n.nc, subjects, f.nodeID, replies); err != nil {
+	if err := n.chaos.start(n.nc, subjects, f.nodeID, replies, events); err != nil {
 		return err
 	}
 	if err := n.startJobs(jobs, cfg.Global.Jobs, subjects, n.metrics.Wrap("jobs", n.hive), replies); err != nil {
