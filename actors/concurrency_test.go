@@ -29,7 +29,7 @@ func (s *scripted) Complete(context.Context, *messages.InferRequest) (*providers
 	return &providers.Result{Content: "ok"}, nil
 }
 
-// REFERENCE.md case 7: 10,000 mixed outcomes from 16 goroutines are
+// docs/policy.md, breaker case 7: 10,000 mixed outcomes from 16 goroutines are
 // counted exactly, and every transition is reported once, in order, under
 // the race detector. The wrapper the breaker lives in is the model actor.
 func TestBreakerUnderConcurrentOutcomes(t *testing.T) {

@@ -87,7 +87,8 @@ type Supervision struct {
 	Jitter      float64       // +- fraction of each delay; 0.2, negative for none
 }
 
-// Recovery configures automatic recovery (REFERENCE.md triggers).
+// Recovery configures automatic recovery (the proposal's triggers,
+// docs/policy.md "The proposal's defaults").
 type Recovery struct {
 	Disabled      bool
 	MaxConcurrent int           // recoveries at once; 3

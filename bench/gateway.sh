@@ -205,7 +205,7 @@ awk -v hwm="$hwm" -v rss="$rss" -v idle="$rss_idle" '
     printf "node CPU per request through the gateway: %.0f µs at 1 client, %.0f µs at 16, %.0f µs at 64\n", 1e6 * cpu["direct-ok", 1] / rps["direct-ok", 1], 1e6 * cpu["direct-ok", 16] / r16, 1e6 * cpu["direct-ok", 64] / rps["direct-ok", 64]
     printf "gateway / direct at 16 clients: %.1f %% of the mock'"'"'s own throughput\n", 100 * r16 / rps["mock", 16]
     printf "gateway / bare net/http proxy (the ceiling of a net/http gateway here): %.1f %% at 16 clients, %.1f %% at 64; the bare proxy adds %d µs p50 at 1 client\n", 100 * r16 / rps["bareproxy", 16], 100 * rps["direct-ok", 64] / rps["bareproxy", 64], p50["bareproxy", 1] - p50["mock", 1]
-    printf "\ngoals (the JavaScript gateway of REFERENCE.md in brackets):\n"
+    printf "\ngoals (the JavaScript gateway of docs/policy.md in brackets):\n"
     printf "  >= 18,000 requests/s at 16 clients [~1,800]: %d, %s\n", r16, verdict(r16 >= 18000, sprintf("%d requests/s (%.0f %% of the goal)", 18000 - r16, 100 * r16 / 18000))
     printf "  added p50, one client, < 100 µs [~700 µs]: %d µs, %s\n", added, verdict(added < 100, sprintf("%d µs", added - 100))
     printf "  resident memory under load < 64 MiB [~200 MiB]: %.1f MiB peak, %s\n", peak, verdict(peak < 64, sprintf("%.1f MiB", peak - 64))

@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// Every NATS subject Hive uses is built in this file, so the hierarchy in
-// DESIGN.md (Wire contract) lives in one place.
+// Every NATS subject Hive uses is built in this file, so the hierarchy the
+// README lists under "Using it over NATS" lives in one place.
 
 // QueueGroup is the queue group every node's infer endpoint joins, so that
 // each request reaches exactly one node.

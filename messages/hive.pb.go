@@ -1,10 +1,10 @@
 // hive.proto is the wire vocabulary of Hive resilience: every request, reply,
 // stream chunk, event, admin command and chaos fault that crosses NATS.
 //
-// Field names are part of the public contract (DESIGN.md). protojson renders
-// them in lowerCamelCase. Durations are int32 milliseconds (or microseconds)
-// so that JSON shows numbers; protojson renders int64 as strings, which only
-// unbounded counters use. Enum values are lowercase so that JSON reads
+// Field names are part of the public contract (the README, "Using it over
+// NATS"). protojson renders them in lowerCamelCase. Durations are int32
+// milliseconds (or microseconds) so that JSON shows numbers; protojson
+// renders int64 as strings, which only unbounded counters use. Enum values are lowercase so that JSON reads
 // naturally ("class": "timeout"); enums whose values would collide in the
 // package scope are nested in the message that owns them.
 

@@ -21,7 +21,7 @@ import (
 const maxMessage = 512
 
 // ClassifyHTTP classifies a non-2xx answer from an upstream HTTP API. The
-// status decides the class (REFERENCE.md's table): 500, 502, 504 and other
+// status decides the class (the table of docs/policy.md): 500, 502, 504 and other
 // 5xx are server_error; 501 (not implemented: a wrong endpoint or feature,
 // not a transient fault) is bad_request; 503 and 529 are overloaded; 429 is
 // rate_limited; 408 is timeout; 401 and 403 are auth; 400, 404, 422 and the

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// breakerPresets reproduce the anchors' defaults (REFERENCE.md, "Circuit
-// breaker semantics"). Every field is set, so a preset reads as the whole
+// breakerPresets reproduce the anchors' defaults (docs/policy.md, "Presets
+// and their sources"). Every field is set, so a preset reads as the whole
 // behaviour. Where an anchor has no such setting, the choice is ours and is
 // said next to it.
 var breakerPresets = map[string]BreakerConfig{

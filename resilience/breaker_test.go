@@ -10,7 +10,7 @@ import (
 	"github.com/cmmv-hive/resilience/messages"
 )
 
-// The numbered cases of REFERENCE.md's "Test cases to keep green", through
+// The numbered cases of docs/policy.md's "Breaker cases kept green", through
 // the presets, with a stepped clock. Case 7 (concurrency) belongs to the
 // owning actor.
 

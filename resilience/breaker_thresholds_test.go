@@ -172,7 +172,7 @@ func TestBreakerCase5OpensAtOnce(t *testing.T) {
 
 // Case 8: a retry of 7 attempts over a breaker with a consecutive
 // threshold of 3: the model sees 3 calls and the final error is
-// circuit_open. The loop is the retry policy's shape (REFERENCE: base 1 s,
+// circuit_open. The loop is the retry policy's shape (docs/policy.md: base 1 s,
 // x2, cap 30 s), with the owner's Tick before each attempt.
 func TestBreakerCase8RetryOverBreaker(t *testing.T) {
 	b := presetBreaker(t, "bip03", BreakerConfig{ConsecutiveFailures: 3}, nil)

@@ -20,7 +20,7 @@ type breakerLease struct {
 // freed; in closed, trips go back to 0 after TripReset; a time window
 // expires its old buckets.
 //
-// A freed lease is not a transition and causes none (REFERENCE case 3:
+// A freed lease is not a transition and causes none (docs/policy.md, breaker case 3:
 // an expired lease frees its permit for the next trial), so Tick never
 // reports lease_expired; the lost call's late result is dropped, as a
 // stale permit's would be. Tick never trips the breaker: thresholds are

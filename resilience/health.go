@@ -13,7 +13,7 @@ import (
 // HealthConfig.Validate and NewHealth.
 var ErrHealthConfig = errors.New("invalid health config")
 
-// Health defaults, from the proposal (REFERENCE.md).
+// Health defaults, from the proposal (docs/policy.md).
 const (
 	healthDefaultTimeout          = 30 * time.Second // global default timeout
 	healthDefaultDegradedRatio    = 0.8              // degraded over 0.8 x timeout
@@ -23,7 +23,7 @@ const (
 	healthDefaultProbeRetries     = 3               // health check: 3 retries
 	healthDefaultWindow           = 5 * time.Minute // high_failure_rate window
 
-	// The weighted score (REFERENCE.md, fallback "weighted").
+	// The weighted score (docs/policy.md, fallback "weighted").
 	healthScoreStart       = 0.5
 	healthScoreAlpha       = 0.1
 	healthScoreSuccess     = 0.7

@@ -2,7 +2,7 @@ package resilience
 
 import "github.com/cmmv-hive/resilience/messages"
 
-// Policy is what Hive does about one error class (REFERENCE.md, "Error
+// Policy is what Hive does about one error class (docs/policy.md, "Error
 // classes and their policy").
 type Policy struct {
 	// CountsAgainstBreaker is true when the failure is the model's fault.
