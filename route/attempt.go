@@ -1,0 +1,49 @@
+package route
+
+import "strconv"
+
+// AttemptID names one attempt on a node: the router's number for the
+// request and the attempt's number within it, from 1. The router, the model
+// actor and the result that comes back all use it, and a model actor's
+// in-flight calls are keyed by it, so no other number is needed to match a
+// result, a cancel or a stream piece to its call.
+type AttemptID struct {
+	Request uint64
+	N       uint32
+}
+
+// String is "request.n", as testdata writes it.
+func (id AttemptID) String() string {
+	return strconv.FormatUint(id.Request, 10) + "." + strconv.FormatUint(uint64(id.N), 10)
+}
+
+// Kind says why an attempt is launched.
+type Kind uint8
+
+// Attempt kinds.
+const (
+	// First is a candidate's first call, in the strategy's order.
+	First Kind = iota
+	// Retry calls the same model again after a failure its class retries.
+	Retry
+	// Hedge calls the next candidate beside one that is slow to answer.
+	Hedge
+	// Race is one of the candidates a parallel request runs at once.
+	Race
+	// Trickle calls a model past its open breaker: the group's panic-mode
+	// trickle, or a member the group's open cap keeps as a last resort.
+	Trickle
+)
+
+var kindNames = [...]string{First: "first", Retry: "retry", Hedge: "hedge", Race: "race", Trickle: "trickle"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// PastBreaker reports whether the model admits the attempt without asking
+// its breaker.
+func (k Kind) PastBreaker() bool { return k == Trickle }

@@ -1,0 +1,126 @@
+package route
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// finish ends the request with resp: the attempts still out are cancelled
+// (and listed as cancelled), the group's budget and service level learn of
+// the request, and resp gets what every reply carries.
+func (r *Request) finish(now time.Time, resp *messages.InferResponse) {
+	r.done, r.waiting = true, false
+	for _, a := range r.live { // losers of a race, and anything still out
+		r.fx = append(r.fx, Effect{Kind: Cancel, Attempt: a.id, Model: a.member.Name})
+		r.attempts = append(r.attempts, &messages.Attempt{
+			Model: a.member.Name, Node: r.g.node, ErrorClass: messages.ErrorClass_cancelled,
+			LatencyMs: millis(now.Sub(a.began)), Retried: a.why == Retry,
+		})
+	}
+	if len(r.live) > 0 {
+		r.busy += now.Sub(r.busySince)
+		r.live = nil
+	}
+	fx := Effect{Kind: Finish, Reply: resp}
+	if g := r.g; r.started {
+		g.budget.Finish()
+		for range r.extra {
+			g.budget.Release()
+		}
+		fx.Degraded, fx.Changed = g.observe(now, now.Sub(r.received), resp.Error == nil)
+		resp.Degradation = max(resp.Degradation, g.degradation.Level())
+	}
+	resp.RequestId = r.reqID
+	resp.Node = r.g.node
+	resp.Attempts = r.attempts
+	resp.OverheadUs = messages.Micros(now.Sub(r.received) - r.busy)
+	r.fx = append(r.fx, fx)
+}
+
+// fail finishes the request with an error of class; code "" is the class's
+// name. The reply's Retry-After is the longer of retryAfter and the
+// shortest one a model gave.
+func (r *Request) fail(now time.Time, class messages.ErrorClass, code, message string, retryAfter time.Duration) {
+	if code == "" {
+		code = class.String()
+	}
+	r.finish(now, &messages.InferResponse{Error: &messages.Error{
+		Class:        class,
+		Code:         code,
+		Message:      message,
+		RetryAfterMs: messages.Millis(max(retryAfter, r.retryAfter)),
+	}})
+}
+
+// failAll ends a request whose every attempt failed. With one attempt the
+// caller gets that model's own error class; with several, all_failed.
+func (r *Request) failAll(now time.Time) {
+	if len(r.attempts) == 1 && r.last.Class != messages.ErrorClass_ok {
+		r.fail(now, r.last.Class, "", r.last.Message, r.last.RetryAfter)
+		return
+	}
+	var b strings.Builder
+	for i, a := range r.attempts {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(a.Model + ": " + a.ErrorClass.String())
+	}
+	r.fail(now, messages.ErrorClass_all_failed, "", "every candidate failed ("+b.String()+")", 0)
+}
+
+// failAllDown answers a request no member could take: the configured
+// degraded reply, or circuit_open with the earliest time a member may take
+// traffic again.
+func (r *Request) failAllDown(now time.Time) {
+	g := r.g
+	if reply := g.allDown.Reply; reply != "" {
+		resp := &messages.InferResponse{ServedBy: DegradedReply, Degradation: messages.Degradation_critical}
+		if r.stream {
+			r.fx = append(r.fx, Effect{Kind: Piece, Model: DegradedReply, Text: reply})
+		} else {
+			resp.Content = reply
+		}
+		r.finish(now, resp)
+		return
+	}
+	var earliest time.Time
+	for _, m := range g.members {
+		v := &m.View
+		if v.Breaker == messages.BreakerState_open && (earliest.IsZero() || v.OpenUntil.Before(earliest)) {
+			earliest = v.OpenUntil
+		}
+	}
+	var wait time.Duration
+	if !earliest.IsZero() && earliest.After(now) {
+		wait = earliest.Sub(now)
+	}
+	r.fail(now, messages.ErrorClass_circuit_open, "all_unavailable",
+		"no model of "+g.name+" can take traffic now ("+g.describe()+")", wait)
+}
+
+// describe lists the group's members and why each takes no traffic.
+func (g *Group) describe() string {
+	var b strings.Builder
+	for i, m := range g.members {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		state := m.View.Breaker.String()
+		switch {
+		case !m.View.Up:
+			state = "not running"
+		case !m.View.Enabled:
+			state = "disabled"
+		}
+		b.WriteString(m.Name + ": " + state)
+	}
+	return b.String()
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

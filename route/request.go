@@ -1,0 +1,349 @@
+package route
+
+import (
+	"time"
+
+	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/resilience"
+)
+
+// Request is the state machine of one request in its group. It is created
+// by NewRequest, started by a Started event and driven by Step until it
+// returns a Finish; later events are ignored.
+type Request struct {
+	id       uint64
+	g        *Group
+	reqID    string
+	stream   bool
+	normal   Kind // how the next candidate is launched: First, or Race
+	received time.Time
+	deadline time.Time
+	started  bool // counted in the group's budget
+	done     bool
+
+	order    []candidate // the candidates, in the order this request tries them
+	next     int         // index in order of the next candidate to launch
+	attempts []*messages.Attempt
+	live     []live // attempts out
+	n        uint32 // the last attempt number given
+	tries    []tries
+	extra    int // retries and hedges taken from the group's budget
+
+	retryAfter time.Duration // the shortest Retry-After a model gave
+	last       Result        // the last failure, for a request with one attempt
+	busy       time.Duration // time with at least one attempt out
+	busySince  time.Time
+
+	armed      [timerCount]bool
+	retryModel *Member // the model RetryTimer retries
+	waited     bool    // the wait for a member has been spent
+	waiting    bool    // parked until a member admits traffic
+
+	fx []Effect // the effects of the current Step
+}
+
+// live is an attempt out.
+type live struct {
+	id     AttemptID
+	member *Member
+	why    Kind
+	began  time.Time
+}
+
+// tries counts a model's failed attempts within the request, for retries.
+type tries struct {
+	member *Member
+	n      int
+}
+
+// NewRequest returns the machine of request number id (unique on the node:
+// its attempts are named after it) in group g.
+func NewRequest(id uint64, g *Group) *Request {
+	return &Request{id: id, g: g}
+}
+
+// Group returns the request's group.
+func (r *Request) Group() *Group { return r.g }
+
+// Deadline is the request's deadline, once started.
+func (r *Request) Deadline() time.Time { return r.deadline }
+
+// Waiting reports whether the request is parked until a member of its group
+// admits traffic: its owner then steps it with ViewChanged when a view
+// changes.
+func (r *Request) Waiting() bool { return r.waiting }
+
+// Done reports whether the request has finished.
+func (r *Request) Done() bool { return r.done }
+
+// Step applies ev at now and returns what the owner must do, in order. The
+// slice is the request's own and valid until the next Step.
+func (r *Request) Step(now time.Time, ev Event) []Effect {
+	r.fx = r.fx[:0]
+	if r.done {
+		return nil
+	}
+	switch ev := ev.(type) {
+	case Started:
+		r.start(now, ev)
+	case Result:
+		r.result(now, ev)
+	case TimerFired:
+		r.fired(now, ev.Timer)
+	case ViewChanged:
+		r.viewChanged(now, ev.Model)
+	case Shutdown:
+		r.fail(now, messages.ErrorClass_cancelled, "shutting_down", "node "+r.g.node+" is shutting down", 0)
+	}
+	return r.fx
+}
+
+// start admits the request against the group's degradation level, takes it
+// into the budget and launches by the strategy.
+func (r *Request) start(now time.Time, ev Started) {
+	g := r.g
+	r.reqID, r.received, r.stream = ev.RequestID, ev.Received, ev.Stream
+	if !g.degradation.Admit(ev.Priority) {
+		r.fail(now, messages.ErrorClass_no_capacity, "shed_degraded",
+			g.name+" is degraded ("+g.degradation.Level().String()+"): only critical requests are admitted", 0)
+		return
+	}
+	g.budget.Start()
+	r.started = true
+	budget := ev.Budget
+	if budget <= 0 {
+		budget = g.requestTimeout
+	}
+	r.deadline = r.received.Add(budget)
+	r.arm(DeadlineTimer, r.deadline.Add(DeadlineGrace))
+	r.order = g.candidates(now)
+
+	strategy := g.strategy
+	if r.stream {
+		strategy = Sequential // two racing streams would interleave their answers
+	}
+	switch strategy {
+	case Parallel:
+		r.normal = Race
+		for i := 0; i < g.maxParallel && r.launchNext(now, Race); i++ {
+		}
+	case Hedged:
+		if r.launchNext(now, First) {
+			r.armHedge(now)
+		}
+	default:
+		r.launchNext(now, First)
+	}
+}
+
+// launchNext launches the next candidate that still admits traffic, as
+// why. When none is left it ends the request, unless attempts or a retry
+// are still out. It reports whether an attempt was launched.
+func (r *Request) launchNext(now time.Time, why Kind) bool {
+	for r.next < len(r.order) {
+		c := r.order[r.next]
+		r.next++
+		if !c.lastResort && !c.member.View.Admits(now) {
+			continue // it went down since the request started
+		}
+		if !now.Before(r.deadline) {
+			break
+		}
+		if c.lastResort {
+			why = Trickle
+		}
+		r.launch(now, c.member, why)
+		return true
+	}
+	if len(r.live) == 0 && !r.armed[RetryTimer] {
+		r.exhausted(now)
+	}
+	return false
+}
+
+func (r *Request) launch(now time.Time, m *Member, why Kind) {
+	if len(r.live) == 0 {
+		r.busySince = now
+	}
+	r.n++
+	id := AttemptID{Request: r.id, N: r.n}
+	r.live = append(r.live, live{id: id, member: m, why: why, began: now})
+	r.fx = append(r.fx, Effect{Kind: Launch, Attempt: id, Model: m.Name, Why: why, Deadline: r.deadline})
+}
+
+// takeLive removes and returns the live attempt id.
+func (r *Request) takeLive(now time.Time, id AttemptID) (live, bool) {
+	for i, a := range r.live {
+		if a.id == id {
+			r.live = append(r.live[:i], r.live[i+1:]...)
+			if len(r.live) == 0 {
+				r.busy += now.Sub(r.busySince)
+			}
+			return a, true
+		}
+	}
+	return live{}, false
+}
+
+// result records an attempt's outcome and decides what comes next: the
+// reply, a retry, the next candidate, or waiting for attempts still out.
+func (r *Request) result(now time.Time, res Result) {
+	a, ok := r.takeLive(now, res.Attempt)
+	if !ok {
+		return // cancelled by the request already
+	}
+	r.attempts = append(r.attempts, &messages.Attempt{
+		Model: a.member.Name, Node: r.g.node, ErrorClass: res.Class, LatencyMs: millis(res.Latency),
+		StatusCode: res.Status, Retried: a.why == Retry, Hedged: a.why == Hedge,
+	})
+	if res.Class == messages.ErrorClass_ok {
+		resp := &messages.InferResponse{ServedBy: a.member.Name, Usage: res.Usage}
+		if !r.stream { // a stream's text went out as pieces
+			resp.Content = res.Content
+		}
+		r.finish(now, resp)
+		return
+	}
+	if r.stream && res.TextSent {
+		// Part of the answer reached the caller: it cannot be taken back
+		// or restarted elsewhere unnoticed, so the stream ends incomplete.
+		r.finish(now, &messages.InferResponse{ServedBy: a.member.Name, Error: &messages.Error{
+			Class: res.Class, Code: "stream_incomplete", Message: res.Message}})
+		return
+	}
+	r.last = res
+	if res.RetryAfter > 0 && (r.retryAfter == 0 || res.RetryAfter < r.retryAfter) {
+		r.retryAfter = res.RetryAfter
+	}
+	if !resilience.PolicyFor(res.Class).FailOver {
+		r.fail(now, res.Class, "", res.Message, res.RetryAfter)
+		return
+	}
+	n := r.failed(a.member)
+	if r.retry(now, a.member, n, res) {
+		return
+	}
+	if r.g.strategy == Hedged && !r.stream && len(r.live) > 0 {
+		return // the hedge is still out; its result decides
+	}
+	r.launchNext(now, r.normal)
+}
+
+// failed counts a failed attempt on m and returns m's failures so far.
+func (r *Request) failed(m *Member) int {
+	for i := range r.tries {
+		if r.tries[i].member == m {
+			r.tries[i].n++
+			return r.tries[i].n
+		}
+	}
+	r.tries = append(r.tries, tries{member: m, n: 1})
+	return 1
+}
+
+// retry retries m when the error class, m's retry policy, the deadline and
+// the group's budget all allow it: at once, or when RetryTimer fires. One
+// retry waits at a time.
+func (r *Request) retry(now time.Time, m *Member, n int, res Result) bool {
+	o := resilience.Outcome{Class: res.Class, Latency: res.Latency, RetryAfter: res.RetryAfter}
+	d := m.Retry.Next(n, o, now, r.deadline, r.g.random)
+	if !d.Retry || r.armed[RetryTimer] || !r.g.budget.TryAcquire() {
+		return false
+	}
+	r.extra++
+	if d.Wait <= 0 {
+		r.launch(now, m, Retry)
+		return true
+	}
+	r.retryModel = m
+	r.arm(RetryTimer, now.Add(d.Wait))
+	return true
+}
+
+// armHedge arms the hedge: the next candidate starts if the first has not
+// answered within the hedge delay.
+func (r *Request) armHedge(now time.Time) {
+	g := r.g
+	delay := g.hedgeDelay
+	if delay <= 0 {
+		delay = g.members[0].View.P95
+	}
+	if delay <= 0 {
+		delay = g.timeout / 4
+	}
+	r.arm(HedgeTimer, now.Add(delay))
+}
+
+func (r *Request) arm(t Timer, at time.Time) {
+	r.armed[t] = true
+	r.fx = append(r.fx, Effect{Kind: Arm, Timer: t, At: at})
+}
+
+// fired handles a due timer; one no longer armed (its wait ended another
+// way) is ignored.
+func (r *Request) fired(now time.Time, t Timer) {
+	if t >= timerCount || !r.armed[t] {
+		return
+	}
+	r.armed[t] = false
+	switch t {
+	case RetryTimer:
+		if r.retryModel.View.Admits(now) {
+			r.launch(now, r.retryModel, Retry)
+		} else {
+			r.launchNext(now, r.normal)
+		}
+	case HedgeTimer:
+		if len(r.live) > 0 && r.next < len(r.order) && r.g.budget.TryAcquire() {
+			r.extra++
+			r.launchNext(now, Hedge)
+		}
+	case WaitTimer:
+		r.waiting = false
+		r.failAllDown(now)
+	case DeadlineTimer:
+		r.fail(now, messages.ErrorClass_timeout, "deadline_exceeded",
+			"request deadline passed after "+itoa(len(r.attempts))+" attempts", 0)
+	}
+}
+
+// viewChanged resumes a request waiting for a member, when model is one
+// and now admits traffic.
+func (r *Request) viewChanged(now time.Time, model string) {
+	if !r.waiting {
+		return
+	}
+	for _, c := range r.order {
+		if c.member.Name == model && c.member.View.Admits(now) {
+			r.waiting = false
+			r.armed[WaitTimer] = false
+			r.launchNext(now, r.normal)
+			return
+		}
+	}
+}
+
+// exhausted ends a request that has no candidate left: every one failed,
+// or none admitted traffic in the first place. In the latter case a
+// panic-mode trickle may still try the least bad member, and the request
+// may wait for a member to come back.
+func (r *Request) exhausted(now time.Time) {
+	if len(r.attempts) > 0 {
+		r.failAll(now)
+		return
+	}
+	g := r.g
+	if g.protect.Panic(0) && g.protect.AdmitInPanic(now) {
+		if m, ok := g.leastBad(); ok {
+			r.launch(now, m, Trickle)
+			return
+		}
+	}
+	if wait := g.allDown.Wait; wait > 0 && !r.waited && now.Before(r.deadline) {
+		r.waited, r.waiting = true, true
+		r.next, r.order = 0, g.plain
+		r.arm(WaitTimer, now.Add(min(wait, r.deadline.Sub(now))))
+		return
+	}
+	r.failAllDown(now)
+}
