@@ -9,6 +9,7 @@ import (
 
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/resilience"
+	"github.com/cmmv-hive/resilience/route"
 )
 
 // When every candidate's breaker is open, a request fails at once with
@@ -43,7 +44,7 @@ func TestAllDownFailsFastWithRetryAfter(t *testing.T) {
 }
 
 // Every candidate forced open by an operator still gets a retry time: the
-// end of the earliest forced-open period, or unknownRetryAfter when every
+// end of the earliest forced-open period, or route.UnknownRetryAfter when every
 // one is held open until closed.
 func TestAllDownForcedOpenHasRetryAfter(t *testing.T) {
 	a, b := newSwitchable(answerOK), newSwitchable(answerOK)
@@ -64,7 +65,7 @@ func TestAllDownForcedOpenHasRetryAfter(t *testing.T) {
 		a, b     time.Duration // forced-open periods; 0 until closed
 		min, max int32         // bounds of retry_after_ms
 	}{
-		{"both until closed", 0, 0, int32(unknownRetryAfter / time.Millisecond), int32(unknownRetryAfter / time.Millisecond)},
+		{"both until closed", 0, 0, int32(route.UnknownRetryAfter / time.Millisecond), int32(route.UnknownRetryAfter / time.Millisecond)},
 		{"one for ten minutes", 0, 10 * time.Minute, int32((10*time.Minute - time.Minute) / time.Millisecond), int32(10 * time.Minute / time.Millisecond)},
 		{"the earliest of two", time.Hour, 10 * time.Minute, int32((10*time.Minute - time.Minute) / time.Millisecond), int32(10 * time.Minute / time.Millisecond)},
 	}

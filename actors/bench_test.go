@@ -62,7 +62,7 @@ func benchHive(b *testing.B, primaryDown bool) *Hive {
 func benchCall(b *testing.B, h *Hive) (roundTrip, overhead time.Duration) {
 	began := time.Now()
 	done := make(chan *messages.InferResponse, 1)
-	h.Dispatch(context.Background(), request("primary"), func(r *messages.InferResponse) { done <- r })
+	h.Dispatch(context.Background(), request("primary"), finalFunc(func(r *messages.InferResponse) { done <- r }))
 	r := <-done
 	if r.Error != nil {
 		b.Fatal(r.Error)

@@ -36,9 +36,68 @@ func startHive(t *testing.T, models ...ModelSpec) *Hive {
 
 // send dispatches req and returns a channel that receives its reply.
 func send(h *Hive, req *messages.InferRequest) <-chan *messages.InferResponse {
-	ch := make(chan *messages.InferResponse, 1)
-	h.Dispatch(context.Background(), req, func(r *messages.InferResponse) { ch <- r })
+	ch := make(replySink, 1)
+	h.Dispatch(context.Background(), req, ch)
 	return ch
+}
+
+// replySink is the Sink of a plain request: the reply goes to the channel.
+type replySink chan *messages.InferResponse
+
+func (replySink) Piece(string, string)              {}
+func (s replySink) Final(r *messages.InferResponse) { s <- r }
+
+// finalFunc is the Sink of a plain request that hands the reply to a
+// function.
+type finalFunc func(*messages.InferResponse)
+
+func (finalFunc) Piece(string, string)              {}
+func (f finalFunc) Final(r *messages.InferResponse) { f(r) }
+
+// chunkSink is the Sink of a streamed request, turning its calls into the
+// chunks a caller reads, as the ingresses do: numbered from 1, the final
+// one last, complete or incomplete with its error. A call after Final
+// fails the test: the request path must send nothing after it.
+type chunkSink struct {
+	t         *testing.T
+	requestID string
+	out       chan *messages.InferChunk
+
+	mu    sync.Mutex // guards seq and ended
+	seq   uint32
+	ended bool
+}
+
+func newChunkSink(t *testing.T, requestID string) *chunkSink {
+	return &chunkSink{t: t, requestID: requestID, out: make(chan *messages.InferChunk, 100)}
+}
+
+func (s *chunkSink) Piece(model, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		s.t.Errorf("piece %q from %s after the final chunk", text, model)
+		return
+	}
+	s.seq++
+	s.out <- &messages.InferChunk{RequestId: s.requestID, Seq: s.seq, Delta: text, ServedBy: model}
+}
+
+func (s *chunkSink) Final(r *messages.InferResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		s.t.Errorf("a second final: %v", r)
+		return
+	}
+	s.ended = true
+	s.seq++
+	c := &messages.InferChunk{RequestId: r.GetRequestId(), Seq: s.seq, Final: true, Outcome: messages.InferChunk_complete,
+		Delta: r.GetContent(), ServedBy: r.GetServedBy(), Usage: r.GetUsage(), Attempts: r.GetAttempts(), Error: r.GetError()}
+	if r.GetError() != nil {
+		c.Outcome = messages.InferChunk_incomplete
+	}
+	s.out <- c
 }
 
 func await(t *testing.T, ch <-chan *messages.InferResponse) *messages.InferResponse {

@@ -108,42 +108,27 @@ func New(cfg Config) (*Hive, error) {
 			return
 		}
 		if c, ok := dl.Message.(*call); ok {
-			system.Root.Send(c.replyTo, &callResult{run: c.run, attempt: c.attempt,
+			system.Root.Send(c.replyTo, &callResult{id: c.id,
 				err: providers.Errorf(messages.ErrorClass_server_error, "model actor is not running")})
 		}
 	})
 	return h, nil
 }
 
-// Dispatch hands a request to the router. It never blocks; done is called
-// exactly once, from any goroutine, with the reply. After Stop it answers
-// at once with a cancelled error.
-func (h *Hive) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
+// Dispatch hands a request to the router. It never blocks. The reply goes
+// to sink (see messages.Sink): the pieces of a streamed answer (req.Stream),
+// then exactly one Final, from any goroutine. After Stop it answers at once
+// with a cancelled error.
+func (h *Hive) Dispatch(ctx context.Context, req *messages.InferRequest, sink messages.Sink) {
 	if h.stopped.Load() {
-		done(&messages.InferResponse{
+		sink.Final(&messages.InferResponse{
 			RequestId: req.GetRequestId(),
 			Node:      h.env.cfg.Node,
 			Error:     messages.Failure(messages.ErrorClass_cancelled, "shutting_down", "node %s is shutting down", h.env.cfg.Node),
 		})
 		return
 	}
-	h.system.Root.Send(h.router, &run{route: route{ctx: ctx, req: req, done: done, received: h.env.now()}})
-}
-
-// DispatchStream hands a streamed request to the router. It never blocks;
-// emit is called in order, never concurrently, from any goroutine, and its
-// last call has Final set: outcome complete, or incomplete with the error
-// that ended the answer. After Stop it answers at once with a cancelled
-// final chunk.
-func (h *Hive) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
-	if h.stopped.Load() {
-		emit(&messages.InferChunk{
-			RequestId: req.GetRequestId(), Seq: 1, Final: true, Outcome: messages.InferChunk_incomplete,
-			Error: messages.Failure(messages.ErrorClass_cancelled, "shutting_down", "node %s is shutting down", h.env.cfg.Node),
-		})
-		return
-	}
-	h.system.Root.Send(h.router, &run{route: route{ctx: ctx, req: req, emit: emit, received: h.env.now()}})
+	h.system.Root.Send(h.router, &run{ctx: ctx, req: req, sink: sink, received: h.env.now()})
 }
 
 // Node returns the node name.

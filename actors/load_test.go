@@ -47,10 +47,10 @@ func TestFiftyModelsUnderConcurrentLoad(t *testing.T) {
 			for j := range perWorker {
 				id := w*perWorker + j
 				ch := make(chan *messages.InferResponse, 2)
-				h.Dispatch(context.Background(), request(fmt.Sprintf("m%02d", id%models)), func(r *messages.InferResponse) {
+				h.Dispatch(context.Background(), request(fmt.Sprintf("m%02d", id%models)), finalFunc(func(r *messages.InferResponse) {
 					replies[id].Add(1)
 					ch <- r
-				})
+				}))
 				select {
 				case r := <-ch:
 					attempts.Add(int64(len(r.GetAttempts())))

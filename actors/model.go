@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -12,6 +11,7 @@ import (
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
 	"github.com/cmmv-hive/resilience/resilience"
+	"github.com/cmmv-hive/resilience/route"
 )
 
 // healthTickEvery is how often a model's health window is advanced when
@@ -22,20 +22,20 @@ const healthTickEvery = 5 * time.Second
 // router hedges against.
 const p95Every = 64
 
-// running is an attempt in progress.
+// running is an attempt in progress. A call admitted past its breaker (a
+// panic-mode trickle) holds the zero Permit, which the breaker ignores.
 type running struct {
-	call      *call
-	cancel    context.CancelFunc
-	permit    resilience.Permit
-	hasPermit bool
+	call   *call
+	cancel context.CancelFunc
+	permit resilience.Permit
+	sent   int // pieces passed to the caller's sink
 }
 
 // queued is an admitted call waiting for a concurrency slot.
 type queued struct {
-	call      *call
-	permit    resilience.Permit
-	hasPermit bool
-	admitted  time.Time // the attempt's timeout counts from here
+	call     *call
+	permit   resilience.Permit
+	admitted time.Time // the attempt's timeout counts from here
 }
 
 // model is the actor that owns one model: its breaker, health, ramp,
@@ -52,8 +52,7 @@ type model struct {
 	enabled bool
 	log     zerolog.Logger
 
-	next     uint64
-	inFlight map[uint64]*running
+	inFlight map[route.AttemptID]*running
 	queue    []queued
 
 	timerSeq  uint64
@@ -62,6 +61,10 @@ type model struct {
 	lastTick  time.Time
 	nextProbe time.Time
 	probing   bool
+	// probes is the context of this incarnation's probes: cancelled when
+	// the actor stops or restarts, so a probe never outlives it.
+	probes     context.Context
+	stopProbes context.CancelFunc
 
 	counts   *modelCounts
 	p95      time.Duration
@@ -77,22 +80,6 @@ type modelCounts struct {
 	requests, successes, failures int64
 	alert                         alertCounts // since the alerts actor last asked
 	breaker                       *resilience.Breaker
-}
-
-// env is what every actor of a Hive shares: configuration and the ports.
-// It is read-only after New, except wg, which counts goroutines.
-type env struct {
-	cfg      *Config
-	log      zerolog.Logger
-	now      func() time.Time
-	random   func() float64
-	pub      Publisher
-	store    StateStore
-	wg       *sync.WaitGroup
-	system   *actor.ActorSystem
-	router   *actor.PID
-	recovery *actor.PID
-	alerts   *actor.PID // nil when alerts are off
 }
 
 func newModel(spec ModelSpec, e *env, counts *modelCounts) (*model, error) {
@@ -135,7 +122,7 @@ func newModel(spec ModelSpec, e *env, counts *modelCounts) (*model, error) {
 		enabled:     true,
 		counts:      counts,
 		log:         e.log.With().Str("model", spec.Name).Logger(),
-		inFlight:    make(map[uint64]*running),
+		inFlight:    make(map[route.AttemptID]*running),
 	}, nil
 }
 
@@ -145,6 +132,8 @@ func (m *model) Receive(ctx actor.Context) {
 		m.admit(ctx, msg)
 	case *finished:
 		m.finish(ctx, msg)
+	case *piece:
+		m.piece(msg)
 	case *cancelCall:
 		m.cancel(ctx, msg)
 	case *timerFired:
@@ -170,10 +159,10 @@ func (m *model) Receive(ctx actor.Context) {
 		// no_capacity: the router fails over at once; a same-model retry
 		// (what server_error would get) would only wait for the restart.
 		m.abandonAll(ctx, providers.Errorf(messages.ErrorClass_no_capacity, "model %s is restarting", m.spec.Name))
-		m.stopTimer()
+		m.stopped()
 	case *actor.Stopping:
 		m.abandonAll(ctx, providers.Errorf(messages.ErrorClass_cancelled, "model %s stopped", m.spec.Name))
-		m.stopTimer()
+		m.stopped()
 	}
 }
 
@@ -181,6 +170,7 @@ func (m *model) Receive(ctx actor.Context) {
 // traffic to a failing model, and tells the router the model is up.
 func (m *model) started(ctx actor.Context) {
 	now := m.env.now()
+	m.probes, m.stopProbes = context.WithCancel(context.Background())
 	m.lastTick = now
 	m.breakerSince = now
 	if m.keptBreaker {
@@ -212,24 +202,21 @@ func (m *model) admit(ctx actor.Context, c *call) {
 		return
 	}
 	var permit resilience.Permit
-	hasPermit := false
-	if !c.panicMode {
+	if !c.why.PastBreaker() {
 		p, err := m.breaker.Allow(now)
 		if err != nil {
 			m.refuse(ctx, c, m.openError(now, err))
 			return
 		}
-		permit, hasPermit = p, true
+		permit = p
 	}
 	switch {
 	case len(m.inFlight) < m.spec.MaxConcurrent:
-		m.start(ctx, c, permit, hasPermit, now, now)
+		m.start(ctx, c, permit, now, now)
 	case len(m.queue) < m.spec.QueueSize:
-		m.queue = append(m.queue, queued{call: c, permit: permit, hasPermit: hasPermit, admitted: now})
+		m.queue = append(m.queue, queued{call: c, permit: permit, admitted: now})
 	default:
-		if hasPermit {
-			m.transitions(ctx, m.breaker.Release(permit, now), "")
-		}
+		m.transitions(ctx, m.breaker.Release(permit, now), "")
 		m.refuse(ctx, c, &providers.Error{
 			Class:   messages.ErrorClass_no_capacity,
 			Message: fmt.Sprintf("%s has %d calls in flight and %d queued", m.spec.Name, len(m.inFlight), len(m.queue)),
@@ -249,7 +236,7 @@ func (m *model) openError(now time.Time, err error) *providers.Error {
 
 // attemptBudget is how long one attempt of c may take.
 func (m *model) attemptBudget(c *call) time.Duration {
-	if c.out != nil && m.spec.Streaming.Total > 0 {
+	if c.sink != nil && m.spec.Streaming.Total > 0 {
 		return m.spec.Streaming.Total // a stream's whole answer, bounded by its own deadline
 	}
 	return m.spec.Timeout
@@ -258,33 +245,33 @@ func (m *model) attemptBudget(c *call) time.Duration {
 // start runs the provider call in a goroutine under the earlier of the
 // attempt timeout, counted from when the call was admitted (a wait in the
 // queue spends it), and the request deadline.
-func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, hasPermit bool, now, admitted time.Time) {
+func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, now, admitted time.Time) {
 	deadline := admitted.Add(m.attemptBudget(c))
 	if c.deadline.Before(deadline) {
 		deadline = c.deadline
 	}
 	callCtx, cancel := context.WithDeadline(c.ctx, deadline)
-	m.next++
-	seq := m.next
-	m.inFlight[seq] = &running{call: c, cancel: cancel, permit: permit, hasPermit: hasPermit}
+	id := c.id
+	m.inFlight[id] = &running{call: c, cancel: cancel, permit: permit}
 
 	self, root, provider, clock, log := ctx.Self(), ctx.ActorSystem().Root, m.provider, m.env.now, m.log
-	deadlines, name := m.spec.Streaming, m.spec.Name
+	deadlines := m.spec.Streaming
 	m.env.wg.Add(1)
 	go func() {
 		defer m.env.wg.Done()
 		defer cancel()
 		began := clock()
-		f := &finished{seq: seq}
+		f := &finished{id: id}
 		var panicked any
-		if c.out != nil {
-			f.result, f.firstToken, f.err, panicked = streamCall(callCtx, provider, c.req, deadlines, c.out, c.attempt, name)
+		if c.sink != nil {
+			send := func(text string) { root.Send(self, &piece{id: id, text: text}) }
+			f.result, f.firstToken, f.err, panicked = streamCall(callCtx, provider, c.req, deadlines, send)
 		} else {
 			f.result, f.err, panicked = complete(callCtx, provider, c.req)
 		}
 		if panicked != nil {
 			log.Error().Interface("panic", panicked).Msg("provider panicked")
-			root.Send(self, &providerPanicked{seq: seq, value: panicked})
+			root.Send(self, &providerPanicked{id: id, value: panicked})
 			return
 		}
 		f.latency = clock().Sub(began)
@@ -308,18 +295,18 @@ func complete(ctx context.Context, p providers.Provider, req *messages.InferRequ
 }
 
 func (m *model) finish(ctx actor.Context, f *finished) {
-	r, ok := m.inFlight[f.seq]
+	r, ok := m.inFlight[f.id]
 	if !ok {
 		return // cancelled, or abandoned by an earlier incarnation
 	}
-	m.forget(f.seq)
+	delete(m.inFlight, f.id)
 	now := m.env.now()
 	o := resilience.Outcome{Latency: f.latency, FirstToken: f.firstToken}
 	if f.err != nil {
 		o.Class, o.RetryAfter = f.err.Class, f.err.RetryAfter
 	}
 	m.record(ctx, now, r, o)
-	m.reply(ctx, r.call, f.result, f.err, f.latency)
+	m.reply(ctx, r.call, f.result, f.err, f.latency, r.sent)
 	m.drainQueue(ctx, now)
 	m.schedule(ctx)
 }
@@ -333,10 +320,7 @@ func (m *model) record(ctx actor.Context, now time.Time, r *running, o resilienc
 		m.counts.failures++
 	}
 	m.counts.alert.observe(o)
-	changed := false
-	if r.hasPermit {
-		changed = m.transitions(ctx, m.breaker.Done(r.permit, now, o), "") || changed
-	}
+	changed := m.transitions(ctx, m.breaker.Done(r.permit, now, o), "")
 	changed = m.healthChanges(ctx, m.health.Observe(now, o)) || changed
 	if m.ramp.Ramping() {
 		if ev, ok := m.ramp.Observe(now, o); ok {
@@ -364,16 +348,14 @@ func (m *model) drainQueue(ctx actor.Context, now time.Time) {
 		m.queue[0] = queued{}
 		m.queue = m.queue[1:]
 		if !now.Before(q.call.deadline) || !now.Before(q.admitted.Add(m.attemptBudget(q.call))) {
-			if q.hasPermit {
-				m.transitions(ctx, m.breaker.Release(q.permit, now), "")
-			}
+			m.transitions(ctx, m.breaker.Release(q.permit, now), "")
 			// no_capacity: the time went waiting for a slot, not to the
 			// model; the router fails over.
 			m.refuse(ctx, q.call, providers.Errorf(messages.ErrorClass_no_capacity,
 				"waited %v in %s's queue, past the attempt's timeout", now.Sub(q.admitted).Round(time.Millisecond), m.spec.Name))
 			continue
 		}
-		m.start(ctx, q.call, q.permit, q.hasPermit, now, q.admitted)
+		m.start(ctx, q.call, q.permit, now, q.admitted)
 	}
 }
 
@@ -381,45 +363,30 @@ func (m *model) drainQueue(ctx actor.Context, now time.Time) {
 // released: a cancelled loser is no evidence against the model.
 func (m *model) cancel(ctx actor.Context, c *cancelCall) {
 	now := m.env.now()
-	// A linear search: calls in flight are few (MaxConcurrent), and a
-	// cancel is rare (the losers of a race), so no index is kept.
-	for seq, r := range m.inFlight {
-		if r.call.run != c.run || r.call.attempt != c.attempt {
-			continue
-		}
-		m.forget(seq)
+	if r, ok := m.inFlight[c.id]; ok {
+		delete(m.inFlight, c.id)
 		r.cancel()
-		if r.hasPermit {
-			m.transitions(ctx, m.breaker.Release(r.permit, now), "")
-		}
+		m.transitions(ctx, m.breaker.Release(r.permit, now), "")
 		m.drainQueue(ctx, now)
 		return
 	}
-	for i, q := range m.queue {
-		if q.call.run == c.run && q.call.attempt == c.attempt {
+	for i, q := range m.queue { // a cancel is rare, the queue short
+		if q.call.id == c.id {
 			m.queue = append(m.queue[:i], m.queue[i+1:]...)
-			if q.hasPermit {
-				m.transitions(ctx, m.breaker.Release(q.permit, now), "")
-			}
+			m.transitions(ctx, m.breaker.Release(q.permit, now), "")
 			return
 		}
 	}
-}
-
-func (m *model) forget(seq uint64) {
-	delete(m.inFlight, seq)
 }
 
 // crash answers the caller of a call whose provider panicked, and every
 // other caller, then panics so the supervisor restarts this actor: a panic
 // in provider code is a bug, and a fresh incarnation is the safe state.
 func (m *model) crash(ctx actor.Context, p *providerPanicked) {
-	if r, ok := m.inFlight[p.seq]; ok {
-		m.forget(p.seq)
-		if r.hasPermit {
-			m.transitions(ctx, m.breaker.Done(r.permit, m.env.now(), resilience.Outcome{Class: messages.ErrorClass_server_error}), "")
-		}
-		m.reply(ctx, r.call, nil, providers.Errorf(messages.ErrorClass_server_error, "model %s crashed", m.spec.Name), 0)
+	if r, ok := m.inFlight[p.id]; ok {
+		delete(m.inFlight, p.id)
+		m.transitions(ctx, m.breaker.Done(r.permit, m.env.now(), resilience.Outcome{Class: messages.ErrorClass_server_error}), "")
+		m.reply(ctx, r.call, nil, providers.Errorf(messages.ErrorClass_server_error, "model %s crashed", m.spec.Name), 0, r.sent)
 	}
 	panic(fmt.Sprintf("provider of model %s panicked: %v", m.spec.Name, p.value))
 }
@@ -428,26 +395,34 @@ func (m *model) crash(ctx actor.Context, p *providerPanicked) {
 // caller waits on an actor that is going away, and cancels the calls.
 func (m *model) abandonAll(ctx actor.Context, err *providers.Error) {
 	now := m.env.now()
-	for seq, r := range m.inFlight {
+	for id, r := range m.inFlight {
 		r.cancel()
-		if r.hasPermit {
-			m.breaker.Release(r.permit, now)
-		}
-		m.reply(ctx, r.call, nil, err, 0)
-		m.forget(seq)
+		m.breaker.Release(r.permit, now)
+		m.reply(ctx, r.call, nil, err, 0, r.sent)
+		delete(m.inFlight, id)
 	}
 	for _, q := range m.queue {
-		m.reply(ctx, q.call, nil, err, 0)
+		m.reply(ctx, q.call, nil, err, 0, 0)
 	}
 	m.queue = nil
 }
 
-func (m *model) refuse(ctx actor.Context, c *call, err *providers.Error) {
-	m.reply(ctx, c, nil, err, 0)
+// stopped ends this incarnation's timer and probes.
+func (m *model) stopped() {
+	m.stopTimer()
+	if m.stopProbes != nil {
+		m.stopProbes()
+	}
 }
 
-func (m *model) reply(ctx actor.Context, c *call, res *providers.Result, err *providers.Error, latency time.Duration) {
-	ctx.Send(c.replyTo, &callResult{run: c.run, attempt: c.attempt, model: m.spec.Name, result: res, err: err, latency: latency})
+func (m *model) refuse(ctx actor.Context, c *call, err *providers.Error) {
+	m.reply(ctx, c, nil, err, 0, 0)
+}
+
+// reply answers c's caller; sent is how many of its pieces reached the
+// caller's sink.
+func (m *model) reply(ctx actor.Context, c *call, res *providers.Result, err *providers.Error, latency time.Duration, sent int) {
+	ctx.Send(c.replyTo, &callResult{id: c.id, result: res, err: err, latency: latency, textSent: sent > 0})
 }
 
 func (m *model) jittered(d time.Duration) time.Duration {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/resilience"
+	"github.com/cmmv-hive/resilience/route"
 )
 
 // transitions publishes breaker transitions, saves the new snapshot,
@@ -125,20 +126,19 @@ func (m *model) sendView(ctx actor.Context) {
 		return
 	}
 	snap := m.health.Snapshot()
-	v := &view{
-		name:    m.spec.Name,
-		up:      true,
-		enabled: m.enabled,
-		breaker: m.breaker.State(),
-		ramp:    m.ramp.Percent(),
-		score:   snap.Score,
-		p95:     m.p95,
-	}
-	if v.p95 == 0 {
-		v.p95 = snap.P95
+	v := &view{name: m.spec.Name, View: route.View{
+		Up:      true,
+		Enabled: m.enabled,
+		Breaker: m.breaker.State(),
+		Ramp:    m.ramp.Percent(),
+		Score:   snap.Score,
+		P95:     m.p95,
+	}}
+	if v.P95 == 0 {
+		v.P95 = snap.P95
 	}
 	if s := m.breaker.Snapshot(); !s.OpenUntil.IsZero() {
-		v.openUntil = s.OpenUntil
+		v.OpenUntil = s.OpenUntil
 	}
 	ctx.Send(m.env.router, v)
 }

@@ -94,10 +94,11 @@ func (m *model) probe(ctx actor.Context) {
 	}
 	m.probing = true
 	self, root, provider, clock, timeout := ctx.Self(), ctx.ActorSystem().Root, m.provider, m.env.now, m.spec.ProbeTimeout
+	probes := m.probes // cancelled when this incarnation stops
 	m.env.wg.Add(1)
 	go func() {
 		defer m.env.wg.Done()
-		pctx, cancel := context.WithTimeout(context.Background(), timeout)
+		pctx, cancel := context.WithTimeout(probes, timeout)
 		defer cancel()
 		began := clock()
 		_, err, panicked := complete(pctx, provider, probeRequest)

@@ -9,6 +9,7 @@ import (
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
 	"github.com/cmmv-hive/resilience/resilience"
+	"github.com/cmmv-hive/resilience/route"
 )
 
 // The messages actors exchange. None leaves the process.
@@ -18,57 +19,35 @@ import (
 type call struct {
 	ctx      context.Context
 	req      *messages.InferRequest
-	deadline time.Time // the request's total deadline
-	run      uint64    // the router's request run
-	attempt  uint64    // the attempt within the run
+	id       route.AttemptID
+	deadline time.Time  // the request's total deadline
+	why      route.Kind // Trickle: admitted past an open breaker
 	replyTo  *actor.PID
-	// panicMode admits the call past an open breaker: the fallback group's
-	// panic trickle, sent when no member admits traffic.
-	panicMode bool
-	// out, for a streamed request, takes the answer's pieces.
-	out *streamOut
+	// sink, for a streamed request, takes the answer's pieces; nil for a
+	// plain one.
+	sink messages.Sink
 }
 
 // cancelCall tells a model actor that the router no longer wants an
 // attempt (a loser of a race): its provider call is cancelled and its
 // breaker permit released, not counted.
-type cancelCall struct{ run, attempt uint64 }
+type cancelCall struct{ id route.AttemptID }
 
 // callResult is the outcome of one attempt.
 type callResult struct {
-	run, attempt uint64
-	model        string
-	result       *providers.Result
-	err          *providers.Error // nil on success
-	latency      time.Duration
+	id      route.AttemptID
+	result  *providers.Result
+	err     *providers.Error // nil on success
+	latency time.Duration
+	// textSent reports that some of the attempt's text reached the caller.
+	textSent bool
 }
 
-// view is what the router knows of a model: enough to skip it, weight it
-// or hedge against it without asking. Model actors send one whenever it
+// view is what a model actor tells the router of itself, whenever it
 // changes.
 type view struct {
-	name      string
-	up        bool // the actor runs (false while restarting or given up)
-	enabled   bool // in rotation (false: an operator disabled it)
-	breaker   messages.BreakerState
-	openUntil time.Time
-	ramp      int     // percent of traffic admitted while ramping back
-	score     float64 // health score, for weighted routing
-	p95       time.Duration
-}
-
-// admits reports whether the router may send the model traffic at now.
-func (v *view) admits(now time.Time) bool {
-	if !v.up || !v.enabled {
-		return false
-	}
-	switch v.breaker {
-	case messages.BreakerState_open:
-		return !now.Before(v.openUntil) // due to half-open: let the model decide
-	case messages.BreakerState_forced_open:
-		return false
-	}
-	return true
+	name string
+	route.View
 }
 
 // modelDown tells the router a model actor is not running: restarting, or
@@ -87,7 +66,7 @@ type register struct {
 // Model actor internals.
 
 type finished struct {
-	seq        uint64
+	id         route.AttemptID
 	result     *providers.Result
 	err        *providers.Error
 	latency    time.Duration
@@ -95,8 +74,16 @@ type finished struct {
 }
 
 type providerPanicked struct {
-	seq   uint64
+	id    route.AttemptID
 	value any
+}
+
+// piece is one piece of a streamed answer, from the provider goroutine of
+// attempt id to its model actor, which passes it to the caller's sink if
+// the attempt is still its own.
+type piece struct {
+	id   route.AttemptID
+	text string
 }
 
 type timerFired struct{ seq uint64 }

@@ -195,7 +195,7 @@ func TestCallerCancelIsNotFailedOver(t *testing.T) {
 	)
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan *messages.InferResponse, 1)
-	h.Dispatch(ctx, request("slow"), func(r *messages.InferResponse) { ch <- r })
+	h.Dispatch(ctx, request("slow"), finalFunc(func(r *messages.InferResponse) { ch <- r }))
 	<-g.entered
 	cancel()
 	resp := await(t, ch)

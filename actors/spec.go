@@ -9,27 +9,20 @@ import (
 
 	"github.com/cmmv-hive/resilience/providers"
 	"github.com/cmmv-hive/resilience/resilience"
+	"github.com/cmmv-hive/resilience/route"
 )
 
-// Strategy names how a request moves through a model and its fallbacks.
-type Strategy string
+// Strategy names how a request moves through a model and its fallbacks;
+// the route package decides what each one does.
+type Strategy = route.Strategy
 
-// Fallback strategies.
+// Fallback strategies (see route).
 const (
-	// Sequential tries the model, then each fallback in order, with
-	// same-model retries as the error class allows.
-	Sequential Strategy = "sequential"
-	// Parallel races up to MaxParallel candidates; the first success wins
-	// and the others are cancelled (not counted as model failures).
-	Parallel Strategy = "parallel"
-	// Hedged starts the model, and the next candidate too if no answer came
-	// within the hedge delay and the retry budget allows.
-	Hedged Strategy = "hedged"
-	// Weighted orders candidates by smooth weighted choice over weight x
-	// health score x ramp share.
-	Weighted Strategy = "weighted"
-	// Random tries the candidates in a random order.
-	Random Strategy = "random"
+	Sequential = route.Sequential
+	Parallel   = route.Parallel
+	Hedged     = route.Hedged
+	Weighted   = route.Weighted
+	Random     = route.Random
 )
 
 // ModelSpec describes one model actor. Zero values take the defaults named
@@ -66,17 +59,12 @@ type ModelSpec struct {
 	ProbeTimeout  time.Duration
 }
 
-// AllDown says what a request gets when no candidate can serve it.
-type AllDown struct {
-	// Wait holds the request up to this long for a model to come back
-	// (its breaker half-opening or a restart finishing); 0 fails fast
-	// with retry_after_ms set to the earliest half-open time.
-	Wait time.Duration
-	// Reply, when set, answers with this text as a degraded success
-	// (degradation critical, served_by "hive-degraded") instead of an
-	// error.
-	Reply string
-}
+// AllDown says what a request gets when no candidate can serve it: wait
+// for a model to come back, or a degraded reply (see route.AllDown).
+type AllDown = route.AllDown
+
+// DegradedReply is the served_by of a configured degraded answer.
+const DegradedReply = route.DegradedReply
 
 // Supervision bounds restarts of a model actor that crashed.
 type Supervision struct {
@@ -195,9 +183,7 @@ func (m *ModelSpec) applyDefaults() error {
 	if m.Strategy == "" {
 		m.Strategy = Sequential
 	}
-	switch m.Strategy {
-	case Sequential, Parallel, Hedged, Weighted, Random:
-	default:
+	if !m.Strategy.Valid() {
 		return fmt.Errorf("unknown strategy %q", m.Strategy)
 	}
 	if m.Weight <= 0 {

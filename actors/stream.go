@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/cmmv-hive/resilience/messages"
@@ -12,76 +11,23 @@ import (
 )
 
 // Streaming. A streamed request runs its candidates one at a time (the
-// parallel and hedged strategies would interleave two answers), and the
-// pieces go from the provider goroutine straight to the caller's emit, not
-// through the actors. Before the first piece reaches the caller, a failure
-// fails over as usual and the caller notices nothing; after it, the
-// request ends with a final chunk whose outcome is incomplete, with the
-// error's class: a truncated answer is never a success.
-
-// streamOut is how a provider goroutine hands pieces to the caller. The
-// router names the attempt that may send (own) before it launches one, and
-// sends the final chunk (final) when the run ends. An attempt its model
-// actor gave up on (a crash, a restart) may still be running when the
-// router moves on; its pieces are then dropped, so two answers never
-// interleave and nothing follows the final chunk.
-//
-// mu is the one lock in actors/: pieces go from provider goroutines straight
-// to the caller, past the actors, by design (see above), so the hand-over
-// between an attempt's goroutine and the router needs one.
-type streamOut struct {
-	emit      func(*messages.InferChunk)
-	requestID string
-
-	mu     sync.Mutex // guards seq, owner and closed, and serialises emit
-	seq    uint32     // the last sequence number sent: the pieces that reached the caller
-	owner  uint64     // the attempt whose pieces go out
-	closed bool       // the final chunk went out
-}
-
-// own lets attempt send pieces, and no other.
-func (s *streamOut) own(attempt uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.owner = attempt
-}
-
-// piece sends one piece of text for attempt; it reports false, sending
-// nothing, when attempt no longer owns the stream.
-func (s *streamOut) piece(attempt uint64, model, delta string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.owner != attempt {
-		return false
-	}
-	s.seq++
-	s.emit(&messages.InferChunk{RequestId: s.requestID, Seq: s.seq, Delta: delta, ServedBy: model})
-	return true
-}
-
-// sent is how many pieces reached the caller, from any attempt.
-func (s *streamOut) sent() uint32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.seq
-}
-
-// final sends the final chunk, numbered after the last piece; nothing is
-// sent after it.
-func (s *streamOut) final(c *messages.InferChunk) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	c.Seq = s.seq + 1
-	s.emit(c)
-}
+// route machine never races two streams, which would interleave their
+// answers). The provider goroutine sends each piece to its model actor,
+// which passes it to the caller's sink while the attempt is still its own
+// and counts it; the attempt's result then tells the router whether text
+// reached the caller. So the order is causal, with no lock: every piece of
+// an attempt reaches the sink before its result reaches the router, and a
+// later attempt starts only after that. An attempt its actor has let go
+// (cancelled, abandoned at a crash or restart) may still be running; its
+// pieces reach an actor that no longer knows it and are dropped. Numbering
+// and the one final chunk are the sink's (messages.Sink).
 
 // streamCall runs one streamed attempt: the provider's own stream when it
 // has one, under the model's stream deadlines, else a plain call sent as
-// one piece. It returns the answer's usage and the time to the first
-// piece; the stream itself counts the pieces that went out.
+// one piece. send hands a piece to the model actor. It returns the
+// answer's usage and the time to the first piece.
 func streamCall(ctx context.Context, p providers.Provider, req *messages.InferRequest, d providers.StreamDeadlines,
-	out *streamOut, attempt uint64, model string) (res *providers.Result, firstToken time.Duration, perr *providers.Error, panicked any) {
+	send func(text string)) (res *providers.Result, firstToken time.Duration, perr *providers.Error, panicked any) {
 	defer func() {
 		if r := recover(); r != nil {
 			perr, panicked = nil, r
@@ -95,7 +41,7 @@ func streamCall(ctx context.Context, p providers.Provider, req *messages.InferRe
 			return nil, 0, providers.Classify(err), nil
 		}
 		if r.Content != "" {
-			out.piece(attempt, model, r.Content) // dropped when the attempt was handed on: the router no longer waits for it
+			send(r.Content)
 		}
 		return r, time.Since(began), nil, nil
 	}
@@ -123,8 +69,17 @@ func streamCall(ctx context.Context, p providers.Provider, req *messages.InferRe
 		if first {
 			first, firstToken = false, time.Since(began)
 		}
-		if !out.piece(attempt, model, c.Delta) {
-			return nil, firstToken, providers.Errorf(messages.ErrorClass_cancelled, "%s: the stream was handed on", model), nil
-		}
+		send(c.Delta)
 	}
+}
+
+// piece passes a piece of a streamed answer to the caller's sink, if its
+// attempt is still this actor's: a piece of one it has let go is dropped.
+func (m *model) piece(p *piece) {
+	r, ok := m.inFlight[p.id]
+	if !ok {
+		return
+	}
+	r.sent++
+	r.call.sink.Piece(m.spec.Name, p.text)
 }

@@ -19,8 +19,11 @@ import (
 // being the final one.
 func collect(t *testing.T, h *Hive, model string) []*messages.InferChunk {
 	t.Helper()
-	ch := make(chan *messages.InferChunk, 100)
-	h.DispatchStream(context.Background(), request(model), func(c *messages.InferChunk) { ch <- c })
+	req := request(model)
+	req.Stream = true
+	sink := newChunkSink(t, req.RequestId)
+	h.Dispatch(context.Background(), req, sink)
+	ch := sink.out
 	var out []*messages.InferChunk
 	deadline := time.After(waitLimit)
 	for {
@@ -213,8 +216,11 @@ func TestStreamCrashAfterPiecesIsIncomplete(t *testing.T) {
 		ModelSpec{Name: "a", Provider: crashingStreamer{script{pieces: []string{"half "}, stall: true}}, Fallbacks: []string{"b"}, Retry: noRetry},
 		ModelSpec{Name: "b", Provider: script{pieces: []string{"from b"}}, Retry: noRetry},
 	)
-	ch := make(chan *messages.InferChunk, 100)
-	h.DispatchStream(context.Background(), request("a"), func(c *messages.InferChunk) { ch <- c })
+	req := request("a")
+	req.Stream = true
+	sink := newChunkSink(t, req.RequestId)
+	h.Dispatch(context.Background(), req, sink)
+	ch := sink.out
 	var chunks []*messages.InferChunk
 	select {
 	case c := <-ch:

@@ -14,9 +14,10 @@
 //
 // Concurrency: Subjects, the codec functions and Redact are pure and safe
 // for concurrent use. An Ingress, Admin and Chaos are safe for concurrent
-// use. The ingress's NATS callback only decodes and forwards, and its
-// replies are sent from whatever goroutine the Dispatcher completes on; the
-// admin and chaos callbacks call their handler and answer. bus starts no
+// use. The ingress's NATS callback only decodes and forwards; each request's
+// reply (sink.go, the messages.Sink the Dispatcher is handed) is published
+// from whatever goroutine the Dispatcher calls it on; the admin and chaos
+// callbacks call their handler and answer. bus starts no
 // goroutines of its own:
 // the ones behind a connection, a micro service or an embedded server belong
 // to nats.go and nats-server and stop with Close, Stop and Shutdown.

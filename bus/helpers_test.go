@@ -90,58 +90,55 @@ func containsAll(s string, parts []string) bool {
 }
 
 // echoDispatcher answers at once, inside Dispatch: content "echo: <last
-// message>", or a server_error for model "fail". It streams by script, inside
-// DispatchStream: one delta per word of the last message ("hello", " big",
-// " world"), then a final chunk, complete with usage {1, words}, or for
-// model "cut" incomplete with a stream_cut error.
+// message>", or a server_error for model "fail". A stream it answers by
+// script: a piece per word of the last message ("hello", " big",
+// " world"), then the final reply, with usage {1, words}, or for model
+// "cut" a stream_cut error.
 type echoDispatcher struct{}
 
-func (echoDispatcher) DispatchStream(_ context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
+func (echoDispatcher) Dispatch(_ context.Context, req *messages.InferRequest, sink messages.Sink) {
 	var last string
 	if n := len(req.GetMessages()); n > 0 {
 		last = req.GetMessages()[n-1].GetContent()
+	}
+	if !req.GetStream() {
+		if req.GetModel() == "fail" {
+			sink.Final(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_server_error, "upstream", "upstream failed")})
+			return
+		}
+		sink.Final(&messages.InferResponse{Content: "echo: " + last, ServedBy: req.GetModel()})
+		return
 	}
 	words := strings.Fields(last)
 	for i, w := range words {
 		if i > 0 {
 			w = " " + w
 		}
-		emit(&messages.InferChunk{Delta: w}) // request_id and seq left to the ingress
+		sink.Piece(req.GetModel(), w) // request_id and seq left to the ingress
 	}
 	if req.GetModel() == "cut" {
-		emit(&messages.InferChunk{Final: true, Outcome: messages.InferChunk_incomplete, ServedBy: req.GetModel(),
+		sink.Final(&messages.InferResponse{ServedBy: req.GetModel(),
 			Error: messages.Failure(messages.ErrorClass_stream_cut, "upstream_closed", "upstream closed mid-answer")})
 		return
 	}
-	emit(&messages.InferChunk{Final: true, Outcome: messages.InferChunk_complete, ServedBy: req.GetModel(),
+	sink.Final(&messages.InferResponse{ServedBy: req.GetModel(),
 		Usage: &messages.Usage{PromptTokens: 1, CompletionTokens: int32(len(words))}})
 }
 
-func (echoDispatcher) Dispatch(_ context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
-	if req.GetModel() == "fail" {
-		done(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_server_error, "upstream", "upstream failed")})
-		return
-	}
-	var last string
-	if n := len(req.GetMessages()); n > 0 {
-		last = req.GetMessages()[n-1].GetContent()
-	}
-	done(&messages.InferResponse{Content: "echo: " + last, ServedBy: req.GetModel()})
-}
-
-// heldCall is a request a queueDispatcher holds until the test answers it.
+// heldCall is a request a queueDispatcher holds until the test answers it
+// with done, its sink's Final.
 type heldCall struct {
 	ctx  context.Context
 	req  *messages.InferRequest
 	done func(*messages.InferResponse)
 }
 
-// heldStream is a stream request a queueDispatcher holds; the test emits
-// its chunks.
+// heldStream is a stream request a queueDispatcher holds; the test sends
+// its pieces and final reply to sink.
 type heldStream struct {
 	ctx  context.Context
 	req  *messages.InferRequest
-	emit func(*messages.InferChunk)
+	sink messages.Sink
 }
 
 // queueDispatcher hands every request and stream to the test, which answers
@@ -155,8 +152,13 @@ func newQueueDispatcher() *queueDispatcher {
 	return &queueDispatcher{calls: make(chan heldCall, 1024), streams: make(chan heldStream, 1024)}
 }
 
-func (d *queueDispatcher) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
-	d.streams <- heldStream{ctx: ctx, req: req, emit: emit} // buffered beyond any test's load: never blocks
+// Dispatch holds req: buffered beyond any test's load, it never blocks.
+func (d *queueDispatcher) Dispatch(ctx context.Context, req *messages.InferRequest, sink messages.Sink) {
+	if req.GetStream() {
+		d.streams <- heldStream{ctx: ctx, req: req, sink: sink}
+		return
+	}
+	d.calls <- heldCall{ctx: ctx, req: req, done: sink.Final}
 }
 
 // nextStream waits for the next dispatched stream request.
@@ -169,10 +171,6 @@ func (d *queueDispatcher) nextStream(t *testing.T) heldStream {
 		t.Fatalf("no stream dispatched after %s", wait)
 		return heldStream{}
 	}
-}
-
-func (d *queueDispatcher) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
-	d.calls <- heldCall{ctx: ctx, req: req, done: done} // buffered beyond any test's load: never blocks
 }
 
 // next waits for the next dispatched request.

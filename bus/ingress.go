@@ -29,26 +29,18 @@ const (
 	stopFlushTimeout = 10 * time.Second
 )
 
-// Dispatcher receives the requests an Ingress decodes. Both methods run on
-// the NATS callback, so they must not block: they hand req on and return.
-// ctx is cancelled when the ingress stops.
+// Dispatcher receives the requests an Ingress decodes. Dispatch runs on the
+// NATS callback, so it must not block: it hands req on and returns. ctx is
+// cancelled when the ingress stops.
 //
-// Dispatch serves a request with stream false. It calls done exactly once,
-// from any goroutine, with the reply, error replies included; done takes
-// ownership of the reply and fills in request_id and node when they are
-// empty. If Stop had to give up on the request first, done's reply is
-// dropped because the caller already got a node_stopping error.
-//
-// DispatchStream serves a request with stream true. It calls emit in order,
-// never concurrently, from any goroutine; the last call has Final set
-// (outcome complete, or incomplete with the error that ended the answer).
-// emit takes ownership of the chunk and fills in request_id and seq
-// (counting from 1) when they are empty. If Stop had to give up on the
-// stream first, the caller already got a node_stopping final chunk and
-// every later emit is dropped.
+// The reply goes to sink (see messages.Sink, and sink.go for the NATS
+// one): for a request with stream true, the answer's pieces, then Final;
+// for the others, Final alone. The sink takes ownership of the response and fills in request_id
+// and node when they are empty. If Stop had to give up on the request
+// first, the caller already got a node_stopping reply and whatever the
+// Dispatcher sends later is dropped.
 type Dispatcher interface {
-	Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse))
-	DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk))
+	Dispatch(ctx context.Context, req *messages.InferRequest, sink messages.Sink)
 }
 
 // IngressConfig configures StartIngress.
@@ -144,11 +136,10 @@ type Ingress struct {
 
 	stopMu sync.Mutex // serialises Stop
 
-	mu      sync.Mutex // guards state, pending, nextID and idle
+	mu      sync.Mutex // guards state, pending and idle; held with a sink's mu, it is taken first
 	state   ingressState
-	pending map[uint64]*call // dispatched requests not yet answered
-	nextID  uint64
-	idle    chan struct{} // set by Stop; closed when pending empties
+	pending map[*sink]struct{} // dispatched requests not yet answered
+	idle    chan struct{}      // set by Stop; closed when pending empties
 
 	replied   atomic.Int64 // replies sent, errors and final chunks included
 	failed    atomic.Int64 // error replies and incomplete final chunks sent
@@ -165,21 +156,6 @@ const (
 	draining              // Stop began: no new deliveries, finishing in flight
 	stopped               // Stop ended: any late delivery is refused
 )
-
-// call is one dispatched request waiting for its reply, or one stream
-// waiting for its final chunk.
-type call struct {
-	id        uint64
-	reply     string
-	enc       Encoding
-	requestID string
-	// claimed and abandoned are guarded by Ingress.mu and used only when
-	// stream is nil. claimed is set by whoever sends the one reply: done,
-	// or Stop when it gives up (abandoned).
-	claimed, abandoned bool
-	// stream is set for a request with stream true.
-	stream *stream
-}
 
 // ingressStats is the "data" of the infer endpoint in `nats micro stats`.
 type ingressStats struct {
@@ -224,7 +200,7 @@ func StartIngress(c IngressConfig) (*Ingress, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		state:      running,
-		pending:    make(map[uint64]*call),
+		pending:    make(map[*sink]struct{}),
 	}
 	svc, err := micro.AddService(c.Conn, micro.Config{
 		Name:         ServiceName,
@@ -342,27 +318,20 @@ func (in *Ingress) handle(r micro.Request, direct bool) {
 		return
 	}
 
-	c := &call{reply: reply, enc: enc, requestID: req.RequestId}
-	if req.Stream {
-		c.stream = new(stream)
-	}
+	rp := &sink{in: in, subject: reply, enc: enc, requestID: req.RequestId, stream: req.Stream}
 	in.mu.Lock()
 	if in.state == stopped {
 		in.mu.Unlock()
 		in.refuseTo(r, reply, enc, req, nodeStopping())
 		return
 	}
-	in.nextID++
-	c.id = in.nextID
-	in.pending[c.id] = c
+	in.pending[rp] = struct{}{}
 	in.mu.Unlock()
 
-	if c.stream != nil {
+	if rp.stream {
 		in.streams.Add(1)
-		in.dispatcher.DispatchStream(in.ctx, req, func(ch *messages.InferChunk) { in.emit(c, ch) })
-		return
 	}
-	in.dispatcher.Dispatch(in.ctx, req, func(resp *messages.InferResponse) { in.done(c, resp) })
+	in.dispatcher.Dispatch(in.ctx, req, rp)
 }
 
 // refuseTo answers r with an error reply on to: inside the callback through
@@ -405,73 +374,10 @@ func (in *Ingress) refuseTo(r micro.Request, to string, enc Encoding, req *messa
 	in.log.Debug().Str("request_id", requestID).Str("code", e.GetCode()).Msg("infer request refused")
 }
 
-// done is the completion a Dispatcher calls: the first call sends the
-// reply, any later one is dropped.
-func (in *Ingress) done(c *call, resp *messages.InferResponse) {
+// release forgets an answered request and wakes Stop when none is left.
+func (in *Ingress) release(r *sink) {
 	in.mu.Lock()
-	if c.claimed {
-		abandoned := c.abandoned
-		in.mu.Unlock()
-		if abandoned {
-			in.log.Debug().Str("request_id", c.requestID).Msg("infer reply after stop dropped")
-		} else {
-			in.log.Error().Str("request_id", c.requestID).Msg("dispatcher called done twice; second reply dropped")
-		}
-		return
-	}
-	c.claimed = true
-	in.mu.Unlock()
-
-	in.send(c, resp)
-	in.release(c)
-}
-
-// send publishes resp to c's reply subject in c's encoding, with the
-// Content-Type header and, for an error reply, the micro error headers.
-func (in *Ingress) send(c *call, resp *messages.InferResponse) {
-	if resp == nil {
-		resp = &messages.InferResponse{Error: messages.Failure(messages.ErrorClass_server_error, "no_reply",
-			"the request was served without a reply")}
-	}
-	if resp.RequestId == "" {
-		resp.RequestId = c.requestID
-	}
-	if resp.Node == "" {
-		resp.Node = in.node
-	}
-	body, err := Encode(c.enc, resp)
-	if err != nil {
-		in.log.Error().Err(err).Str("request_id", c.requestID).Msg("infer reply not encoded")
-		resp = &messages.InferResponse{RequestId: c.requestID, Node: in.node,
-			Error: messages.Failure(messages.ErrorClass_server_error, "unencodable_reply", "%v", err)}
-		body, _ = Encode(c.enc, resp) // a reply of plain strings always encodes
-	}
-	h := nats.Header{ContentTypeHeader: []string{c.enc.ContentType()}, TypeHeader: []string{TypeName(resp)}}
-	if e := resp.GetError(); e != nil {
-		code, desc := errorHeaders(e)
-		h[micro.ErrorCodeHeader] = []string{code}
-		h[micro.ErrorHeader] = []string{desc}
-	}
-	// Counted before the reply goes out, so that a client holding its reply
-	// never reads stats that miss it.
-	failed := int64(0)
-	if resp.GetError() != nil {
-		failed = 1
-	}
-	in.replied.Add(1)
-	in.failed.Add(failed)
-	if err := in.nc.PublishMsg(&nats.Msg{Subject: c.reply, Header: h, Data: body}); err != nil {
-		in.replied.Add(-1)
-		in.failed.Add(-failed)
-		in.log.Warn().Err(err).Str("request_id", c.requestID).Msg("infer reply not sent")
-	}
-}
-
-// release forgets an answered call or ended stream and wakes Stop when none
-// is left.
-func (in *Ingress) release(c *call) {
-	in.mu.Lock()
-	delete(in.pending, c.id)
+	delete(in.pending, r)
 	if len(in.pending) == 0 && in.idle != nil {
 		close(in.idle)
 		in.idle = nil
@@ -508,12 +414,12 @@ func (in *Ingress) InFlight() int {
 func (in *Ingress) stats() ingressStats {
 	in.mu.Lock()
 	inFlight, streaming := 0, 0
-	for _, c := range in.pending {
+	for r := range in.pending {
 		switch {
-		case c.stream != nil:
+		case r.stream:
 			streaming++
 			inFlight++
-		case !c.claimed: // a claimed request has its reply and is only being sent
+		case !r.ended.Load(): // an ended request has its reply and is only being sent
 			inFlight++
 		}
 	}
@@ -554,7 +460,7 @@ func (in *Ingress) Leave(ctx context.Context) error {
 // stream has sent its final chunk, or ctx ends. When ctx ends first, each
 // request still in flight is answered with {no_capacity, "node_stopping"},
 // each open stream gets a final chunk {outcome incomplete, error
-// {no_capacity, "node_stopping"}} and drops later emits, the Dispatcher's
+// {no_capacity, "node_stopping"}} and drops what comes later, the Dispatcher's
 // context is cancelled, and the error (matching ErrAbandoned and ctx's
 // error) says how many there were. A second Stop returns nil.
 func (in *Ingress) Stop(ctx context.Context) error {
@@ -577,13 +483,9 @@ func (in *Ingress) Stop(ctx context.Context) error {
 	in.waitIdle(ctx)
 	abandoned := in.giveUp()
 	in.cancel()
-	for _, c := range abandoned {
-		if c.stream != nil {
-			in.publishChunk(c, c.stream.stopChunk())
-		} else {
-			in.send(c, &messages.InferResponse{Error: nodeStopping()})
-		}
-		in.release(c)
+	for _, r := range abandoned {
+		r.stopped()
+		in.release(r)
 	}
 	if n := len(abandoned); n > 0 {
 		in.abandoned.Add(int64(n))
@@ -638,24 +540,17 @@ func (in *Ingress) waitIdle(ctx context.Context) {
 }
 
 // giveUp marks the ingress stopped and claims every request not yet
-// answered and every stream not yet ended, so that Stop answers them and
-// their late replies and chunks are dropped.
-func (in *Ingress) giveUp() []*call {
+// answered, so that Stop answers them and what their Dispatcher sends
+// later is dropped.
+func (in *Ingress) giveUp() []*sink {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.state = stopped
 	in.idle = nil
-	var out []*call
-	for _, c := range in.pending {
-		if c.stream != nil {
-			if c.stream.abandon() {
-				out = append(out, c)
-			}
-			continue
-		}
-		if !c.claimed {
-			c.claimed, c.abandoned = true, true
-			out = append(out, c)
+	var out []*sink
+	for r := range in.pending {
+		if r.abandon() {
+			out = append(out, r)
 		}
 	}
 	return out

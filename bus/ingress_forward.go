@@ -88,15 +88,11 @@ func (in *Ingress) forward(r micro.Request, reply string, enc Encoding, req *mes
 }
 
 // replyError publishes an error reply to reply from any goroutine, as
-// refuseTo does outside the callback.
+// refuseTo does outside the callback: the final reply of a request that
+// was never dispatched.
 func (in *Ingress) replyError(reply string, enc Encoding, req *messages.InferRequest, e *messages.Error) {
-	c := &call{reply: reply, enc: enc, requestID: req.GetRequestId()}
-	if !req.GetStream() {
-		in.send(c, &messages.InferResponse{Error: e})
-		return
-	}
-	c.stream = new(stream)
-	in.publishChunk(c, &messages.InferChunk{Seq: 1, Final: true, Outcome: messages.InferChunk_incomplete, Error: e})
+	s := &sink{in: in, subject: reply, enc: enc, requestID: req.GetRequestId(), stream: req.GetStream()}
+	s.publish(&messages.InferResponse{Error: e})
 }
 
 // unknownModel is the error of a request for a model no node serves.

@@ -160,7 +160,7 @@ func TestIngressStreamStop(t *testing.T) {
 		sub, err := openStream(client, encode(t, bus.Protobuf, streamOf("gpt-5", "hi")), nil)
 		require.NoError(t, err)
 		held := d.nextStream(t)
-		held.emit(&messages.InferChunk{Delta: "one"})
+		held.sink.Piece("gpt-5", "one")
 		_, ch, err := nextChunk(sub, bus.Protobuf)
 		require.NoError(t, err)
 		require.Equal(t, "one", ch.GetDelta())
@@ -177,7 +177,7 @@ func TestIngressStreamStop(t *testing.T) {
 		}
 		assert.Equal(t, 1, nd.in.InFlight(), "the open stream is in flight")
 
-		held.emit(&messages.InferChunk{Delta: " two"})
+		held.sink.Piece("gpt-5", " two")
 		_, ch, err = nextChunk(sub, bus.Protobuf)
 		require.NoError(t, err)
 		assert.Equal(t, " two", ch.GetDelta(), "the stream keeps flowing while Stop waits")
@@ -190,7 +190,7 @@ func TestIngressStreamStop(t *testing.T) {
 		defer cancel()
 		nd, sub, held, stopped := start(ctx, t)
 
-		held.emit(&messages.InferChunk{Final: true, Outcome: messages.InferChunk_complete})
+		held.sink.Final(&messages.InferResponse{ServedBy: "gpt-5"})
 		_, ch, err := nextChunk(sub, bus.Protobuf)
 		require.NoError(t, err)
 		assert.True(t, ch.GetFinal())
@@ -230,10 +230,11 @@ func TestIngressStreamStop(t *testing.T) {
 		assert.Equal(t, "node_stopping", ch.GetError().GetCode())
 		assert.Equal(t, "503", m.Header.Get(micro.ErrorCodeHeader))
 
-		// Later emits are dropped: the next message on the inbox, published
-		// after them on the same connection, is the marker.
-		held.emit(&messages.InferChunk{Delta: " three"})
-		held.emit(&messages.InferChunk{Final: true, Outcome: messages.InferChunk_complete})
+		// What the dispatcher sends later is dropped: the next message on
+		// the inbox, published after it on the same connection, is the
+		// marker.
+		held.sink.Piece("gpt-5", " three")
+		held.sink.Final(&messages.InferResponse{ServedBy: "gpt-5"})
 		requireMarkerNext(t, nd, sub)
 		assert.Equal(t, 0, nd.in.InFlight())
 	})
@@ -293,13 +294,13 @@ func TestIngressStreamConcurrent(t *testing.T) {
 		emitters.Go(func() {
 			var i int
 			if _, err := fmt.Sscanf(h.req.GetRequestId(), "s-%d", &i); err != nil {
-				h.emit(&messages.InferChunk{Final: true, Error: messages.Failure(messages.ErrorClass_bad_request, "test", "%v", err)})
+				h.sink.Final(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_bad_request, "test", "%v", err)})
 				return
 			}
 			for j := range length(i) {
-				h.emit(&messages.InferChunk{Delta: fmt.Sprintf("s-%d/%d ", i, j)})
+				h.sink.Piece("gpt-5", fmt.Sprintf("s-%d/%d ", i, j))
 			}
-			h.emit(&messages.InferChunk{Final: true, Usage: &messages.Usage{CompletionTokens: int32(length(i))}})
+			h.sink.Final(&messages.InferResponse{Usage: &messages.Usage{CompletionTokens: int32(length(i))}})
 		})
 	}
 	emitters.Wait()
@@ -349,7 +350,7 @@ func TestIngressStreamStats(t *testing.T) {
 		statsData(t, client))
 }
 
-// TestIngressStreamDispatcherMistakes: whatever the Dispatcher emits, the
+// TestIngressStreamDispatcherMistakes: whatever the Dispatcher sends, the
 // caller gets a well-formed stream with exactly one final chunk.
 func TestIngressStreamDispatcherMistakes(t *testing.T) {
 	d := newQueueDispatcher()
@@ -364,47 +365,42 @@ func TestIngressStreamDispatcherMistakes(t *testing.T) {
 		code    string
 		header  string // Nats-Service-Error-Code
 	}
+	piece := func(text string) func(messages.Sink) { return func(s messages.Sink) { s.Piece("gpt-5", text) } }
+	final := func(resp *messages.InferResponse) func(messages.Sink) { return func(s messages.Sink) { s.Final(resp) } }
 	tests := []struct {
 		name   string
-		script []*messages.InferChunk
+		script []func(messages.Sink)
 		want   []want
 	}{
 		{
-			name: "emits after the final chunk are dropped",
-			script: []*messages.InferChunk{
-				{Delta: "a"}, {Final: true, Outcome: messages.InferChunk_complete}, {Delta: "b"}, {Final: true},
-			},
-			want: []want{{seq: 1, delta: "a"}, {seq: 2, final: true, outcome: messages.InferChunk_complete}},
-		},
-		{
-			name:   "a nil chunk is dropped",
-			script: []*messages.InferChunk{nil, {Delta: "a"}, {Final: true}},
+			name:   "what comes after the final reply is dropped",
+			script: []func(messages.Sink){piece("a"), final(&messages.InferResponse{}), piece("b"), final(&messages.InferResponse{})},
 			want:   []want{{seq: 1, delta: "a"}, {seq: 2, final: true, outcome: messages.InferChunk_complete}},
 		},
 		{
-			name: "a final chunk with an error and no outcome is incomplete",
-			script: []*messages.InferChunk{
-				{Final: true, Error: messages.Failure(messages.ErrorClass_stream_stall, "stalled", "no token for 30s")},
+			name:   "a nil final reply ends the stream incomplete",
+			script: []func(messages.Sink){piece("a"), final(nil)},
+			want: []want{{seq: 1, delta: "a"}, {seq: 2, final: true, outcome: messages.InferChunk_incomplete,
+				class: messages.ErrorClass_server_error, code: "no_reply", header: "502"}},
+		},
+		{
+			name: "a final reply with an error is incomplete",
+			script: []func(messages.Sink){
+				final(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_stream_stall, "stalled", "no token for 30s")}),
 			},
 			want: []want{{seq: 1, final: true, outcome: messages.InferChunk_incomplete,
 				class: messages.ErrorClass_stream_stall, code: "stalled", header: "504"}},
 		},
 		{
-			name:   "an incomplete final chunk without an error gets one",
-			script: []*messages.InferChunk{{Final: true, Outcome: messages.InferChunk_incomplete}},
-			want: []want{{seq: 1, final: true, outcome: messages.InferChunk_incomplete,
-				class: messages.ErrorClass_server_error, code: "incomplete_without_error", header: "502"}},
+			name:   "a final reply's content is the stream's last text",
+			script: []func(messages.Sink){piece("a"), final(&messages.InferResponse{Content: "b"})},
+			want:   []want{{seq: 1, delta: "a"}, {seq: 2, delta: "b", final: true, outcome: messages.InferChunk_complete}},
 		},
 		{
-			name:   "a chunk that does not encode ends the stream",
-			script: []*messages.InferChunk{{Delta: "a"}, {Delta: "\xff"}, {Delta: "b"}, {Final: true}},
+			name:   "a piece that does not encode ends the stream",
+			script: []func(messages.Sink){piece("a"), piece("\xff"), piece("b"), final(&messages.InferResponse{})},
 			want: []want{{seq: 1, delta: "a"}, {seq: 2, final: true, outcome: messages.InferChunk_incomplete,
 				class: messages.ErrorClass_server_error, code: "unencodable_chunk", header: "502"}},
-		},
-		{
-			name:   "the dispatcher's own seq is kept and counted on",
-			script: []*messages.InferChunk{{Seq: 10, Delta: "a"}, {Final: true}},
-			want:   []want{{seq: 10, delta: "a"}, {seq: 11, final: true, outcome: messages.InferChunk_complete}},
 		},
 	}
 	for _, tt := range tests {
@@ -413,8 +409,8 @@ func TestIngressStreamDispatcherMistakes(t *testing.T) {
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = sub.Unsubscribe() })
 			held := d.nextStream(t)
-			for _, ch := range tt.script {
-				held.emit(ch)
+			for _, step := range tt.script {
+				step(held.sink)
 			}
 
 			msgs, chunks, err := readChunks(sub, bus.Protobuf)

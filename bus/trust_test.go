@@ -181,28 +181,27 @@ func TestIngressDropsForeignReplySubjects(t *testing.T) {
 
 type countingDispatcher struct{ n atomic.Int32 }
 
-func (c *countingDispatcher) Dispatch(_ context.Context, _ *messages.InferRequest, done func(*messages.InferResponse)) {
+func (c *countingDispatcher) Dispatch(_ context.Context, req *messages.InferRequest, sink messages.Sink) {
 	c.n.Add(1)
-	done(&messages.InferResponse{Content: "ok"})
-}
-
-func (c *countingDispatcher) DispatchStream(_ context.Context, _ *messages.InferRequest, emit func(*messages.InferChunk)) {
-	c.n.Add(1)
-	emit(&messages.InferChunk{Final: true})
+	if req.GetStream() {
+		sink.Final(&messages.InferResponse{})
+		return
+	}
+	sink.Final(&messages.InferResponse{Content: "ok"})
 }
 
 // nodeDispatcher answers with its node's name, plainly and as a stream of
 // two pieces.
 type nodeDispatcher struct{ node string }
 
-func (d nodeDispatcher) Dispatch(_ context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
-	done(&messages.InferResponse{Content: "from " + d.node, ServedBy: req.GetModel()})
-}
-
-func (d nodeDispatcher) DispatchStream(_ context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
-	emit(&messages.InferChunk{Delta: "from "})
-	emit(&messages.InferChunk{Delta: d.node})
-	emit(&messages.InferChunk{Final: true, ServedBy: req.GetModel()})
+func (d nodeDispatcher) Dispatch(_ context.Context, req *messages.InferRequest, sink messages.Sink) {
+	if req.GetStream() {
+		sink.Piece("", "from ")
+		sink.Piece("", d.node)
+		sink.Final(&messages.InferResponse{ServedBy: req.GetModel()})
+		return
+	}
+	sink.Final(&messages.InferResponse{Content: "from " + d.node, ServedBy: req.GetModel()})
 }
 
 // TestIngressForwardsToANodeThatServesTheModel: two nodes with different

@@ -31,19 +31,21 @@ func (g *gateway) chat(w http.ResponseWriter, r *http.Request) {
 		g.logged(r, c, servedBy, status)
 		return
 	}
-	answer := make(chan *messages.InferResponse, 1)
-	g.dispatcher.Dispatch(ctx, c.req, func(resp *messages.InferResponse) {
-		select { // never block the dispatcher, even if it calls twice
-		case answer <- resp:
-		default:
+	a := newInbox()
+	defer a.close()
+	g.dispatcher.Dispatch(ctx, c.req, a)
+	for {
+		select {
+		case <-a.ready:
+		case <-ctx.Done(): // the client went away; there is no one to answer
+			g.logged(r, c, "", messages.ErrorClass_cancelled.Status())
+			return
 		}
-	})
-	select {
-	case resp := <-answer:
-		writeFor(w, WriteTimeout) // counted from the answer, not from the request
-		g.logged(r, c, resp.GetServedBy(), g.reply(w, c, resp))
-	case <-ctx.Done(): // the client went away; there is no one to answer
-		g.logged(r, c, "", messages.ErrorClass_cancelled.Status())
+		if _, resp, ended := a.take(); ended { // a plain request has no pieces
+			writeFor(w, WriteTimeout) // counted from the answer, not from the request
+			g.logged(r, c, resp.GetServedBy(), g.reply(w, c, resp))
+			return
+		}
 	}
 }
 

@@ -156,13 +156,12 @@ func TestClientDisconnectCancels(t *testing.T) {
 				cancelled <- ctx.Err()
 				return &messages.InferResponse{Error: messages.Failure(messages.ErrorClass_cancelled, "cancelled", "gone")}
 			}
-			f.script = func(ctx context.Context, _ *messages.InferRequest, emit func(*messages.InferChunk)) {
-				emit(&messages.InferChunk{Seq: 1, Delta: "Hel", ServedBy: "gpt-5"})
+			f.script = func(ctx context.Context, _ *messages.InferRequest, sink messages.Sink) {
+				sink.Piece("gpt-5", "Hel")
 				close(dispatched)
 				<-ctx.Done()
 				cancelled <- ctx.Err()
-				emit(&messages.InferChunk{Seq: 2, Final: true, Outcome: messages.InferChunk_incomplete,
-					Error: messages.Failure(messages.ErrorClass_cancelled, "cancelled", "gone")})
+				sink.Final(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_cancelled, "cancelled", "gone")})
 			}
 			srv := httptest.NewServer(handler(t, f, nil))
 			defer srv.Close()

@@ -16,15 +16,11 @@ const DefaultMaxBody = 1 << 20
 
 // Dispatcher is the node's request path (actors.Hive implements it).
 type Dispatcher interface {
-	// Dispatch answers a request once, calling done exactly once from any
-	// goroutine.
-	Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse))
-	// DispatchStream answers with chunks: emit is called in order, never
-	// concurrently, from any goroutine; the last call has Final set (Outcome
-	// complete, or incomplete with Error), and carries ServedBy, Usage and
-	// Attempts. The gateway's emit never blocks, so it may be called from
-	// inside an actor.
-	DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk))
+	// Dispatch answers a request through sink (see messages.Sink): the
+	// pieces of a streamed answer, then one Final with the reply. The
+	// gateway's sink never blocks, so it may be called from inside an
+	// actor, and from any goroutine.
+	Dispatch(ctx context.Context, req *messages.InferRequest, sink messages.Sink)
 }
 
 // Config is what New needs. Node, Dispatcher and Readiness are required.

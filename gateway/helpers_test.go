@@ -26,10 +26,11 @@ func TestMain(m *testing.M) {
 const wait = 5 * time.Second
 
 // fake is a scripted Dispatcher. It answers from its own goroutines, as
-// the actors do, and the test's cleanup waits for them.
+// the actors do, and the test's cleanup waits for them: a plain request
+// with respond, a streamed one with script.
 type fake struct {
 	respond func(ctx context.Context, req *messages.InferRequest) *messages.InferResponse
-	script  func(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk))
+	script  func(ctx context.Context, req *messages.InferRequest, sink messages.Sink)
 	wg      sync.WaitGroup
 	mu      sync.Mutex // guards got
 	got     []*messages.InferRequest
@@ -57,14 +58,13 @@ func (f *fake) last() *messages.InferRequest {
 	return f.got[len(f.got)-1]
 }
 
-func (f *fake) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
+func (f *fake) Dispatch(ctx context.Context, req *messages.InferRequest, sink messages.Sink) {
 	f.record(req)
-	f.wg.Go(func() { done(f.respond(ctx, req)) })
-}
-
-func (f *fake) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
-	f.record(req)
-	f.wg.Go(func() { f.script(ctx, req, emit) })
+	if req.GetStream() {
+		f.wg.Go(func() { f.script(ctx, req, sink) })
+		return
+	}
+	f.wg.Go(func() { sink.Final(f.respond(ctx, req)) })
 }
 
 // answer makes a respond func that returns resp.
@@ -72,11 +72,20 @@ func answer(resp *messages.InferResponse) func(context.Context, *messages.InferR
 	return func(context.Context, *messages.InferRequest) *messages.InferResponse { return resp }
 }
 
-// emits makes a script that sends chunks in order.
-func emits(chunks ...*messages.InferChunk) func(context.Context, *messages.InferRequest, func(*messages.InferChunk)) {
-	return func(_ context.Context, _ *messages.InferRequest, emit func(*messages.InferChunk)) {
-		for _, c := range chunks {
-			emit(c)
+// step is one call a scripted dispatcher makes on its sink.
+type step func(messages.Sink)
+
+// piece sends text from model.
+func piece(model, text string) step { return func(s messages.Sink) { s.Piece(model, text) } }
+
+// final ends the reply with resp.
+func final(resp *messages.InferResponse) step { return func(s messages.Sink) { s.Final(resp) } }
+
+// emits makes a script that takes its steps in order.
+func emits(steps ...step) func(context.Context, *messages.InferRequest, messages.Sink) {
+	return func(_ context.Context, _ *messages.InferRequest, sink messages.Sink) {
+		for _, st := range steps {
+			st(sink)
 		}
 	}
 }

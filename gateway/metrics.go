@@ -257,21 +257,18 @@ func (m *Metrics) Response(ingress, model string, resp *messages.InferResponse, 
 	m.record(ingress, model, resp, d, true)
 }
 
-// Stream records one finished streamed request from its final chunk:
-// who served it, its attempts and its error; a chunk that is not
-// complete counts as stream_cut when it names no error, as the gateway
-// answers it. Chunks carry no degradation level or overhead, so a stream
-// moves neither those metrics nor hive_degradation_level. A chunk that is
-// not final is ignored. model is the model asked for, as for Response.
-func (m *Metrics) Stream(ingress, model string, final *messages.InferChunk, d time.Duration) {
-	if !final.GetFinal() {
-		return
+// Stream records one finished streamed request from its final reply: who
+// served it, its attempts and its error; no reply at all counts as
+// stream_cut, as the gateway answers it. A stream's degradation level and
+// overhead are not recorded, so it moves neither those metrics nor
+// hive_degradation_level: its callers never see them (the chunks carry
+// none, and an SSE stream's headers go out before the level is known).
+// model is the model asked for, as for Response.
+func (m *Metrics) Stream(ingress, model string, final *messages.InferResponse, d time.Duration) {
+	if final == nil {
+		final = &messages.InferResponse{Error: &messages.Error{Class: messages.ErrorClass_stream_cut}}
 	}
-	resp := &messages.InferResponse{ServedBy: final.GetServedBy(), Attempts: final.GetAttempts(), Error: final.GetError(), Replayed: final.GetReplayed()}
-	if resp.Error == nil && final.GetOutcome() != messages.InferChunk_complete {
-		resp.Error = &messages.Error{Class: messages.ErrorClass_stream_cut}
-	}
-	m.record(ingress, model, resp, d, false)
+	m.record(ingress, model, final, d, false)
 }
 
 // record is Response; whole says resp has a degradation level and an
@@ -487,8 +484,8 @@ func (c *cache[K, V]) miss(k K) V {
 }
 
 // Wrap returns d with every answer it passes on recorded as a response of
-// ingress ("http", "nats"): plain answers with Response, streams with
-// Stream when their final chunk passes.
+// ingress ("http", "nats"): a plain answer with Response, a stream with
+// Stream, once, when its final reply passes.
 func (m *Metrics) Wrap(ingress string, d Dispatcher) Dispatcher {
 	return metered{Dispatcher: d, m: m, ingress: ingress}
 }
@@ -499,23 +496,29 @@ type metered struct {
 	ingress string
 }
 
-func (d metered) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
-	start := time.Now()
-	var once atomic.Bool // a dispatcher that answers twice is recorded once
-	d.Dispatcher.Dispatch(ctx, req, func(resp *messages.InferResponse) {
-		if once.CompareAndSwap(false, true) {
-			d.m.Response(d.ingress, req.GetModel(), resp, time.Since(start))
-		}
-		done(resp)
-	})
+func (d metered) Dispatch(ctx context.Context, req *messages.InferRequest, sink messages.Sink) {
+	d.Dispatcher.Dispatch(ctx, req, &meteredSink{Sink: sink, m: d.m, ingress: d.ingress, model: req.GetModel(),
+		stream: req.GetStream(), start: time.Now()})
 }
 
-func (d metered) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
-	start := time.Now()
-	d.Dispatcher.DispatchStream(ctx, req, func(ch *messages.InferChunk) {
-		if ch.GetFinal() {
-			d.m.Stream(d.ingress, req.GetModel(), ch, time.Since(start))
+// meteredSink records the final reply that passes through it.
+type meteredSink struct {
+	messages.Sink
+	m       *Metrics
+	ingress string
+	model   string // asked for
+	stream  bool
+	once    atomic.Bool // a dispatcher that answers twice is recorded once
+	start   time.Time
+}
+
+func (s *meteredSink) Final(resp *messages.InferResponse) {
+	if s.once.CompareAndSwap(false, true) {
+		if s.stream {
+			s.m.Stream(s.ingress, s.model, resp, time.Since(s.start))
+		} else {
+			s.m.Response(s.ingress, s.model, resp, time.Since(s.start))
 		}
-		emit(ch)
-	})
+	}
+	s.Sink.Final(resp)
 }

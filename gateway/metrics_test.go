@@ -166,7 +166,7 @@ func TestMetricsFallbackFromTheRequestedModel(t *testing.T) {
 	ok := func(model string) *messages.Attempt { return attempt(model, messages.ErrorClass_ok, 1, false) }
 	// gpt-5's breaker is open: the router went straight to its fallback.
 	m.Response("nats", "gpt-5", &messages.InferResponse{ServedBy: "claude-4-sonnet", Attempts: []*messages.Attempt{ok("claude-4-sonnet")}}, time.Millisecond)
-	m.Stream("http", "gpt-5", &messages.InferChunk{Final: true, Outcome: messages.InferChunk_complete, ServedBy: "claude-4-sonnet",
+	m.Stream("http", "gpt-5", &messages.InferResponse{ServedBy: "claude-4-sonnet",
 		Attempts: []*messages.Attempt{ok("claude-4-sonnet")}}, time.Millisecond)
 	m.Response("nats", "claude-4-sonnet", &messages.InferResponse{ServedBy: "claude-4-sonnet", Attempts: []*messages.Attempt{ok("claude-4-sonnet")}}, time.Millisecond)
 	// The configured degraded answer: no model served it.
@@ -175,26 +175,26 @@ func TestMetricsFallbackFromTheRequestedModel(t *testing.T) {
 	assert.Equal(t, map[string]float64{"from=gpt-5,to=claude-4-sonnet": 2}, family(fams, "hive_fallbacks_total"))
 }
 
-// A stream is recorded from its final chunk; it has no degradation level
-// or overhead to record.
+// A stream is recorded from its final reply; its degradation level and
+// overhead are not recorded.
 func TestMetricsStream(t *testing.T) {
 	m := NewMetrics("n1")
 	two := []*messages.Attempt{
 		attempt("gpt-5", messages.ErrorClass_rate_limited, 3, false),
 		attempt("claude-4-sonnet", messages.ErrorClass_ok, 40, false),
 	}
-	m.Stream("http", "", &messages.InferChunk{Seq: 1, Delta: "He", ServedBy: "claude-4-sonnet"}, time.Millisecond)
-	m.Stream("http", "", &messages.InferChunk{Seq: 2, Final: true, Outcome: messages.InferChunk_complete, ServedBy: "claude-4-sonnet", Attempts: two}, 50*time.Millisecond)
-	m.Stream("nats", "", &messages.InferChunk{Seq: 3, Final: true, Outcome: messages.InferChunk_incomplete, ServedBy: "gpt-5",
+	m.Stream("http", "", &messages.InferResponse{ServedBy: "claude-4-sonnet", Attempts: two, Degradation: messages.Degradation_severe, OverheadUs: 50}, 50*time.Millisecond)
+	m.Stream("nats", "", &messages.InferResponse{ServedBy: "gpt-5", Error: &messages.Error{Class: messages.ErrorClass_stream_cut},
 		Attempts: []*messages.Attempt{attempt("gpt-5", messages.ErrorClass_stream_cut, 9, false)}}, 10*time.Millisecond)
-	m.Stream("nats", "", &messages.InferChunk{Seq: 1, Final: true, Outcome: messages.InferChunk_incomplete,
-		Error: &messages.Error{Class: messages.ErrorClass_stream_stall}}, 10*time.Millisecond)
+	m.Stream("nats", "", &messages.InferResponse{Error: &messages.Error{Class: messages.ErrorClass_stream_stall}}, 10*time.Millisecond)
+	m.Stream("http", "", nil, time.Millisecond) // no reply at all: a cut stream
 
 	fams := scrape(t, m.Handler())
 	assert.Equal(t, map[string]float64{
 		"error_class=ok,ingress=http,outcome=ok,served_by=claude-4-sonnet":  1,
 		"error_class=stream_cut,ingress=nats,outcome=error,served_by=gpt-5": 1,
 		"error_class=stream_stall,ingress=nats,outcome=error,served_by=":    1,
+		"error_class=stream_cut,ingress=http,outcome=error,served_by=":      1,
 	}, family(fams, "hive_requests_total"))
 	assert.Equal(t, map[string]float64{"from=gpt-5,to=claude-4-sonnet": 1}, family(fams, "hive_fallbacks_total"))
 	assert.Equal(t, map[string]float64{
@@ -455,17 +455,17 @@ func TestMetricsChat(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 
 	f.script = emits(
-		&messages.InferChunk{Seq: 1, Delta: "Hel", ServedBy: "gpt-5"},
-		&messages.InferChunk{Seq: 2, Final: true, Outcome: messages.InferChunk_complete, ServedBy: "gpt-5",
-			Attempts: attempts("gpt-5", messages.ErrorClass_ok)},
+		piece("gpt-5", "Hel"),
+		final(&messages.InferResponse{ServedBy: "gpt-5",
+			Attempts: attempts("gpt-5", messages.ErrorClass_ok)}),
 	)
 	rec = post(srv.Config.Handler, streamed, nil)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 
 	f.script = emits(
-		&messages.InferChunk{Seq: 1, Delta: "Hel", ServedBy: "gpt-5"},
-		&messages.InferChunk{Seq: 2, Final: true, Outcome: messages.InferChunk_incomplete, ServedBy: "gpt-5",
-			Attempts: attempts("gpt-5", messages.ErrorClass_stream_cut)},
+		piece("gpt-5", "Hel"),
+		final(&messages.InferResponse{ServedBy: "gpt-5", Error: &messages.Error{Class: messages.ErrorClass_stream_cut},
+			Attempts: attempts("gpt-5", messages.ErrorClass_stream_cut)}),
 	)
 	post(srv.Config.Handler, streamed, nil)
 	rec = post(srv.Config.Handler, `{"model":"gpt-5"}`, nil)

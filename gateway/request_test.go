@@ -60,7 +60,7 @@ func TestRequestMapping(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake(t)
 			f.respond = answer(&messages.InferResponse{Content: "ok", ServedBy: "m"})
-			f.script = emits(&messages.InferChunk{Final: true, Outcome: messages.InferChunk_complete})
+			f.script = emits(final(&messages.InferResponse{}))
 			rec := post(handler(t, f, nil), tt.body, tt.header)
 			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 

@@ -79,9 +79,9 @@ func TestSDKCompletion(t *testing.T) {
 
 func TestSDKStream(t *testing.T) {
 	f := newFake(t)
-	f.script = emits(piece(1, "gpt-5", "Hello, "), piece(2, "gpt-5", "wide "), piece(3, "gpt-5", "world."),
-		&messages.InferChunk{Seq: 4, Final: true, Outcome: messages.InferChunk_complete, ServedBy: "gpt-5",
-			Usage: &messages.Usage{PromptTokens: 5, CompletionTokens: 3}, Attempts: attempts("gpt-5", messages.ErrorClass_ok)})
+	f.script = emits(piece("gpt-5", "Hello, "), piece("gpt-5", "wide "), piece("gpt-5", "world."),
+		final(&messages.InferResponse{ServedBy: "gpt-5",
+			Usage: &messages.Usage{PromptTokens: 5, CompletionTokens: 3}, Attempts: attempts("gpt-5", messages.ErrorClass_ok)}))
 	client := sdk(t, f)
 
 	p := params("gpt-5")
@@ -123,10 +123,10 @@ func TestSDKError(t *testing.T) {
 // a shorter answer.
 func TestSDKStreamIncomplete(t *testing.T) {
 	f := newFake(t)
-	f.script = emits(piece(1, "gpt-5", "Hello, "), piece(2, "gpt-5", "wide "),
-		&messages.InferChunk{Seq: 3, Final: true, Outcome: messages.InferChunk_incomplete, ServedBy: "gpt-5",
+	f.script = emits(piece("gpt-5", "Hello, "), piece("gpt-5", "wide "),
+		final(&messages.InferResponse{ServedBy: "gpt-5",
 			Attempts: attempts("gpt-5", messages.ErrorClass_stream_cut),
-			Error:    messages.Failure(messages.ErrorClass_stream_cut, "eof", "the provider's stream ended without its terminal event")})
+			Error:    messages.Failure(messages.ErrorClass_stream_cut, "eof", "the provider's stream ended without its terminal event")}))
 	client := sdk(t, f)
 
 	stream := client.Chat.Completions.NewStreaming(ctx(t), params("gpt-5"))
@@ -148,8 +148,7 @@ func TestSDKStreamIncomplete(t *testing.T) {
 // reports as *openai.Error with the status.
 func TestSDKStreamFailsBeforeText(t *testing.T) {
 	f := newFake(t)
-	f.script = emits(&messages.InferChunk{Seq: 1, Final: true, Outcome: messages.InferChunk_incomplete,
-		Error: &messages.Error{Class: messages.ErrorClass_rate_limited, Code: "rate_limited", Message: "slow down", RetryAfterMs: 4200}})
+	f.script = emits(final(&messages.InferResponse{Error: &messages.Error{Class: messages.ErrorClass_rate_limited, Code: "rate_limited", Message: "slow down", RetryAfterMs: 4200}}))
 	client := sdk(t, f)
 
 	stream := client.Chat.Completions.NewStreaming(ctx(t), params("gpt-5"))
@@ -182,8 +181,7 @@ func TestSDKModels(t *testing.T) {
 // Over a real connection, a stream's X-Hive-Attempts arrives as a trailer.
 func TestStreamTrailer(t *testing.T) {
 	f := newFake(t)
-	f.script = emits(piece(1, "", "Hi"), &messages.InferChunk{Seq: 2, Final: true, Outcome: messages.InferChunk_complete,
-		ServedBy: "claude-4-sonnet", Attempts: attempts("gpt-5", messages.ErrorClass_timeout, "claude-4-sonnet", messages.ErrorClass_ok)})
+	f.script = emits(piece("", "Hi"), final(&messages.InferResponse{ServedBy: "claude-4-sonnet", Attempts: attempts("gpt-5", messages.ErrorClass_timeout, "claude-4-sonnet", messages.ErrorClass_ok)}))
 	srv := httptest.NewServer(handler(t, f, nil))
 	defer srv.Close()
 

@@ -64,14 +64,10 @@ func TestAnswersOutliveTheReadTimeout(t *testing.T) {
 	const readTimeout = 100 * time.Millisecond
 	f := newFake(t)
 	f.respond = slowModel(4 * readTimeout)
-	f.script = func(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
-		emit(&messages.InferChunk{Delta: "slow "})
+	f.script = func(ctx context.Context, req *messages.InferRequest, sink messages.Sink) {
+		sink.Piece("", "slow ")
 		resp := slowModel(4*readTimeout)(ctx, req)
-		out := messages.InferChunk_complete
-		if resp.GetError() != nil {
-			out = messages.InferChunk_incomplete
-		}
-		emit(&messages.InferChunk{Final: true, Delta: "but fine", Error: resp.GetError(), ServedBy: "gpt-5", Outcome: out})
+		sink.Final(&messages.InferResponse{Content: "but fine", Error: resp.GetError(), ServedBy: "gpt-5"})
 	}
 	base := serve(t, handler(t, f, nil), readTimeout)
 	for _, stream := range []string{"false", "true"} {

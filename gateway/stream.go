@@ -4,15 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
 
-// Streaming. Chunks become OpenAI's chat.completion.chunk events over SSE,
+// Streaming. Pieces become OpenAI's chat.completion.chunk events over SSE,
 // each flushed as it comes. The 200 and its headers wait for the first
-// piece of text (or the final chunk), so that a request that fails before
+// piece of text (or the final reply), so that a request that fails before
 // any text gets a plain HTTP error instead of a 200 stream. After text went
 // out, a failure cannot change the status any more, so an incomplete
 // answer ends with an error event and without "data: [DONE]":
@@ -23,53 +22,11 @@ import (
 // client reading the raw stream notices that [DONE] never came. A
 // truncated answer never looks like a complete one.
 //
-// X-Hive-Served-By goes with the 200 when a chunk has named the model by
+// X-Hive-Served-By goes with the 200 when a piece has named the model by
 // then; X-Hive-Attempts, known only at the end, is an HTTP trailer (a
-// header when the answer arrives whole). Each chunk's model is the serving
-// model once known, the requested one before. Chunks carry no degradation
-// level, so a stream has no X-Hive-Degradation.
-
-// queue hands chunks from the dispatcher's goroutine to the handler's
-// without ever blocking the dispatcher, which may be an actor: a chunk
-// waits in memory until written, and one answer bounds how many wait.
-type queue struct {
-	mu     sync.Mutex // guards chunks and closed
-	chunks []*messages.InferChunk
-	closed bool
-	ready  chan struct{} // capacity 1: chunks were pushed since the last take
-}
-
-func newQueue() *queue { return &queue{ready: make(chan struct{}, 1)} }
-
-// push is the dispatcher's emit. After close it drops the chunk: the
-// handler has returned.
-func (q *queue) push(c *messages.InferChunk) {
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return
-	}
-	q.chunks = append(q.chunks, c)
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
-}
-
-func (q *queue) take() []*messages.InferChunk {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	cs := q.chunks
-	q.chunks = nil
-	return cs
-}
-
-func (q *queue) close() {
-	q.mu.Lock()
-	q.closed, q.chunks = true, nil
-	q.mu.Unlock()
-}
+// header when the answer arrives whole). Each event's model is the serving
+// model once known, the requested one before. A stream has no
+// X-Hive-Degradation: its 200 goes out before the level is known.
 
 // chunk is OpenAI's chat.completion.chunk object.
 type chunk struct {
@@ -107,62 +64,71 @@ type sse struct {
 // stream serves a streamed request. It returns the serving model and the
 // status sent (499 when the client went away first).
 func (g *gateway) stream(ctx context.Context, w http.ResponseWriter, c *call) (string, int) {
-	q := newQueue()
-	defer q.close()
-	g.dispatcher.DispatchStream(ctx, c.req, q.push)
+	a := newInbox()
+	defer a.close()
+	g.dispatcher.Dispatch(ctx, c.req, a)
 	s := &sse{w: w, rc: http.NewResponseController(w), c: c, created: now()}
 	for {
 		select {
-		case <-q.ready:
+		case <-a.ready:
 		case <-ctx.Done():
 			return s.servedBy, messages.ErrorClass_cancelled.Status()
 		}
-		for _, ch := range q.take() {
-			if status, done := s.handle(ch); done {
-				return s.servedBy, status
+		parts, final, ended := a.take()
+		for _, p := range parts {
+			if s.part(p); s.failed {
+				return s.servedBy, http.StatusOK
 			}
+		}
+		if ended {
+			return s.servedBy, s.end(final)
 		}
 	}
 }
 
-// handle writes one chunk; done is true when the answer is over for the
-// client, with the status it got.
-func (s *sse) handle(ch *messages.InferChunk) (status int, done bool) {
-	if ch.GetServedBy() != "" {
-		s.servedBy = ch.GetServedBy()
+// part writes one piece of text; an empty one only names the model.
+func (s *sse) part(p part) {
+	if p.model != "" {
+		s.servedBy = p.model
 	}
-	if !ch.GetFinal() {
-		if ch.GetDelta() == "" {
-			return 0, false
-		}
-		s.start(nil)
-		s.text(ch.GetDelta())
-		return http.StatusOK, s.failed
+	if p.text == "" {
+		return
 	}
-	if ch.GetOutcome() != messages.InferChunk_complete || ch.GetError() != nil {
-		return s.incomplete(ch), true
+	s.start(nil)
+	s.text(p.text)
+}
+
+// end writes the end of the answer, from the final reply, and returns the
+// status the client got.
+func (s *sse) end(final *messages.InferResponse) int {
+	if final.GetServedBy() != "" {
+		s.servedBy = final.GetServedBy()
 	}
-	s.start(ch)
-	if ch.GetDelta() != "" || !s.role {
-		s.text(ch.GetDelta())
+	if final.GetError() != nil || final == nil {
+		return s.incomplete(final)
+	}
+	s.start(final)
+	if final.GetContent() != "" || !s.role {
+		s.text(final.GetContent())
 	}
 	stop := "stop"
 	s.event(s.chunk(chunkChoice{FinishReason: &stop}))
 	if s.c.includeUsage {
 		u := s.chunk()
-		u.Usage = toUsage(ch.GetUsage())
+		u.Usage = toUsage(final.GetUsage())
 		s.event(u)
 	}
-	s.trailers(ch)
+	s.trailers(final)
 	s.data([]byte("[DONE]"))
-	return http.StatusOK, true
+	return http.StatusOK
 }
 
-// incomplete ends an answer that failed: with an HTTP error when no text
-// went out, else with an error event and no [DONE].
-func (s *sse) incomplete(ch *messages.InferChunk) int {
-	e := ch.GetError()
-	if e == nil { // a final chunk that is not complete is a cut stream
+// incomplete ends an answer that failed (or that no reply ended): with an
+// HTTP error when no text went out, else with an error event and no
+// [DONE].
+func (s *sse) incomplete(final *messages.InferResponse) int {
+	e := final.GetError()
+	if e == nil { // no reply at all: the answer was cut
 		e = messages.Failure(messages.ErrorClass_stream_cut, "stream_incomplete", "the answer ended before it was complete")
 	}
 	if !s.started {
@@ -170,23 +136,23 @@ func (s *sse) incomplete(ch *messages.InferChunk) int {
 		if s.servedBy != "" {
 			h.Set(headerServedBy, s.servedBy)
 		}
-		setAttempts(h, ch.GetAttempts())
+		setAttempts(h, final.GetAttempts())
 		status := errorStatus(e)
 		writeError(s.w, status, e)
 		return status
 	}
-	if ch.GetDelta() != "" {
-		s.text(ch.GetDelta())
+	if final.GetContent() != "" {
+		s.text(final.GetContent())
 	}
 	body := toErrorBody(&messages.Error{Class: e.GetClass(), Code: "stream_incomplete", Message: e.GetMessage()}, "")
-	s.trailers(ch)
+	s.trailers(final)
 	s.event(body)
 	return http.StatusOK
 }
 
-// start sends the 200 and the headers, once. final is the final chunk when
+// start sends the 200 and the headers, once. final is the final reply when
 // the answer arrived whole, so that every header is known.
-func (s *sse) start(final *messages.InferChunk) {
+func (s *sse) start(final *messages.InferResponse) {
 	if s.started {
 		return
 	}
@@ -210,7 +176,7 @@ func (s *sse) start(final *messages.InferChunk) {
 
 // trailers sets what the headers could not say yet. net/http sends only
 // the trailers announced in start.
-func (s *sse) trailers(final *messages.InferChunk) {
+func (s *sse) trailers(final *messages.InferResponse) {
 	h := s.w.Header()
 	if len(h.Values("Trailer")) == 0 {
 		return

@@ -26,22 +26,18 @@ func norm(t *testing.T, data string) string {
 	return mustJSON(t, v)
 }
 
-func piece(seq uint32, servedBy, text string) *messages.InferChunk {
-	return &messages.InferChunk{RequestId: "r1", Seq: seq, Delta: text, ServedBy: servedBy}
-}
-
 func TestStream(t *testing.T) {
 	const head = `{"id":"chatcmpl-r1","object":"chat.completion.chunk","model":`
-	done := &messages.InferChunk{RequestId: "r1", Seq: 3, Final: true, Outcome: messages.InferChunk_complete, ServedBy: "claude-4-sonnet",
+	done := final(&messages.InferResponse{ServedBy: "claude-4-sonnet",
 		Usage:    &messages.Usage{PromptTokens: 4, CompletionTokens: 2},
-		Attempts: attempts("gpt-5", messages.ErrorClass_timeout, "claude-4-sonnet", messages.ErrorClass_ok)}
-	cut := &messages.InferChunk{RequestId: "r1", Seq: 3, Final: true, Outcome: messages.InferChunk_incomplete, ServedBy: "claude-4-sonnet",
+		Attempts: attempts("gpt-5", messages.ErrorClass_timeout, "claude-4-sonnet", messages.ErrorClass_ok)})
+	cut := final(&messages.InferResponse{ServedBy: "claude-4-sonnet",
 		Attempts: attempts("claude-4-sonnet", messages.ErrorClass_stream_cut),
-		Error:    &messages.Error{Class: messages.ErrorClass_stream_cut, Code: "eof", Message: "the stream ended early", RetryAfterMs: 2000}}
+		Error:    &messages.Error{Class: messages.ErrorClass_stream_cut, Code: "eof", Message: "the stream ended early", RetryAfterMs: 2000}})
 	tests := []struct {
 		name         string
 		body         string
-		chunks       []*messages.InferChunk
+		steps        []step
 		wantStatus   int
 		wantEvents   []string // normalised; for an HTTP error, the one JSON body
 		wantHeader   map[string]string
@@ -51,7 +47,7 @@ func TestStream(t *testing.T) {
 		{
 			name:       "complete",
 			body:       streamed,
-			chunks:     []*messages.InferChunk{piece(1, "claude-4-sonnet", "Hel"), piece(2, "claude-4-sonnet", "lo"), done},
+			steps:      []step{piece("claude-4-sonnet", "Hel"), piece("claude-4-sonnet", "lo"), done},
 			wantStatus: 200,
 			wantEvents: []string{
 				head + `"claude-4-sonnet","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}`,
@@ -65,7 +61,7 @@ func TestStream(t *testing.T) {
 		{
 			name:       "complete with usage",
 			body:       `{"model":"gpt-5","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`,
-			chunks:     []*messages.InferChunk{piece(1, "claude-4-sonnet", "Hi"), done},
+			steps:      []step{piece("claude-4-sonnet", "Hi"), done},
 			wantStatus: 200,
 			wantEvents: []string{
 				head + `"claude-4-sonnet","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}`,
@@ -77,8 +73,8 @@ func TestStream(t *testing.T) {
 		{
 			name: "served_by learnt at the end",
 			body: streamed,
-			chunks: []*messages.InferChunk{piece(1, "", "Hel"), piece(2, "", "lo"),
-				{Seq: 3, Final: true, Outcome: messages.InferChunk_complete, ServedBy: "claude-4-sonnet"}},
+			steps: []step{piece("", "Hel"), piece("", "lo"),
+				final(&messages.InferResponse{ServedBy: "claude-4-sonnet"})},
 			wantStatus: 200,
 			wantEvents: []string{
 				head + `"gpt-5","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}`,
@@ -90,9 +86,9 @@ func TestStream(t *testing.T) {
 			wantNoHeader: []string{"X-Hive-Served-By"},
 		},
 		{
-			name:       "whole answer in the final chunk",
+			name:       "whole answer in the final reply",
 			body:       streamed,
-			chunks:     []*messages.InferChunk{{Seq: 1, Final: true, Outcome: messages.InferChunk_complete, Delta: "All", ServedBy: "gpt-5", Attempts: attempts("gpt-5", messages.ErrorClass_ok)}},
+			steps:      []step{final(&messages.InferResponse{Content: "All", ServedBy: "gpt-5", Attempts: attempts("gpt-5", messages.ErrorClass_ok)})},
 			wantStatus: 200,
 			wantEvents: []string{
 				head + `"gpt-5","choices":[{"index":0,"delta":{"role":"assistant","content":"All"},"finish_reason":null}]}`,
@@ -104,7 +100,7 @@ func TestStream(t *testing.T) {
 		{
 			name:       "empty answer",
 			body:       streamed,
-			chunks:     []*messages.InferChunk{{Seq: 1, Final: true, Outcome: messages.InferChunk_complete, ServedBy: "gpt-5"}},
+			steps:      []step{final(&messages.InferResponse{ServedBy: "gpt-5"})},
 			wantStatus: 200,
 			wantEvents: []string{
 				head + `"gpt-5","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`,
@@ -115,14 +111,14 @@ func TestStream(t *testing.T) {
 		{
 			name:       "empty pieces do not start the stream",
 			body:       streamed,
-			chunks:     []*messages.InferChunk{piece(1, "gpt-5", ""), cut},
+			steps:      []step{piece("gpt-5", ""), cut},
 			wantStatus: 502,
 			wantEvents: []string{`{"error":{"message":"the stream ended early","type":"stream_cut","code":"eof","param":null}}`},
 		},
 		{
 			name:       "incomplete after two chunks",
 			body:       streamed,
-			chunks:     []*messages.InferChunk{piece(1, "claude-4-sonnet", "Hel"), piece(2, "claude-4-sonnet", "lo"), cut},
+			steps:      []step{piece("claude-4-sonnet", "Hel"), piece("claude-4-sonnet", "lo"), cut},
 			wantStatus: 200,
 			wantEvents: []string{
 				head + `"claude-4-sonnet","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}`,
@@ -132,10 +128,9 @@ func TestStream(t *testing.T) {
 			wantTrailer: map[string]string{"X-Hive-Attempts": "claude-4-sonnet=stream_cut"},
 		},
 		{
-			name: "incomplete without an error",
-			body: streamed,
-			chunks: []*messages.InferChunk{piece(1, "gpt-5", "Hel"),
-				{Seq: 2, Final: true, Outcome: messages.InferChunk_incomplete}},
+			name:       "no reply after text is a cut answer",
+			body:       streamed,
+			steps:      []step{piece("gpt-5", "Hel"), final(nil)},
 			wantStatus: 200,
 			wantEvents: []string{
 				head + `"gpt-5","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}`,
@@ -143,10 +138,10 @@ func TestStream(t *testing.T) {
 			},
 		},
 		{
-			name: "complete outcome with an error is not a success",
+			name: "a reply with an error is not a success",
 			body: streamed,
-			chunks: []*messages.InferChunk{piece(1, "gpt-5", "Hel"),
-				{Seq: 2, Final: true, Outcome: messages.InferChunk_complete, Error: messages.Failure(messages.ErrorClass_stream_stall, "idle", "no chunk for 10s")}},
+			steps: []step{piece("gpt-5", "Hel"),
+				final(&messages.InferResponse{ServedBy: "gpt-5", Error: messages.Failure(messages.ErrorClass_stream_stall, "idle", "no chunk for 10s")})},
 			wantStatus: 200,
 			wantEvents: []string{
 				head + `"gpt-5","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}`,
@@ -156,9 +151,9 @@ func TestStream(t *testing.T) {
 		{
 			name: "failure before the first chunk",
 			body: streamed,
-			chunks: []*messages.InferChunk{{Seq: 1, Final: true, Outcome: messages.InferChunk_incomplete,
+			steps: []step{final(&messages.InferResponse{
 				Attempts: attempts("gpt-5", messages.ErrorClass_overloaded, "claude-4-sonnet", messages.ErrorClass_circuit_open),
-				Error:    &messages.Error{Class: messages.ErrorClass_all_failed, Code: "all_down", Message: "every model is down", RetryAfterMs: 12_500}}},
+				Error:    &messages.Error{Class: messages.ErrorClass_all_failed, Code: "all_down", Message: "every model is down", RetryAfterMs: 12_500}})},
 			wantStatus:   503,
 			wantEvents:   []string{`{"error":{"message":"every model is down","type":"all_failed","code":"all_down","param":null}}`},
 			wantHeader:   map[string]string{"Content-Type": "application/json", "Retry-After": "13", "X-Hive-Attempts": "gpt-5=overloaded,claude-4-sonnet=circuit_open"},
@@ -168,7 +163,7 @@ func TestStream(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake(t)
-			f.script = emits(tt.chunks...)
+			f.script = emits(tt.steps...)
 			rec := post(handler(t, f, nil), tt.body, map[string]string{"X-Request-Id": "r1"})
 
 			require.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
@@ -205,9 +200,9 @@ func TestStream(t *testing.T) {
 	}
 }
 
-// A dispatcher may emit from inside DispatchStream, as actors.Hive does
-// after Stop; emit never blocks.
-func TestStreamEmitInline(t *testing.T) {
+// A dispatcher may answer from inside Dispatch, as actors.Hive does after
+// Stop; the sink never blocks.
+func TestStreamAnswerInline(t *testing.T) {
 	h, err := New(Config{Node: "n1", Dispatcher: inline{}, Readiness: ready{}})
 	require.NoError(t, err)
 	rec := post(h, streamed, nil)
@@ -217,16 +212,13 @@ func TestStreamEmitInline(t *testing.T) {
 
 type inline struct{}
 
-func (inline) Dispatch(_ context.Context, _ *messages.InferRequest, done func(*messages.InferResponse)) {
-	done(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_cancelled, "shutting_down", "node n1 is shutting down")})
-}
-
-func (inline) DispatchStream(_ context.Context, _ *messages.InferRequest, emit func(*messages.InferChunk)) {
-	for range 1000 { // more than any channel buffer would hold
-		emit(&messages.InferChunk{})
+func (inline) Dispatch(_ context.Context, req *messages.InferRequest, sink messages.Sink) {
+	if req.GetStream() {
+		for range 1000 { // more than any channel buffer would hold
+			sink.Piece("", "")
+		}
 	}
-	emit(&messages.InferChunk{Final: true, Outcome: messages.InferChunk_incomplete,
-		Error: messages.Failure(messages.ErrorClass_cancelled, "shutting_down", "node n1 is shutting down")})
+	sink.Final(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_cancelled, "shutting_down", "node n1 is shutting down")})
 }
 
 // Each chunk is flushed as it comes: the client reads the first piece while
@@ -234,10 +226,10 @@ func (inline) DispatchStream(_ context.Context, _ *messages.InferRequest, emit f
 func TestStreamFlushesEachChunk(t *testing.T) {
 	f := newFake(t)
 	release := make(chan struct{})
-	f.script = func(_ context.Context, _ *messages.InferRequest, emit func(*messages.InferChunk)) {
-		emit(piece(1, "gpt-5", "first"))
+	f.script = func(_ context.Context, _ *messages.InferRequest, sink messages.Sink) {
+		sink.Piece("gpt-5", "first")
 		<-release
-		emit(&messages.InferChunk{Seq: 2, Final: true, Outcome: messages.InferChunk_complete, ServedBy: "gpt-5"})
+		sink.Final(&messages.InferResponse{ServedBy: "gpt-5"})
 	}
 	srv := httptest.NewServer(handler(t, f, nil))
 	defer srv.Close()

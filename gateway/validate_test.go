@@ -43,7 +43,7 @@ func FuzzChatCompletions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		fk := newFake(t)
 		fk.respond = answer(&messages.InferResponse{Content: "ok", ServedBy: "gpt-5"})
-		fk.script = emits(&messages.InferChunk{Delta: "ok"}, &messages.InferChunk{Final: true, ServedBy: "gpt-5"})
+		fk.script = emits(piece("", "ok"), final(&messages.InferResponse{ServedBy: "gpt-5"}))
 		rec := post(handler(t, fk, nil), body, nil)
 		out := rec.Body.String()
 		require.True(t, utf8.ValidString(out), "body %q", out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,71 +46,71 @@ type idempotent struct {
 	next bus.Dispatcher
 }
 
-func (i *idempotent) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
+func (i *idempotent) Dispatch(ctx context.Context, req *messages.InferRequest, sink messages.Sink) {
 	if req.GetIdempotencyKey() == "" {
-		i.next.Dispatch(ctx, req, done)
+		i.next.Dispatch(ctx, req, sink)
 		return
 	}
 	// The bucket's round trips run off the caller's goroutine (a NATS
 	// callback): Dispatch must not block.
-	go i.serve(ctx, req, done)
+	go i.serve(ctx, req, sink)
 }
 
-func (i *idempotent) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
-	if req.GetIdempotencyKey() == "" {
-		i.next.DispatchStream(ctx, req, emit)
-		return
-	}
-	go i.serveStream(ctx, req, emit)
-}
-
-// serve settles req's key: a refusal or a replay goes to reply; the first
-// request runs, and its answer is recorded before it goes to reply.
-func (i *idempotent) serve(ctx context.Context, req *messages.InferRequest, reply func(*messages.InferResponse)) {
+// serve settles req's key: a refusal or a replay goes to sink (a replayed
+// stream is its one final chunk, the whole answer as its text); the first
+// request runs, and its answer is recorded before it goes to sink.
+func (i *idempotent) serve(ctx context.Context, req *messages.InferRequest, sink messages.Sink) {
 	first, replay := i.claim(ctx, req)
 	if replay != nil {
-		reply(replay)
+		sink.Final(replay)
 		return
 	}
 	runCtx, cancel := detached(ctx, req)
-	i.next.Dispatch(runCtx, req, func(resp *messages.InferResponse) {
-		cancel()
-		i.record(first, resp)
-		reply(resp)
-	})
+	i.next.Dispatch(runCtx, req, &recording{Sink: sink, i: i, first: first, cancel: cancel})
 }
 
-func (i *idempotent) serveStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
-	first, replay := i.claim(ctx, req)
-	if replay != nil {
-		emit(replayChunk(replay))
-		return
+// recording is the sink of a key's first run: it passes the answer on to
+// the caller and records it, a stream's pieces joined, for the repeats.
+type recording struct {
+	messages.Sink
+	i      *idempotent
+	first  *messages.JobStatus
+	cancel context.CancelFunc
+
+	mu   sync.Mutex // guards text and done: pieces and the final may race
+	text strings.Builder
+	done bool
+}
+
+func (r *recording) Piece(model, text string) {
+	r.mu.Lock()
+	if !r.done {
+		r.text.WriteString(text)
 	}
-	runCtx, cancel := detached(ctx, req)
-	var text strings.Builder
-	i.next.DispatchStream(runCtx, req, func(ch *messages.InferChunk) {
-		text.WriteString(ch.GetDelta())
-		if ch.GetFinal() {
-			cancel()
-			resp := &messages.InferResponse{RequestId: ch.GetRequestId(), Content: text.String(), ServedBy: ch.GetServedBy(),
-				Usage: ch.GetUsage(), Attempts: ch.GetAttempts(), Error: ch.GetError()}
-			if ch.GetOutcome() == messages.InferChunk_incomplete && resp.Error == nil {
-				resp.Error = messages.Failure(messages.ErrorClass_stream_cut, "stream_incomplete", "the first answer ended before it was complete")
+	r.mu.Unlock()
+	r.Sink.Piece(model, text)
+}
+
+func (r *recording) Final(resp *messages.InferResponse) {
+	r.mu.Lock()
+	first := !r.done
+	r.done = true
+	text := r.text.String()
+	r.mu.Unlock()
+	if first {
+		r.cancel()
+		rec := resp
+		if text != "" || resp == nil { // a stream: its text went out as pieces
+			rec = &messages.InferResponse{Error: messages.Failure(messages.ErrorClass_stream_cut, "stream_incomplete",
+				"the first answer ended before it was complete")}
+			if resp != nil {
+				rec = proto.Clone(resp).(*messages.InferResponse)
 			}
-			i.record(first, resp)
+			rec.Content = text + rec.GetContent()
 		}
-		emit(ch)
-	})
-}
-
-// replayChunk is a stored answer as the one final chunk of a stream.
-func replayChunk(resp *messages.InferResponse) *messages.InferChunk {
-	ch := &messages.InferChunk{Delta: resp.GetContent(), Final: true, ServedBy: resp.GetServedBy(), Usage: resp.GetUsage(),
-		Attempts: resp.GetAttempts(), Error: resp.GetError(), Outcome: messages.InferChunk_complete, Replayed: true}
-	if resp.GetError() != nil {
-		ch.Outcome = messages.InferChunk_incomplete
+		r.i.record(r.first, rec)
 	}
-	return ch
+	r.Sink.Final(resp)
 }
 
 // detached is the context the first request of a key runs in: not ended

@@ -31,30 +31,28 @@ func newModel() *model {
 	return &model{release: make(chan struct{}), started: make(chan string, 64)}
 }
 
-func (m *model) Dispatch(ctx context.Context, req *messages.InferRequest, done func(*messages.InferResponse)) {
+func (m *model) Dispatch(ctx context.Context, req *messages.InferRequest, sink messages.Sink) {
 	m.calls.Add(1)
 	content := req.GetMessages()[0].GetContent()
+	if req.GetStream() {
+		go func() {
+			sink.Piece(req.GetModel(), "answer ")
+			sink.Piece(req.GetModel(), "to "+content)
+			sink.Final(&messages.InferResponse{ServedBy: req.GetModel()})
+		}()
+		return
+	}
 	m.started <- content
 	go func() {
 		if content == "hold" {
 			select {
 			case <-m.release:
 			case <-ctx.Done():
-				done(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_cancelled, "cancelled", "cancelled")})
+				sink.Final(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_cancelled, "cancelled", "cancelled")})
 				return
 			}
 		}
-		done(&messages.InferResponse{RequestId: req.GetRequestId(), Content: "answer to " + content, ServedBy: req.GetModel()})
-	}()
-}
-
-func (m *model) DispatchStream(ctx context.Context, req *messages.InferRequest, emit func(*messages.InferChunk)) {
-	m.calls.Add(1)
-	content := req.GetMessages()[0].GetContent()
-	go func() {
-		emit(&messages.InferChunk{Delta: "answer "})
-		emit(&messages.InferChunk{Delta: "to " + content})
-		emit(&messages.InferChunk{Final: true, Outcome: messages.InferChunk_complete, ServedBy: req.GetModel()})
+		sink.Final(&messages.InferResponse{RequestId: req.GetRequestId(), Content: "answer to " + content, ServedBy: req.GetModel()})
 	}()
 }
 
@@ -315,8 +313,8 @@ func TestIdempotentRequests(t *testing.T) {
 	d1, d2 := j.Idempotent(m), j2.Idempotent(m)
 
 	call := func(d bus.Dispatcher, req *messages.InferRequest) <-chan *messages.InferResponse {
-		out := make(chan *messages.InferResponse, 1)
-		d.Dispatch(context.Background(), req, func(r *messages.InferResponse) { out <- r })
+		out := make(finalOf, 1)
+		d.Dispatch(context.Background(), req, out)
 		return out
 	}
 	get := func(c <-chan *messages.InferResponse) *messages.InferResponse {
@@ -361,23 +359,23 @@ func TestIdempotentRequests(t *testing.T) {
 	get(call(d1, job("no key")))
 	assert.Equal(t, int32(5), m.calls.Load())
 
-	// A stream's answer replays as one piece and a complete final chunk.
+	// A stream's answer replays as the text of one complete final chunk.
 	var mu sync.Mutex
 	var chunks []*messages.InferChunk
 	finals := make(chan struct{}, 2)
-	emit := func(ch *messages.InferChunk) {
+	sink := chunkSink(func(ch *messages.InferChunk) {
 		mu.Lock()
 		chunks = append(chunks, ch)
 		mu.Unlock()
 		if ch.GetFinal() {
 			finals <- struct{}{}
 		}
-	}
+	})
 	s := keyed("key-s", "stream", "s1")
 	s.Stream = true
-	d1.DispatchStream(context.Background(), s, emit)
+	d1.Dispatch(context.Background(), s, sink)
 	<-finals
-	d2.DispatchStream(context.Background(), s, emit)
+	d2.Dispatch(context.Background(), s, sink)
 	select {
 	case <-finals:
 	case <-time.After(wait):
@@ -388,5 +386,28 @@ func TestIdempotentRequests(t *testing.T) {
 	last := chunks[len(chunks)-1]
 	assert.Equal(t, "answer to stream", last.GetDelta())
 	assert.Equal(t, messages.InferChunk_complete, last.GetOutcome())
+	assert.True(t, last.GetReplayed(), "the replayed final chunk says so")
 	assert.Equal(t, int32(6), m.calls.Load(), "the replayed stream called no model")
+}
+
+// finalOf is the Sink of a plain request: the reply goes to the channel.
+type finalOf chan *messages.InferResponse
+
+func (finalOf) Piece(string, string)              {}
+func (f finalOf) Final(r *messages.InferResponse) { f <- r }
+
+// chunkSink is the Sink of a stream, handing each call on as the chunk an
+// ingress would send (numbering left out): a piece's text, or the final
+// chunk with the reply's.
+type chunkSink func(*messages.InferChunk)
+
+func (f chunkSink) Piece(model, text string) { f(&messages.InferChunk{Delta: text, ServedBy: model}) }
+
+func (f chunkSink) Final(r *messages.InferResponse) {
+	ch := &messages.InferChunk{Final: true, Outcome: messages.InferChunk_complete, Delta: r.GetContent(),
+		ServedBy: r.GetServedBy(), Error: r.GetError(), Replayed: r.GetReplayed()}
+	if r.GetError() != nil {
+		ch.Outcome = messages.InferChunk_incomplete
+	}
+	f(ch)
 }

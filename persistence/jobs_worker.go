@@ -181,15 +181,10 @@ func (w *Workers) serve(msg jetstream.Msg) {
 // dispatch runs req and keeps msg's ack alive meanwhile. ok is false when
 // Stop ended the run first.
 func (w *Workers) dispatch(msg jetstream.Msg, req *messages.InferRequest) (*messages.InferResponse, bool) {
-	answer := make(chan *messages.InferResponse, 1)
+	answer := make(jobAnswer, 1)
 	ctx, cancel := context.WithCancel(w.run)
 	defer cancel()
-	w.d.Dispatch(ctx, req, func(resp *messages.InferResponse) {
-		select {
-		case answer <- resp:
-		default:
-		}
-	})
+	w.d.Dispatch(ctx, req, answer)
 	beat := time.NewTicker(w.j.cfg.AckWait / 3)
 	defer beat.Stop()
 	for {
@@ -234,5 +229,18 @@ func (w *Workers) end(msg jetstream.Msg, rec *messages.JobStatus, resp *messages
 	if err := msg.DoubleAck(ctx); err != nil {
 		// Redelivered later, it finds the record ended and is only acked.
 		w.j.cfg.Logger.Debug().Err(err).Str("job", rec.GetJobId()).Msg("jobs: ack not confirmed")
+	}
+}
+
+// jobAnswer is the sink of a job's run: a job never streams, so it has no
+// pieces, and its reply waits in the channel; a second one is dropped.
+type jobAnswer chan *messages.InferResponse
+
+func (jobAnswer) Piece(string, string) {}
+
+func (a jobAnswer) Final(resp *messages.InferResponse) {
+	select {
+	case a <- resp:
+	default:
 	}
 }

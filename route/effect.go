@@ -32,14 +32,13 @@ type Effect struct {
 	// Text is a Piece: text for the caller of a streamed request.
 	Text string
 
-	// Reply is a Finish: the reply, complete but for nothing (a streamed
-	// reply has no Content: its text went out as pieces). The request is
-	// over; the owner drops its timers.
+	// Reply is a Finish: the whole reply (a streamed one has no Content:
+	// its text went out as pieces). The request is over: the owner drops
+	// its timers, and later Steps do nothing.
 	Reply *messages.InferResponse
-	// Degraded, on a Finish, is the group's degradation change the request
-	// caused, when Changed.
-	Degraded resilience.DegradationChange
-	Changed  bool
+	// Degraded, on a Finish, is the change of the group's degradation
+	// level the request caused, if any.
+	Degraded *resilience.DegradationChange
 }
 
 // EffectKind says what an Effect asks for.

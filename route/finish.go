@@ -14,7 +14,7 @@ import (
 func (r *Request) finish(now time.Time, resp *messages.InferResponse) {
 	r.done, r.waiting = true, false
 	for _, a := range r.live { // losers of a race, and anything still out
-		r.fx = append(r.fx, Effect{Kind: Cancel, Attempt: a.id, Model: a.member.Name})
+		r.emit(Effect{Kind: Cancel, Attempt: a.id, Model: a.member.Name})
 		r.attempts = append(r.attempts, &messages.Attempt{
 			Model: a.member.Name, Node: r.g.node, ErrorClass: messages.ErrorClass_cancelled,
 			LatencyMs: millis(now.Sub(a.began)), Retried: a.why == Retry,
@@ -30,14 +30,16 @@ func (r *Request) finish(now time.Time, resp *messages.InferResponse) {
 		for range r.extra {
 			g.budget.Release()
 		}
-		fx.Degraded, fx.Changed = g.observe(now, now.Sub(r.received), resp.Error == nil)
+		if c, changed := g.observe(now, now.Sub(r.received), resp.Error == nil); changed {
+			fx.Degraded = &c
+		}
 		resp.Degradation = max(resp.Degradation, g.degradation.Level())
 	}
 	resp.RequestId = r.reqID
 	resp.Node = r.g.node
 	resp.Attempts = r.attempts
 	resp.OverheadUs = messages.Micros(now.Sub(r.received) - r.busy)
-	r.fx = append(r.fx, fx)
+	r.emit(fx)
 }
 
 // fail finishes the request with an error of class; code "" is the class's
@@ -55,13 +57,27 @@ func (r *Request) fail(now time.Time, class messages.ErrorClass, code, message s
 	}})
 }
 
-// failAll ends a request whose every attempt failed. With one attempt the
-// caller gets that model's own error class; with several, all_failed.
+// failAll ends a request whose every attempt failed. When the request's
+// deadline ended it (the last attempt timed out at it, or candidates were
+// left untried) the caller gets timeout / deadline_exceeded; otherwise,
+// with one attempt, that model's own error class, and with several,
+// all_failed.
 func (r *Request) failAll(now time.Time) {
+	timedOut := r.last.Class == messages.ErrorClass_timeout
+	if !now.Before(r.deadline) && (r.next < len(r.order) || timedOut) {
+		r.fail(now, messages.ErrorClass_timeout, "deadline_exceeded", "the request's deadline of "+r.deadline.Sub(r.received).String()+
+			" passed after "+itoa(len(r.attempts))+" attempt(s) ("+r.attemptList()+")", 0)
+		return
+	}
 	if len(r.attempts) == 1 && r.last.Class != messages.ErrorClass_ok {
 		r.fail(now, r.last.Class, "", r.last.Message, r.last.RetryAfter)
 		return
 	}
+	r.fail(now, messages.ErrorClass_all_failed, "", "every candidate failed ("+r.attemptList()+")", 0)
+}
+
+// attemptList is the request's attempts as "model: class" pairs.
+func (r *Request) attemptList() string {
 	var b strings.Builder
 	for i, a := range r.attempts {
 		if i > 0 {
@@ -69,18 +85,25 @@ func (r *Request) failAll(now time.Time) {
 		}
 		b.WriteString(a.Model + ": " + a.ErrorClass.String())
 	}
-	r.fail(now, messages.ErrorClass_all_failed, "", "every candidate failed ("+b.String()+")", 0)
+	return b.String()
 }
+
+// UnknownRetryAfter is the Retry-After of a request no member could take
+// when no breaker of its group will reopen by itself (forced open until
+// closed, disabled, given up, restarting): the caller is always told when
+// to come back, and a refused request costs no model call.
+const UnknownRetryAfter = time.Second
 
 // failAllDown answers a request no member could take: the configured
 // degraded reply, or circuit_open with the earliest time a member may take
-// traffic again.
+// traffic again (an open breaker's, or a breaker forced open for a
+// duration), else UnknownRetryAfter.
 func (r *Request) failAllDown(now time.Time) {
 	g := r.g
 	if reply := g.allDown.Reply; reply != "" {
 		resp := &messages.InferResponse{ServedBy: DegradedReply, Degradation: messages.Degradation_critical}
 		if r.stream {
-			r.fx = append(r.fx, Effect{Kind: Piece, Model: DegradedReply, Text: reply})
+			r.emit(Effect{Kind: Piece, Model: DegradedReply, Text: reply})
 		} else {
 			resp.Content = reply
 		}
@@ -90,13 +113,14 @@ func (r *Request) failAllDown(now time.Time) {
 	var earliest time.Time
 	for _, m := range g.members {
 		v := &m.View
-		if v.Breaker == messages.BreakerState_open && (earliest.IsZero() || v.OpenUntil.Before(earliest)) {
+		timed := v.Breaker == messages.BreakerState_open || v.Breaker == messages.BreakerState_forced_open
+		if timed && v.Up && v.Enabled && !v.OpenUntil.IsZero() && (earliest.IsZero() || v.OpenUntil.Before(earliest)) {
 			earliest = v.OpenUntil
 		}
 	}
-	var wait time.Duration
-	if !earliest.IsZero() && earliest.After(now) {
-		wait = earliest.Sub(now)
+	wait := UnknownRetryAfter
+	if earliest.After(now) {
+		wait = max(earliest.Sub(now), time.Millisecond) // never rounded to none
 	}
 	r.fail(now, messages.ErrorClass_circuit_open, "all_unavailable",
 		"no model of "+g.name+" can take traffic now ("+g.describe()+")", wait)

@@ -86,6 +86,8 @@ type Group struct {
 	latency     time.Duration // moving average of served requests
 	success     float64       // moving average of request success
 	swrr        []float64     // Weighted's running scores, by member index
+
+	fx []Effect // the effects of the Step under way, reused by every request
 }
 
 // NewGroup validates c and returns its group, or an error wrapping

@@ -20,7 +20,7 @@ import (
 //	      [timeout=D] [requestTimeout=D] [budgetRatio=R] [budgetMin=N]
 //	      [panicRate=R] [maxOpenShare=S] [wait=D] [reply=TEXT]
 //	      [criticalOnly] [lowerAfter=D]
-//	view NAME [up=B] [enabled=B] [breaker=STATE] [until=T] [ramp=P] [score=S] [p95=D]
+//	view NAME [up=B] [enabled=B] [breaker=STATE] [until=T|none] [ramp=P] [score=S] [p95=D]
 //	random V...            the next values the groups' random source returns (then 0.5)
 //	at T                   the clock
 //	start ID GROUP [stream] [budget=D] [priority=P] [received=T]
@@ -227,7 +227,10 @@ func (w *world) view(name string, a map[string]string) string {
 			}
 			v.Breaker = messages.BreakerState(st)
 		case "until":
-			v.OpenUntil = t0.Add(w.dur(s))
+			v.OpenUntil = time.Time{} // none: open until changed
+			if s != "none" {
+				v.OpenUntil = t0.Add(w.dur(s))
+			}
 		case "ramp":
 			v.Ramp = int(w.num(s))
 		case "score":
@@ -337,7 +340,7 @@ func (w *world) step(id uint64, r *Request, ev Event) string {
 			fmt.Fprintf(&b, "piece %s %q\n", e.Model, e.Text)
 		case Finish:
 			b.WriteString(reply(e.Reply))
-			if e.Changed {
+			if e.Degraded != nil {
 				fmt.Fprintf(&b, "  degradation %s -> %s\n", e.Degraded.From, e.Degraded.To)
 			}
 		default:

@@ -39,7 +39,6 @@ type Request struct {
 	waited     bool    // the wait for a member has been spent
 	waiting    bool    // parked until a member admits traffic
 
-	fx []Effect // the effects of the current Step
 }
 
 // live is an attempt out.
@@ -77,12 +76,13 @@ func (r *Request) Waiting() bool { return r.waiting }
 func (r *Request) Done() bool { return r.done }
 
 // Step applies ev at now and returns what the owner must do, in order. The
-// slice is the request's own and valid until the next Step.
+// slice belongs to the group, which reuses it: it is valid until the next
+// Step of any of the group's requests.
 func (r *Request) Step(now time.Time, ev Event) []Effect {
-	r.fx = r.fx[:0]
 	if r.done {
 		return nil
 	}
+	r.g.fx = r.g.fx[:0]
 	switch ev := ev.(type) {
 	case Started:
 		r.start(now, ev)
@@ -95,8 +95,10 @@ func (r *Request) Step(now time.Time, ev Event) []Effect {
 	case Shutdown:
 		r.fail(now, messages.ErrorClass_cancelled, "shutting_down", "node "+r.g.node+" is shutting down", 0)
 	}
-	return r.fx
+	return r.g.fx
 }
+
+func (r *Request) emit(e Effect) { r.g.fx = append(r.g.fx, e) }
 
 // start admits the request against the group's degradation level, takes it
 // into the budget and launches by the strategy.
@@ -147,6 +149,7 @@ func (r *Request) launchNext(now time.Time, why Kind) bool {
 			continue // it went down since the request started
 		}
 		if !now.Before(r.deadline) {
+			r.next-- // not tried: failAll tells the deadline cut the request short
 			break
 		}
 		if c.lastResort {
@@ -168,7 +171,7 @@ func (r *Request) launch(now time.Time, m *Member, why Kind) {
 	r.n++
 	id := AttemptID{Request: r.id, N: r.n}
 	r.live = append(r.live, live{id: id, member: m, why: why, began: now})
-	r.fx = append(r.fx, Effect{Kind: Launch, Attempt: id, Model: m.Name, Why: why, Deadline: r.deadline})
+	r.emit(Effect{Kind: Launch, Attempt: id, Model: m.Name, Why: why, Deadline: r.deadline})
 }
 
 // takeLive removes and returns the live attempt id.
@@ -276,7 +279,7 @@ func (r *Request) armHedge(now time.Time) {
 
 func (r *Request) arm(t Timer, at time.Time) {
 	r.armed[t] = true
-	r.fx = append(r.fx, Effect{Kind: Arm, Timer: t, At: at})
+	r.emit(Effect{Kind: Arm, Timer: t, At: at})
 }
 
 // fired handles a due timer; one no longer armed (its wait ended another

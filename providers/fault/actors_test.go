@@ -47,20 +47,8 @@ func model(t *testing.T, name string, reg *fault.Registry, fallbacks ...string) 
 func infer(t *testing.T, h *actors.Hive, stream bool) *messages.InferResponse {
 	t.Helper()
 	req := &messages.InferRequest{Model: "primary", Stream: stream, Messages: []*messages.ChatMessage{{Role: "user", Content: "hi"}}}
-	ch := make(chan *messages.InferResponse, 1)
-	if stream {
-		var served string
-		h.DispatchStream(context.Background(), req, func(c *messages.InferChunk) {
-			if c.GetServedBy() != "" {
-				served = c.GetServedBy()
-			}
-			if c.GetFinal() {
-				ch <- &messages.InferResponse{ServedBy: served, Error: c.GetError()}
-			}
-		})
-	} else {
-		h.Dispatch(context.Background(), req, func(r *messages.InferResponse) { ch <- r })
-	}
+	ch := make(finalOf, 1)
+	h.Dispatch(context.Background(), req, ch)
 	select {
 	case r := <-ch:
 		return r
@@ -69,6 +57,13 @@ func infer(t *testing.T, h *actors.Hive, stream bool) *messages.InferResponse {
 		return nil
 	}
 }
+
+// finalOf is a Sink that passes on the final reply; a stream's pieces are
+// dropped.
+type finalOf chan *messages.InferResponse
+
+func (finalOf) Piece(string, string)              {}
+func (f finalOf) Final(r *messages.InferResponse) { f <- r }
 
 // TestPanicRestartsTheModelActor: a panic fault crashes the provider call;
 // the model actor answers its caller (here the fallback serves), the
