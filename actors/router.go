@@ -15,7 +15,8 @@ import (
 )
 
 // run is one request in the router: what Dispatch handed over, and its
-// state machine once the request names a configured model.
+// state machine once the request names a configured model (one allocation
+// for both, made by Dispatch).
 type run struct {
 	ctx      context.Context
 	req      *messages.InferRequest
@@ -23,7 +24,7 @@ type run struct {
 	received time.Time
 
 	id     uint64
-	m      *route.Request
+	m      route.Request
 	timers [route.DeadlineTimer + 1]timer // the request's armed timers, by route.Timer
 }
 

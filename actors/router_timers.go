@@ -25,8 +25,8 @@ type timers struct {
 type timer struct {
 	at    time.Time
 	rn    *run
+	index int32 // in the heap, from 1; 0 when not armed
 	which route.Timer
-	index int // in the heap, from 1; 0 when not armed
 }
 
 // timersDue wakes the router: the earliest timer may be due.
@@ -40,10 +40,10 @@ func (ts *timers) arm(ctx actor.Context, rn *run, which route.Timer, at time.Tim
 	t.at, t.rn, t.which = at, rn, which
 	if t.index == 0 {
 		ts.heap = append(ts.heap, t)
-		t.index = len(ts.heap)
-		ts.up(t.index - 1)
+		t.index = int32(len(ts.heap))
+		ts.up(len(ts.heap) - 1)
 	} else {
-		ts.fix(t.index - 1)
+		ts.fix(int(t.index) - 1)
 	}
 	ts.schedule(ctx)
 }
@@ -54,7 +54,7 @@ func (ts *timers) arm(ctx actor.Context, rn *run, which route.Timer, at time.Tim
 func (ts *timers) drop(rn *run) {
 	for i := range rn.timers {
 		if t := &rn.timers[i]; t.index != 0 {
-			ts.remove(t.index - 1)
+			ts.remove(int(t.index) - 1)
 		}
 	}
 }
@@ -107,7 +107,7 @@ func (ts *timers) less(i, j int) bool { return ts.heap[i].at.Before(ts.heap[j].a
 func (ts *timers) swap(i, j int) {
 	h := ts.heap
 	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i+1, j+1
+	h[i].index, h[j].index = int32(i+1), int32(j+1)
 }
 
 func (ts *timers) up(i int) {

@@ -15,7 +15,7 @@ func (r *Request) finish(now time.Time, resp *messages.InferResponse) {
 	r.done, r.waiting = true, false
 	for _, a := range r.live { // losers of a race, and anything still out
 		r.emit(Effect{Kind: Cancel, Attempt: a.id, Model: a.member.Name})
-		r.attempts = append(r.attempts, &messages.Attempt{
+		r.record(&messages.Attempt{
 			Model: a.member.Name, Node: r.g.node, ErrorClass: messages.ErrorClass_cancelled,
 			LatencyMs: millis(now.Sub(a.began)), Retried: a.why == Retry,
 		})
@@ -31,7 +31,8 @@ func (r *Request) finish(now time.Time, resp *messages.InferResponse) {
 			g.budget.Release()
 		}
 		if c, changed := g.observe(now, now.Sub(r.received), resp.Error == nil); changed {
-			fx.Degraded = &c
+			d := c // only a change is worth an allocation
+			fx.Degraded = &d
 		}
 		resp.Degradation = max(resp.Degradation, g.degradation.Level())
 	}
@@ -63,14 +64,14 @@ func (r *Request) fail(now time.Time, class messages.ErrorClass, code, message s
 // with one attempt, that model's own error class, and with several,
 // all_failed.
 func (r *Request) failAll(now time.Time) {
-	timedOut := r.last.Class == messages.ErrorClass_timeout
+	timedOut := r.last.class == messages.ErrorClass_timeout
 	if !now.Before(r.deadline) && (r.next < len(r.order) || timedOut) {
 		r.fail(now, messages.ErrorClass_timeout, "deadline_exceeded", "the request's deadline of "+r.deadline.Sub(r.received).String()+
 			" passed after "+itoa(len(r.attempts))+" attempt(s) ("+r.attemptList()+")", 0)
 		return
 	}
-	if len(r.attempts) == 1 && r.last.Class != messages.ErrorClass_ok {
-		r.fail(now, r.last.Class, "", r.last.Message, r.last.RetryAfter)
+	if len(r.attempts) == 1 && r.last.class != messages.ErrorClass_ok {
+		r.fail(now, r.last.class, "", r.last.message, r.last.retryAfter)
 		return
 	}
 	r.fail(now, messages.ErrorClass_all_failed, "", "every candidate failed ("+r.attemptList()+")", 0)

@@ -251,7 +251,7 @@ func (w *world) start(idText, group string, a map[string]string) string {
 		w.fatalf("no group %q", group)
 	}
 	r := NewRequest(id, g)
-	w.reqs[id] = r
+	w.reqs[id] = &r
 	ev := Started{RequestID: "r" + idText, Received: w.clock(), Stream: a["stream"] == "true"}
 	if v, ok := a["budget"]; ok {
 		ev.Budget = w.dur(v)
@@ -262,7 +262,7 @@ func (w *world) start(idText, group string, a map[string]string) string {
 	if v, ok := a["priority"]; ok {
 		ev.Priority = messages.InferRequest_Priority(messages.InferRequest_Priority_value[v])
 	}
-	return w.step(id, r, ev)
+	return w.step(id, &r, ev)
 }
 
 func (w *world) result(attempt string, a map[string]string) string {

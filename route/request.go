@@ -7,9 +7,11 @@ import (
 	"github.com/cmmv-hive/resilience/resilience"
 )
 
-// Request is the state machine of one request in its group. It is created
-// by NewRequest, started by a Started event and driven by Step until it
-// returns a Finish; later events are ignored.
+// Request is the state machine of one request in its group. It is made by
+// NewRequest, started by a Started event and driven by Step until it
+// returns a Finish; later events are ignored. It is a value so that its
+// owner can keep it inside its own record of the request, and it must not
+// be copied once started: it keeps its first attempts in itself.
 type Request struct {
 	id       uint64
 	g        *Group
@@ -25,12 +27,16 @@ type Request struct {
 	next     int         // index in order of the next candidate to launch
 	attempts []*messages.Attempt
 	live     []live // attempts out
-	n        uint32 // the last attempt number given
-	tries    []tries
-	extra    int // retries and hedges taken from the group's budget
+	// Room for the usual attempts, so that a request costs no allocation
+	// for them: most have one or two, and one out at a time.
+	attemptsBuf [2]*messages.Attempt
+	liveBuf     [1]live
+	n           uint32 // the last attempt number given
+	tries       []tries
+	extra       int // retries and hedges taken from the group's budget
 
 	retryAfter time.Duration // the shortest Retry-After a model gave
-	last       Result        // the last failure, for a request with one attempt
+	last       failure       // the last failure, for a request with one attempt
 	busy       time.Duration // time with at least one attempt out
 	busySince  time.Time
 
@@ -39,6 +45,13 @@ type Request struct {
 	waited     bool    // the wait for a member has been spent
 	waiting    bool    // parked until a member admits traffic
 
+}
+
+// failure is what a request keeps of a failed attempt.
+type failure struct {
+	class      messages.ErrorClass
+	message    string
+	retryAfter time.Duration
 }
 
 // live is an attempt out.
@@ -57,8 +70,8 @@ type tries struct {
 
 // NewRequest returns the machine of request number id (unique on the node:
 // its attempts are named after it) in group g.
-func NewRequest(id uint64, g *Group) *Request {
-	return &Request{id: id, g: g}
+func NewRequest(id uint64, g *Group) Request {
+	return Request{id: id, g: g}
 }
 
 // Group returns the request's group.
@@ -170,6 +183,9 @@ func (r *Request) launch(now time.Time, m *Member, why Kind) {
 	}
 	r.n++
 	id := AttemptID{Request: r.id, N: r.n}
+	if r.live == nil {
+		r.live = r.liveBuf[:0]
+	}
 	r.live = append(r.live, live{id: id, member: m, why: why, began: now})
 	r.emit(Effect{Kind: Launch, Attempt: id, Model: m.Name, Why: why, Deadline: r.deadline})
 }
@@ -195,7 +211,7 @@ func (r *Request) result(now time.Time, res Result) {
 	if !ok {
 		return // cancelled by the request already
 	}
-	r.attempts = append(r.attempts, &messages.Attempt{
+	r.record(&messages.Attempt{
 		Model: a.member.Name, Node: r.g.node, ErrorClass: res.Class, LatencyMs: millis(res.Latency),
 		StatusCode: res.Status, Retried: a.why == Retry, Hedged: a.why == Hedge,
 	})
@@ -214,7 +230,7 @@ func (r *Request) result(now time.Time, res Result) {
 			Class: res.Class, Code: "stream_incomplete", Message: res.Message}})
 		return
 	}
-	r.last = res
+	r.last = failure{class: res.Class, message: res.Message, retryAfter: res.RetryAfter}
 	if res.RetryAfter > 0 && (r.retryAfter == 0 || res.RetryAfter < r.retryAfter) {
 		r.retryAfter = res.RetryAfter
 	}
@@ -230,6 +246,14 @@ func (r *Request) result(now time.Time, res Result) {
 		return // the hedge is still out; its result decides
 	}
 	r.launchNext(now, r.normal)
+}
+
+// record adds a to the attempts the reply lists.
+func (r *Request) record(a *messages.Attempt) {
+	if r.attempts == nil {
+		r.attempts = r.attemptsBuf[:0]
+	}
+	r.attempts = append(r.attempts, a)
 }
 
 // failed counts a failed attempt on m and returns m's failures so far.
