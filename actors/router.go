@@ -107,12 +107,15 @@ func (r *router) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *run:
 		r.start(ctx, msg)
+	case *actor.Started:
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		r.clock.ring = func() { root.Send(self, wakeUp) }
 	case *callResult:
 		if rn, ok := r.runs[msg.id.Request]; ok {
 			r.step(ctx, rn, result(msg))
 		}
 	case *timersDue:
-		r.clock.due(ctx, func(rn *run, t route.Timer) { r.step(ctx, rn, route.TimerFired{Timer: t}) })
+		r.clock.due(func(rn *run, t route.Timer) { r.step(ctx, rn, route.TimerFired{Timer: t}) })
 	case *view:
 		r.onView(ctx, msg)
 	case *register:

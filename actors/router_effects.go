@@ -22,7 +22,7 @@ func (r *router) step(ctx actor.Context, rn *run, ev route.Event) {
 				ctx.Send(pid, &cancelCall{id: fx.Attempt})
 			}
 		case route.Arm:
-			r.clock.arm(ctx, rn, fx.Timer, fx.At)
+			r.clock.arm(rn, fx.Timer, fx.At)
 		case route.Piece:
 			rn.sink.Piece(fx.Model, fx.Text)
 		case route.Finish:

@@ -3,8 +3,6 @@ package actors
 import (
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/cmmv-hive/resilience/route"
 )
 
@@ -16,6 +14,7 @@ import (
 // fires for a request that is over, and one that is re-armed fires once.
 type timers struct {
 	now  func() time.Time
+	ring func() // wakes the router: sends it timersDue
 	heap []*timer
 	wake *time.Timer // nil until the first arm
 	at   time.Time   // when wake is set for; zero when it is not set
@@ -35,7 +34,7 @@ type timersDue struct{}
 var wakeUp = &timersDue{}
 
 // arm (re)arms rn's timer which for at.
-func (ts *timers) arm(ctx actor.Context, rn *run, which route.Timer, at time.Time) {
+func (ts *timers) arm(rn *run, which route.Timer, at time.Time) {
 	t := &rn.timers[which]
 	t.at, t.rn, t.which = at, rn, which
 	if t.index == 0 {
@@ -45,7 +44,7 @@ func (ts *timers) arm(ctx actor.Context, rn *run, which route.Timer, at time.Tim
 	} else {
 		ts.fix(int(t.index) - 1)
 	}
-	ts.schedule(ctx)
+	ts.schedule()
 }
 
 // drop disarms every timer of rn. The Go timer is left as it is: waking
@@ -62,19 +61,19 @@ func (ts *timers) drop(rn *run) {
 // due fires, through fire, every timer due by now, earliest first (a timer
 // fire arms at now or earlier is fired too), then sets the Go timer for the
 // next one.
-func (ts *timers) due(ctx actor.Context, fire func(*run, route.Timer)) {
+func (ts *timers) due(fire func(*run, route.Timer)) {
 	ts.at = time.Time{}
 	for len(ts.heap) > 0 && !ts.heap[0].at.After(ts.now()) {
 		t := ts.heap[0]
 		ts.remove(0)
 		fire(t.rn, t.which)
 	}
-	ts.schedule(ctx)
+	ts.schedule()
 }
 
 // schedule sets the Go timer for the earliest timer, unless it is already
 // set for earlier.
-func (ts *timers) schedule(ctx actor.Context) {
+func (ts *timers) schedule() {
 	if len(ts.heap) == 0 {
 		return
 	}
@@ -85,8 +84,7 @@ func (ts *timers) schedule(ctx actor.Context) {
 	ts.at = next
 	d := max(next.Sub(ts.now()), 0)
 	if ts.wake == nil {
-		self, root := ctx.Self(), ctx.ActorSystem().Root
-		ts.wake = time.AfterFunc(d, func() { root.Send(self, wakeUp) })
+		ts.wake = time.AfterFunc(d, ts.ring)
 		return
 	}
 	ts.wake.Reset(d)
