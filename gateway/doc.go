@@ -13,6 +13,9 @@
 // error event and no [DONE] (stream.go).
 //
 // It imports messages and zerolog; the node passes its request path in as a
-// Dispatcher. Handlers decode and forward; they hold no model state.
+// Dispatcher, and each chat completion hands it an inbox (inbox.go), the
+// gateway's one messages.Sink, which passes the reply to the handler's
+// goroutine without blocking the sender. Handlers decode and forward; they
+// hold no model state.
 // Everything here is safe for concurrent use by net/http.
 package gateway
