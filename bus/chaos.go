@@ -3,7 +3,6 @@ package bus
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -32,13 +31,18 @@ const ActorHeader = "Hive-Actor"
 // callbacks of the chaos subscriptions, those of the node's own subjects
 // and of "all" possibly at the same time, and must not block.
 type ChaosHandler interface {
-	// Inject applies spec, which has passed CheckFault and carries its
-	// id. start, when not nil, is called once the ack and the audit event
-	// have reached the server: a fault that cuts the node off (a
-	// partition, a kill) begins there, so that its ack is never lost. An
-	// error matching errors.ErrUnsupported is a fault this node cannot
-	// apply, answered bad_request/unsupported.
+	// Inject applies spec, which carries its id, and whose id and model
+	// are valid subject tokens (the rest of it is the handler's to check).
+	// start, when not nil, is called once the ack and the audit event have
+	// reached the server: a fault that cuts the node off (a partition, a
+	// kill) begins there, so that its ack is never lost. An error matching
+	// ErrInvalidFault is a spec the handler refuses, answered
+	// bad_request/invalid_fault; one matching errors.ErrUnsupported is a
+	// fault this node cannot apply, answered bad_request/unsupported.
 	Inject(spec *messages.FaultSpec) (start func(), err error)
+	// Describe is a one-line description of spec, for the log and the
+	// audit trail.
+	Describe(spec *messages.FaultSpec) string
 	// Clear ends the fault id, or every fault when id is "". Clearing a
 	// fault that is not there is not an error.
 	Clear(id string) error
@@ -69,7 +73,9 @@ type ChaosConfig struct {
 // fault; an empty body too); the reply a FaultAck in the same encoding,
 // with the fault's id (assigned when the spec has none), the ids active
 // after the change, or an error: bad_request with code malformed_spec,
-// invalid_fault (see CheckFault) or unsupported.
+// invalid_fault (an id or model that is not a subject token, or a spec the
+// handler refuses) or unsupported. Chaos carries faults; what a fault
+// means, and which are valid, is the handler's (providers/fault).
 //
 // A node starts Chaos only when chaos is enabled in its configuration;
 // otherwise nothing answers these subjects. Every applied inject and
@@ -123,7 +129,7 @@ func (c *Chaos) handle(msg *nats.Msg) {
 	if ack.Ok {
 		c.audit(inject, msg.Header, spec)
 		if inject {
-			log.Info().Str("fault_spec", DescribeFault(spec)).Msg("chaos: fault injected")
+			log.Info().Str("fault_spec", c.cfg.Handler.Describe(spec)).Msg("chaos: fault injected")
 		} else {
 			log.Info().Strs("active", ack.GetActive()).Msg("chaos: faults cleared")
 		}
@@ -160,11 +166,13 @@ func (c *Chaos) run(inject bool, enc Encoding, msg *nats.Msg, spec *messages.Fau
 	if spec.GetId() == "" {
 		spec.Id = NewFaultID()
 	}
-	if err := CheckFault(spec); err != nil {
+	if err := checkFaultTokens(spec); err != nil {
 		return chaosError(messages.ErrorClass_bad_request, "invalid_fault", "%v", err), nil
 	}
 	start, err := h.Inject(spec)
 	switch {
+	case errors.Is(err, ErrInvalidFault):
+		return chaosError(messages.ErrorClass_bad_request, "invalid_fault", "%v", err), nil
 	case errors.Is(err, errors.ErrUnsupported):
 		return chaosError(messages.ErrorClass_bad_request, "unsupported", "%v", err), nil
 	case err != nil:
@@ -187,7 +195,7 @@ func (c *Chaos) audit(inject bool, h nats.Header, spec *messages.FaultSpec) {
 		reason = "clear fault " + spec.GetId()
 	}
 	if inject {
-		command, reason = CmdChaosInject, DescribeFault(spec)
+		command, reason = CmdChaosInject, c.cfg.Handler.Describe(spec)
 	}
 	cmd := &messages.AdminCommand{Model: spec.GetModel(), Reason: reason, Actor: actorOf(h, headerValue(h, ActorHeader))}
 	if inject {
@@ -209,121 +217,21 @@ func NewFaultID() string {
 	return fmt.Sprintf("f%012x", rand.Uint64()&(1<<48-1))
 }
 
-// CheckFault says what is wrong with a FaultSpec, every problem in one
-// error, or returns nil. It refuses an unknown kind or error class, an id
-// or model that is not a subject token (the model may also be "" or "*",
-// every model), a probability outside (0, 1] (0 means 1), any negative
-// number, a status code outside 400..599 (0 for none), latency and
-// slow_first_token without latencyMs, cut_stream without afterTokens (a cut
-// before the first piece is an error fault), and a partition without
-// durationMs (a partitioned node cannot hear the clear).
-func CheckFault(s *messages.FaultSpec) error {
-	var problems []string
-	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	kind := s.GetKind()
-	if _, ok := messages.FaultSpec_Kind_name[int32(kind)]; !ok {
-		add("unknown kind %d", kind)
-	}
+// checkFaultTokens checks the parts of a FaultSpec that end up in
+// subjects and events: its id, and its model ("" and "*" mean every model).
+func checkFaultTokens(s *messages.FaultSpec) error {
+	var errs []error
 	if id := s.GetId(); id != "" {
 		if err := ValidToken("fault id", id); err != nil {
-			add("%v", err)
+			errs = append(errs, err)
 		}
 	}
 	if m := s.GetModel(); m != "" && m != "*" {
 		if err := ValidToken("model", m); err != nil {
-			add("%v", err)
+			errs = append(errs, err)
 		}
 	}
-	if p := s.GetProbability(); math.IsNaN(p) || p < 0 || p > 1 {
-		add("probability %v is outside (0, 1] (0 means 1)", p)
-	}
-	for _, f := range []struct {
-		name string
-		v    int32
-	}{{"latencyMs", s.GetLatencyMs()}, {"jitterMs", s.GetJitterMs()}, {"afterTokens", s.GetAfterTokens()},
-		{"retryAfterMs", s.GetRetryAfterMs()}, {"startAfterMs", s.GetStartAfterMs()}, {"durationMs", s.GetDurationMs()}} {
-		if f.v < 0 {
-			add("%s %d is negative", f.name, f.v)
-		}
-	}
-	if _, ok := messages.ErrorClass_name[int32(s.GetErrorClass())]; !ok {
-		add("unknown error class %d", s.GetErrorClass())
-	}
-	if st := s.GetStatusCode(); st != 0 && (st < 400 || st > 599) {
-		add("statusCode %d is not an HTTP error status (400..599, or 0 for the class's own)", st)
-	}
-	switch kind {
-	case messages.FaultSpec_latency, messages.FaultSpec_slow_first_token:
-		if s.GetLatencyMs() <= 0 {
-			add("%s needs latencyMs above 0", kind)
-		}
-	case messages.FaultSpec_cut_stream:
-		if s.GetAfterTokens() <= 0 {
-			add("cut_stream needs afterTokens of at least 1 (to fail before the first piece, inject an error)")
-		}
-	case messages.FaultSpec_partition:
-		if s.GetDurationMs() <= 0 {
-			add("partition needs durationMs above 0: a partitioned node cannot hear a clear")
-		}
-	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// DescribeFault is a one-line description of a fault, for logs and the
-// audit trail: "error server_error 500 on primary, p=0.5, after 1s, for
-// 10s (f1)".
-func DescribeFault(s *messages.FaultSpec) string {
-	var b strings.Builder
-	b.WriteString(s.GetKind().String())
-	ms := func(v int32) string { return (time.Duration(v) * time.Millisecond).String() }
-	switch s.GetKind() {
-	case messages.FaultSpec_error:
-		if s.GetErrorClass() != messages.ErrorClass_ok {
-			b.WriteString(" " + s.GetErrorClass().String())
-		}
-		if s.GetStatusCode() != 0 {
-			fmt.Fprintf(&b, " %d", s.GetStatusCode())
-		}
-	case messages.FaultSpec_latency, messages.FaultSpec_slow_first_token:
-		b.WriteString(" " + ms(s.GetLatencyMs()))
-		if s.GetJitterMs() > 0 {
-			b.WriteString(" +-" + ms(s.GetJitterMs()))
-		}
-	case messages.FaultSpec_cut_stream, messages.FaultSpec_stall_stream, messages.FaultSpec_malformed_chunk:
-		fmt.Fprintf(&b, " after %d tokens", s.GetAfterTokens())
-	case messages.FaultSpec_rate_limit:
-		if s.GetRetryAfterMs() > 0 {
-			b.WriteString(" retry after " + ms(s.GetRetryAfterMs()))
-		}
-	}
-	switch s.GetKind() {
-	case messages.FaultSpec_partition, messages.FaultSpec_kill:
-		b.WriteString(" of the node")
-	default:
-		if m := s.GetModel(); m == "" || m == "*" {
-			b.WriteString(" on every model")
-		} else {
-			b.WriteString(" on " + m)
-		}
-	}
-	if p := s.GetProbability(); p > 0 && p < 1 {
-		fmt.Fprintf(&b, ", p=%g", p)
-	}
-	if s.GetStartAfterMs() > 0 {
-		b.WriteString(", after " + ms(s.GetStartAfterMs()))
-	}
-	if s.GetDurationMs() > 0 {
-		b.WriteString(", for " + ms(s.GetDurationMs()))
-	} else if s.GetKind() != messages.FaultSpec_kill {
-		b.WriteString(", until cleared")
-	}
-	if s.GetId() != "" {
-		b.WriteString(" (" + s.GetId() + ")")
-	}
-	return b.String()
+	return errors.Join(errs...)
 }
 
 // ErrPartitioned is the error every dial gets while a Partition is cut.

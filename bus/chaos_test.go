@@ -18,11 +18,13 @@ import (
 	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/bus/bustest"
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/providers/fault"
 )
 
-// fakeChaos is a ChaosHandler that keeps the faults in a list. A fault of
-// kind kill is refused as unsupported; a partition has a start that
-// closes started.
+// fakeChaos is a ChaosHandler that keeps the faults in a list. It checks
+// and describes them as a node does (providers/fault); a fault of kind
+// kill is refused as unsupported; a partition has a start that closes
+// started.
 type fakeChaos struct {
 	mu      sync.Mutex // guards faults
 	faults  []string
@@ -32,6 +34,9 @@ type fakeChaos struct {
 func newFakeChaos() *fakeChaos { return &fakeChaos{started: make(chan string, 10)} }
 
 func (f *fakeChaos) Inject(spec *messages.FaultSpec) (func(), error) {
+	if err := fault.Check(spec); err != nil {
+		return nil, fmt.Errorf("%w: %w", bus.ErrInvalidFault, err)
+	}
 	if spec.GetKind() == messages.FaultSpec_kill {
 		return nil, fmt.Errorf("kill: %w", errors.ErrUnsupported)
 	}
@@ -43,6 +48,8 @@ func (f *fakeChaos) Inject(spec *messages.FaultSpec) (func(), error) {
 	}
 	return nil, nil
 }
+
+func (f *fakeChaos) Describe(spec *messages.FaultSpec) string { return fault.Describe(spec) }
 
 func (f *fakeChaos) Clear(id string) error {
 	f.mu.Lock()
@@ -156,7 +163,9 @@ func TestChaosInjectAndClear(t *testing.T) {
 }
 
 // TestChaosRefusesInvalidFaults: a bad spec is answered with
-// bad_request/invalid_fault, names every problem, and reaches no handler.
+// bad_request/invalid_fault and names every problem: an id or model that is
+// no subject token, refused by Chaos itself, or what the handler's check
+// finds; none is applied.
 func TestChaosRefusesInvalidFaults(t *testing.T) {
 	srv := bustest.NewServer(t)
 	fakes := startChaos(t, bustest.Connect(t, srv), "node-a")
@@ -191,7 +200,7 @@ func TestChaosRefusesInvalidFaults(t *testing.T) {
 			assert.Contains(t, a.GetError().GetMessage(), tt.want)
 		})
 	}
-	assert.Empty(t, fakes["node-a"].Active(), "no invalid fault reached the handler")
+	assert.Empty(t, fakes["node-a"].Active(), "no invalid fault was applied")
 
 	acks, err := bus.ChaosRequest(chaosCtx(t), client, bus.Subjects{}, "node-a", false, &messages.FaultSpec{Kind: messages.FaultSpec_kill}, time.Second)
 	require.NoError(t, err)

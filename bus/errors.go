@@ -15,6 +15,10 @@ var (
 	// its port is taken, usually by another NATS server or hive-node.
 	ErrPortInUse = errors.New("port in use")
 
+	// ErrInvalidFault marks a FaultSpec a ChaosHandler refuses; the
+	// injecting client gets bad_request/invalid_fault with the error.
+	ErrInvalidFault = errors.New("invalid fault")
+
 	// ErrAbandoned marks an Ingress.Stop whose context ended while requests
 	// were still being served; each of them got a node_stopping reply.
 	ErrAbandoned = errors.New("in-flight requests abandoned")

@@ -128,8 +128,12 @@ func (c *nodeChaos) stop() {
 	}
 }
 
-// Inject implements bus.ChaosHandler.
+// Inject implements bus.ChaosHandler: a spec fault.Check refuses is
+// bus.ErrInvalidFault.
 func (c *nodeChaos) Inject(spec *messages.FaultSpec) (func(), error) {
+	if err := fault.Check(spec); err != nil {
+		return nil, fmt.Errorf("%w: %w", bus.ErrInvalidFault, err)
+	}
 	id := spec.GetId()
 	if spec.GetKind() == messages.FaultSpec_partition && c.partition == nil {
 		return nil, fmt.Errorf("partition: this node runs the embedded NATS server, so it is the server and cannot be cut from it "+
@@ -160,6 +164,9 @@ func (c *nodeChaos) Inject(spec *messages.FaultSpec) (func(), error) {
 	}
 	return nil, nil
 }
+
+// Describe implements bus.ChaosHandler.
+func (c *nodeChaos) Describe(spec *messages.FaultSpec) string { return fault.Describe(spec) }
 
 // Clear implements bus.ChaosHandler.
 func (c *nodeChaos) Clear(id string) error {

@@ -16,6 +16,10 @@
 // listed and cleared like the others, but the node carries them out, not
 // the providers.
 //
+// Check and Describe are what a FaultSpec means: which are valid (the node
+// refuses the others before they reach a Registry) and the one line the log
+// and the audit trail show.
+//
 // Imports: messages and providers. A Registry is safe for concurrent use;
 // it starts no goroutine and reads the clock it is given. A wrapped
 // provider is as safe as the one it wraps and honours its context as the

@@ -60,8 +60,7 @@ func (r *Registry) Now() time.Time { return r.now() }
 // duration_ms (0: until cleared), and returns its id: spec's, or "f1",
 // "f2" ... when spec has none. A fault with the id of an earlier one
 // replaces it. Negative times count as 0 and a probability outside (0, 1]
-// as 1: the wire edge (bus.CheckFault) refuses such specs before they get
-// here.
+// as 1: the node refuses such specs (Check) before they get here.
 func (r *Registry) Inject(spec *messages.FaultSpec, now time.Time) string {
 	s := proto.Clone(spec).(*messages.FaultSpec)
 	r.mu.Lock()
