@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/observe"
 	"github.com/cmmv-hive/resilience/resilience"
 )
 
@@ -22,139 +23,15 @@ import (
 // model and interval), keeps them in windows sized by each rule's Window,
 // and hears from the supervisor when it gives a model up.
 
-// The alert rule names: the last token of hive.v1.events.alert.<severity>.<rule>.
-const (
-	ruleModelUnavailable = "model_unavailable"
-	ruleHighFailureRate  = "high_failure_rate"
-	ruleLowSuccessRate   = "low_success_rate"
-	ruleSlowResponses    = "slow_responses"
-	ruleOpenBreakers     = "open_breakers"
-	ruleSupervisorGaveUp = "supervisor_gave_up"
-)
+// Alerts configures the alerts actor (see observe.Alerts, where the rules
+// and their defaults are). Its zero value is off.
+type Alerts = observe.Alerts
 
-// Alerts configures the alerts actor. Its zero value is off: no actor, no
-// alerts (the supervisor's give-ups are then only RecoveryEvents).
-type Alerts struct {
-	Enabled  bool
-	Interval time.Duration // between two evaluations; 1s
-	Rules    AlertRules
-}
+// AlertRules holds one AlertRule per rule (see observe.Rules).
+type AlertRules = observe.Rules
 
-// AlertRules holds one AlertRule per rule. Threshold means, per rule:
-// ModelUnavailable, consecutive failed calls of a model (default 3);
-// HighFailureRate, a model's failure rate over Window (0.2);
-// LowSuccessRate, the node's success rate over Window (the requests the
-// router answered, failovers included), alerting below it (0.9); SlowResponses, a model's average
-// latency of successful calls over Window, in seconds (5); OpenBreakers,
-// breakers that refuse traffic at once on the node (BreakerState.Refuses:
-// open, forced open by an operator, or half-open) (2). SupervisorGaveUp
-// takes no threshold and no hysteresis: it fires when a model's supervisor
-// stops restarting it and resolves when the model's actor answers again.
-type AlertRules struct {
-	ModelUnavailable AlertRule
-	HighFailureRate  AlertRule
-	LowSuccessRate   AlertRule
-	SlowResponses    AlertRule
-	OpenBreakers     AlertRule
-	SupervisorGaveUp AlertRule
-}
-
-// AlertRule is one rule's settings; a rule whose Enabled is false is not
-// evaluated.
-type AlertRule struct {
-	Enabled  bool
-	Severity messages.Alert_Severity // of a firing; an escalation is critical
-	// Threshold is what the value is compared with (see AlertRules); 0
-	// means the rule's default.
-	Threshold float64
-	Window    time.Duration // span of a rate or an average; 5m
-	MinCalls  int           // calls (successes, for an average) in Window before a rate is judged; 20
-	// Hysteresis is how far back past the threshold the value must go to
-	// resolve; >= 0, as given.
-	Hysteresis float64
-	// Cooldown: no new firing of the same rule and model before this after
-	// a resolve; >= 0, as given.
-	Cooldown time.Duration
-	// EscalateAfter escalates (once, severity critical) an alert still
-	// firing and not acknowledged this long after it fired; 0 never.
-	EscalateAfter time.Duration
-}
-
-// alertRuleDef is what a rule is, whatever its settings.
-type alertRuleDef struct {
-	name      string
-	cond      resilience.AlertCondition
-	threshold float64 // default
-}
-
-// named returns the rules in a fixed order, with what they are.
-func (r *AlertRules) named() []struct {
-	def  alertRuleDef
-	rule *AlertRule
-} {
-	return []struct {
-		def  alertRuleDef
-		rule *AlertRule
-	}{
-		{alertRuleDef{ruleModelUnavailable, resilience.AlertAtLeast, 3}, &r.ModelUnavailable},
-		{alertRuleDef{ruleHighFailureRate, resilience.AlertAbove, 0.2}, &r.HighFailureRate},
-		{alertRuleDef{ruleLowSuccessRate, resilience.AlertBelow, 0.9}, &r.LowSuccessRate},
-		{alertRuleDef{ruleSlowResponses, resilience.AlertAbove, 5}, &r.SlowResponses},
-		{alertRuleDef{ruleOpenBreakers, resilience.AlertAtLeast, 2}, &r.OpenBreakers},
-		{alertRuleDef{ruleSupervisorGaveUp, resilience.AlertAbove, 0}, &r.SupervisorGaveUp},
-	}
-}
-
-// validate applies the defaults and reports the first setting out of
-// range, naming the rule and the field.
-func (a *Alerts) validate() error {
-	if !a.Enabled {
-		return nil
-	}
-	if a.Interval < 0 {
-		return fmt.Errorf("alerts: Interval %v < 0", a.Interval)
-	}
-	if a.Interval == 0 {
-		a.Interval = time.Second
-	}
-	for _, nr := range a.Rules.named() {
-		r := nr.rule
-		switch {
-		case r.Threshold < 0:
-			return fmt.Errorf("alerts: %s: Threshold %v < 0", nr.def.name, r.Threshold)
-		case r.Window < 0:
-			return fmt.Errorf("alerts: %s: Window %v < 0", nr.def.name, r.Window)
-		case r.MinCalls < 0:
-			return fmt.Errorf("alerts: %s: MinCalls %d < 0", nr.def.name, r.MinCalls)
-		}
-		if r.Threshold == 0 {
-			r.Threshold = nr.def.threshold
-		}
-		if r.Window == 0 {
-			r.Window = 5 * time.Minute
-		}
-		if r.MinCalls == 0 {
-			r.MinCalls = 20
-		}
-		if err := r.machine(nr.def, 0).Validate(); err != nil {
-			return fmt.Errorf("alerts: %s: %w", nr.def.name, err)
-		}
-	}
-	return nil
-}
-
-// machine is the state machine settings of the rule. maxRestarts is the
-// supervisor's limit, the threshold of supervisor_gave_up.
-func (r *AlertRule) machine(def alertRuleDef, maxRestarts int) resilience.AlertConfig {
-	c := resilience.AlertConfig{Condition: def.cond, Threshold: r.Threshold, Hysteresis: r.Hysteresis,
-		Cooldown: r.Cooldown, EscalateAfter: r.EscalateAfter}
-	if def.name == ruleSupervisorGaveUp {
-		// A state, not a measure: crashes > MaxRestarts while given up, 0
-		// once the model runs again.
-		c.Threshold, c.Hysteresis = float64(maxRestarts), 0
-	}
-	return c
-}
+// AlertRule is one rule's settings (see observe.Rule).
+type AlertRule = observe.Rule
 
 // Alerts actor messages.
 type (
@@ -288,11 +165,11 @@ func newAlerter(e *env) *alerter {
 	a := &alerter{env: e, cfg: e.cfg.Alerts, log: e.log.With().Str("component", "alerts").Logger(),
 		byName: make(map[string]*alertRule), reports: make(map[string]*alertReport), gaveUp: make(map[string]*modelGaveUp),
 		windows: make(map[alertKey]*resilience.AlertWindow), alerts: make(map[alertKey]*alertInstance), awaiting: make(map[string]bool)}
-	for _, nr := range a.cfg.Rules.named() {
-		if !nr.rule.Enabled {
+	for _, nr := range a.cfg.Rules.Named() {
+		if !nr.Rule.Enabled {
 			continue
 		}
-		r := &alertRule{name: nr.def.name, cfg: *nr.rule, machine: nr.rule.machine(nr.def, e.cfg.Supervision.MaxRestarts)}
+		r := &alertRule{name: nr.Name, cfg: *nr.Rule, machine: nr.Rule.Machine(nr, e.cfg.Supervision.MaxRestarts)}
 		a.rules = append(a.rules, r)
 		a.byName[r.name] = r
 	}
@@ -372,7 +249,7 @@ func (a *alerter) tick(ctx actor.Context) {
 func (a *alerter) report(r *alertReport) {
 	now := a.env.now()
 	if r.model == nodeReport {
-		if rule := a.byName[ruleLowSuccessRate]; rule != nil {
+		if rule := a.byName[observe.RuleLowSuccessRate]; rule != nil {
 			a.add(now, rule, "", r.sample)
 		}
 		a.reported(now, r)
@@ -385,7 +262,7 @@ func (a *alerter) report(r *alertReport) {
 	}
 	for _, rule := range a.rules {
 		switch rule.name {
-		case ruleModelUnavailable:
+		case observe.RuleModelUnavailable:
 			msg := fmt.Sprintf("%s failed %d calls in a row", r.model, r.peak)
 			switch r.peak {
 			case 0:
@@ -394,11 +271,11 @@ func (a *alerter) report(r *alertReport) {
 				msg = r.model + " failed its last call"
 			}
 			a.judge(now, rule, r.model, float64(r.peak), true, msg)
-		case ruleHighFailureRate:
+		case observe.RuleHighFailureRate:
 			s := a.add(now, rule, r.model, r.sample)
 			a.judge(now, rule, r.model, s.FailureRate(), s.Calls >= int64(rule.cfg.MinCalls),
 				fmt.Sprintf("%s failed %.1f%% of %d calls over %v", r.model, 100*s.FailureRate(), s.Calls, rule.cfg.Window))
-		case ruleSlowResponses:
+		case observe.RuleSlowResponses:
 			s := a.add(now, rule, r.model, r.sample)
 			avg := s.LatencyAvg()
 			a.judge(now, rule, r.model, avg.Seconds(), s.Successes() >= int64(rule.cfg.MinCalls),
@@ -442,7 +319,7 @@ func (a *alerter) window(rule *alertRule, model string) *resilience.AlertWindow 
 
 // judgeNode judges the node-wide rules on the models' last reports.
 func (a *alerter) judgeNode(now time.Time) {
-	if rule := a.byName[ruleLowSuccessRate]; rule != nil {
+	if rule := a.byName[observe.RuleLowSuccessRate]; rule != nil {
 		s := a.window(rule, "").Sum(now)
 		rate := 1.0
 		if s.Calls > 0 {
@@ -451,7 +328,7 @@ func (a *alerter) judgeNode(now time.Time) {
 		a.judge(now, rule, "", rate, s.Calls >= int64(rule.cfg.MinCalls),
 			fmt.Sprintf("%s answered %.1f%% of %d requests over %v", a.env.cfg.Node, 100*rate, s.Calls, rule.cfg.Window))
 	}
-	if rule := a.byName[ruleOpenBreakers]; rule != nil {
+	if rule := a.byName[observe.RuleOpenBreakers]; rule != nil {
 		var open []string
 		for _, name := range a.names {
 			r, ok := a.reports[name]
@@ -480,7 +357,7 @@ func (a *alerter) judgeNode(now time.Time) {
 // judgeGaveUp judges supervisor_gave_up for model: firing while its
 // supervisor has given it up, resolved once it reports again.
 func (a *alerter) judgeGaveUp(now time.Time, model string) {
-	rule := a.byName[ruleSupervisorGaveUp]
+	rule := a.byName[observe.RuleSupervisorGaveUp]
 	if rule == nil {
 		return
 	}

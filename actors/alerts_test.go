@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/observe"
 	"github.com/cmmv-hive/resilience/providers/sim"
 	"github.com/cmmv-hive/resilience/resilience"
 )
@@ -83,7 +84,7 @@ func TestAlertFiresOnceAndResolvesOnceAcrossFlappingModel(t *testing.T) {
 			require.Equal(t, "flappy", infer(t, h, "flappy").GetServedBy(), "cycle %d: the answer between the flaps", cycle)
 			step(3 * time.Second)
 		}
-		got := rec.alertsOf(ruleModelUnavailable, "flappy")
+		got := rec.alertsOf(observe.RuleModelUnavailable, "flappy")
 		require.Equal(t, []string{"fired", "resolved"}, alertStates(got), "model_unavailable states across 20 flaps")
 		assert.Equal(t, got[0].Id, got[1].Id, "the resolve names the firing")
 		assert.Equal(t, "model_unavailable.test.flappy.1", got[0].Id, "id")
@@ -110,10 +111,10 @@ func TestModelUnavailableFiresThenEscalates(t *testing.T) {
 		infer(t, h, "gpt-5")
 		infer(t, h, "gpt-5")
 		step(2 * time.Second)
-		assert.Empty(t, rec.alertsOf(ruleModelUnavailable, "gpt-5"), "alerts after 2 failures")
+		assert.Empty(t, rec.alertsOf(observe.RuleModelUnavailable, "gpt-5"), "alerts after 2 failures")
 
 		infer(t, h, "gpt-5")
-		fired := rec.waitFor(t, "model_unavailable fired", isAlert(ruleModelUnavailable, "gpt-5", messages.Alert_fired)).(*messages.Alert)
+		fired := rec.waitFor(t, "model_unavailable fired", isAlert(observe.RuleModelUnavailable, "gpt-5", messages.Alert_fired)).(*messages.Alert)
 		assert.Equal(t, "model_unavailable.test.gpt-5.1", fired.Id, "id")
 		assert.Equal(t, messages.Alert_warning, fired.Severity, "severity")
 		assert.Equal(t, "test", fired.Node, "node")
@@ -122,9 +123,9 @@ func TestModelUnavailableFiresThenEscalates(t *testing.T) {
 		assert.Equal(t, 3.0, fired.Threshold, "threshold")
 
 		step(5*time.Minute - 2*time.Second)
-		assert.Equal(t, []string{"fired"}, alertStates(rec.alertsOf(ruleModelUnavailable, "gpt-5")), "states before EscalateAfter")
+		assert.Equal(t, []string{"fired"}, alertStates(rec.alertsOf(observe.RuleModelUnavailable, "gpt-5")), "states before EscalateAfter")
 		step(3 * time.Second)
-		got := rec.alertsOf(ruleModelUnavailable, "gpt-5")
+		got := rec.alertsOf(observe.RuleModelUnavailable, "gpt-5")
 		require.Equal(t, []string{"fired", "escalated"}, alertStates(got), "states after EscalateAfter")
 		esc := got[1]
 		assert.Equal(t, fired.Id, esc.Id, "escalation id")
@@ -138,12 +139,12 @@ func TestModelUnavailableFiresThenEscalates(t *testing.T) {
 		assert.Equal(t, messages.Alert_escalated, firing[0].State, "listed state")
 
 		step(10 * time.Minute)
-		assert.Len(t, rec.alertsOf(ruleModelUnavailable, "gpt-5"), 2, "events 10 minutes later: one escalation only")
+		assert.Len(t, rec.alertsOf(observe.RuleModelUnavailable, "gpt-5"), 2, "events 10 minutes later: one escalation only")
 
 		p.mode.Store(answerOK)
 		infer(t, h, "gpt-5")
 		step(3 * time.Second)
-		got = rec.alertsOf(ruleModelUnavailable, "gpt-5")
+		got = rec.alertsOf(observe.RuleModelUnavailable, "gpt-5")
 		require.Equal(t, []string{"fired", "escalated", "resolved"}, alertStates(got), "states after the model answers")
 		assert.Equal(t, messages.Alert_critical, got[2].Severity, "an escalated alert resolves as critical")
 	})
@@ -164,7 +165,7 @@ func TestAckAlert(t *testing.T) {
 			}),
 		})
 		failThrice(t, h, "m")
-		fired := rec.waitFor(t, "fired", isAlert(ruleModelUnavailable, "m", messages.Alert_fired)).(*messages.Alert)
+		fired := rec.waitFor(t, "fired", isAlert(observe.RuleModelUnavailable, "m", messages.Alert_fired)).(*messages.Alert)
 
 		_, err := h.AckAlert("no-such-alert", "alice")
 		assert.True(t, errors.Is(err, ErrUnknownAlert), "ack of an unknown id: %v, want ErrUnknownAlert", err)
@@ -178,7 +179,7 @@ func TestAckAlert(t *testing.T) {
 		assert.Equal(t, "alice", again.Actor, "the first acknowledgement stands")
 
 		step(5 * time.Minute)
-		got := rec.alertsOf(ruleModelUnavailable, "m")
+		got := rec.alertsOf(observe.RuleModelUnavailable, "m")
 		require.Equal(t, []string{"fired", "acknowledged"}, alertStates(got), "states: published once per ack, no escalation")
 		assert.Equal(t, "alice", got[1].Actor, "published actor")
 		firing := h.Alerts()
@@ -187,7 +188,7 @@ func TestAckAlert(t *testing.T) {
 
 		p.mode.Store(answerOK)
 		infer(t, h, "m")
-		rec.waitFor(t, "resolved", isAlert(ruleModelUnavailable, "m", messages.Alert_resolved))
+		rec.waitFor(t, "resolved", isAlert(observe.RuleModelUnavailable, "m", messages.Alert_resolved))
 		_, err = h.AckAlert(fired.Id, "alice")
 		assert.True(t, errors.Is(err, ErrUnknownAlert), "ack of a resolved alert: %v, want ErrUnknownAlert", err)
 	})
@@ -213,11 +214,11 @@ func TestOpenBreakersAlert(t *testing.T) {
 		failThrice(t, h, "a")
 		rec.breakerTo(t, "a", messages.BreakerState_open)
 		step(3 * time.Second)
-		assert.Empty(t, rec.alertsOf(ruleOpenBreakers, ""), "alerts with one breaker open")
+		assert.Empty(t, rec.alertsOf(observe.RuleOpenBreakers, ""), "alerts with one breaker open")
 
 		failThrice(t, h, "b")
 		rec.breakerTo(t, "b", messages.BreakerState_open)
-		fired := rec.waitFor(t, "open_breakers fired", isAlert(ruleOpenBreakers, "", messages.Alert_fired)).(*messages.Alert)
+		fired := rec.waitFor(t, "open_breakers fired", isAlert(observe.RuleOpenBreakers, "", messages.Alert_fired)).(*messages.Alert)
 		assert.Equal(t, "open_breakers.test.1", fired.Id, "id")
 		assert.Equal(t, messages.Alert_critical, fired.Severity, "severity")
 		assert.Equal(t, 2.0, fired.Value, "value")
@@ -225,11 +226,11 @@ func TestOpenBreakersAlert(t *testing.T) {
 		assert.Equal(t, "2 breakers open: a, b", fired.Message, "message")
 
 		step(time.Minute)
-		assert.Len(t, rec.alertsOf(ruleOpenBreakers, ""), 1, "open_breakers events a minute later")
+		assert.Len(t, rec.alertsOf(observe.RuleOpenBreakers, ""), 1, "open_breakers events a minute later")
 
 		_, err := h.Control("a", OpReset, 0, "alice", "fixed")
 		require.NoError(t, err, "reset a")
-		resolved := rec.waitFor(t, "open_breakers resolved", isAlert(ruleOpenBreakers, "", messages.Alert_resolved)).(*messages.Alert)
+		resolved := rec.waitFor(t, "open_breakers resolved", isAlert(observe.RuleOpenBreakers, "", messages.Alert_resolved)).(*messages.Alert)
 		assert.Equal(t, "1 breaker open: b", resolved.Message, "resolve message")
 	})
 }
@@ -257,14 +258,14 @@ func TestOpenBreakersAlertCountsForcedOpen(t *testing.T) {
 			require.NoError(t, err, "force %s open", m)
 		}
 		step(3 * time.Second)
-		fired := rec.alertsOf(ruleOpenBreakers, "")
+		fired := rec.alertsOf(observe.RuleOpenBreakers, "")
 		require.Equal(t, []string{"fired"}, alertStates(fired), "open_breakers with two breakers forced open for an hour, 3 s later")
 		assert.Equal(t, 2.0, fired[0].Value, "value")
 		assert.Equal(t, "2 breakers open: a (forced_open), b (forced_open)", fired[0].Message, "message")
 
 		_, err := h.Control("a", OpClose, 0, "alice", "over")
 		require.NoError(t, err, "close a")
-		resolved := rec.waitFor(t, "open_breakers resolved", isAlert(ruleOpenBreakers, "", messages.Alert_resolved)).(*messages.Alert)
+		resolved := rec.waitFor(t, "open_breakers resolved", isAlert(observe.RuleOpenBreakers, "", messages.Alert_resolved)).(*messages.Alert)
 		assert.Equal(t, "1 breaker open: b (forced_open)", resolved.Message, "resolve message")
 	})
 }
@@ -305,9 +306,9 @@ func TestLowSuccessRateNodeWide(t *testing.T) {
 		}
 		calls(5, true)
 		step(2 * time.Second)
-		assert.Empty(t, rec.alertsOf(ruleLowSuccessRate, ""), "alerts with 10 calls, under MinCalls")
+		assert.Empty(t, rec.alertsOf(observe.RuleLowSuccessRate, ""), "alerts with 10 calls, under MinCalls")
 		calls(5, true)
-		fired := rec.waitFor(t, "low_success_rate fired", isAlert(ruleLowSuccessRate, "", messages.Alert_fired)).(*messages.Alert)
+		fired := rec.waitFor(t, "low_success_rate fired", isAlert(observe.RuleLowSuccessRate, "", messages.Alert_fired)).(*messages.Alert)
 		assert.Equal(t, 0.75, fired.Value, "value: 15 of 20 calls")
 		assert.Equal(t, 0.9, fired.Threshold, "threshold")
 		assert.Equal(t, messages.Alert_critical, fired.Severity, "severity")
@@ -316,9 +317,9 @@ func TestLowSuccessRateNodeWide(t *testing.T) {
 		step(2 * time.Minute) // the window empties: too few calls to judge, still firing
 		require.Len(t, h.Alerts(), 1, "firing alerts with an empty window")
 		calls(10, false)
-		resolved := rec.waitFor(t, "low_success_rate resolved", isAlert(ruleLowSuccessRate, "", messages.Alert_resolved)).(*messages.Alert)
+		resolved := rec.waitFor(t, "low_success_rate resolved", isAlert(observe.RuleLowSuccessRate, "", messages.Alert_resolved)).(*messages.Alert)
 		assert.Equal(t, 1.0, resolved.Value, "resolve value")
-		assert.Equal(t, []string{"fired", "resolved"}, alertStates(rec.alertsOf(ruleLowSuccessRate, "")), "states")
+		assert.Equal(t, []string{"fired", "resolved"}, alertStates(rec.alertsOf(observe.RuleLowSuccessRate, "")), "states")
 	})
 }
 
@@ -347,19 +348,19 @@ func TestModelRateAlerts(t *testing.T) {
 			flaky.mode.Store(mode)
 			infer(t, h, "flaky")
 		}
-		hfr := rec.waitFor(t, "high_failure_rate fired", isAlert(ruleHighFailureRate, "flaky", messages.Alert_fired)).(*messages.Alert)
+		hfr := rec.waitFor(t, "high_failure_rate fired", isAlert(observe.RuleHighFailureRate, "flaky", messages.Alert_fired)).(*messages.Alert)
 		assert.InDelta(t, 0.4, hfr.Value, 1e-9, "failure rate: 4 of 10")
 		assert.Equal(t, "flaky failed 40.0% of 10 calls over 5m0s", hfr.Message, "message")
-		assert.Empty(t, rec.alertsOf(ruleSlowResponses, "flaky"), "slow_responses of a fast model")
+		assert.Empty(t, rec.alertsOf(observe.RuleSlowResponses, "flaky"), "slow_responses of a fast model")
 
 		for range 3 {
 			infer(t, h, "slow")
 		}
-		sr := rec.waitFor(t, "slow_responses fired", isAlert(ruleSlowResponses, "slow", messages.Alert_fired)).(*messages.Alert)
+		sr := rec.waitFor(t, "slow_responses fired", isAlert(observe.RuleSlowResponses, "slow", messages.Alert_fired)).(*messages.Alert)
 		assert.Equal(t, 6.0, sr.Value, "average seconds")
 		assert.Equal(t, 5.0, sr.Threshold, "threshold seconds")
 		assert.Equal(t, "slow answered in 6s on average over 3 calls in 5m0s", sr.Message, "message")
-		assert.Empty(t, rec.alertsOf(ruleHighFailureRate, "slow"), "high_failure_rate of a model that never fails")
+		assert.Empty(t, rec.alertsOf(observe.RuleHighFailureRate, "slow"), "high_failure_rate of a model that never fails")
 	})
 }
 
@@ -391,14 +392,14 @@ func TestSupervisorGaveUpAlertsOnce(t *testing.T) {
 				})
 			}
 		}
-		fired := rec.waitFor(t, "supervisor_gave_up fired", isAlert(ruleSupervisorGaveUp, "buggy", messages.Alert_fired)).(*messages.Alert)
+		fired := rec.waitFor(t, "supervisor_gave_up fired", isAlert(observe.RuleSupervisorGaveUp, "buggy", messages.Alert_fired)).(*messages.Alert)
 		assert.Equal(t, messages.Alert_critical, fired.Severity, "severity")
 		assert.Equal(t, float64(exactSupervision.MaxRestarts+1), fired.Value, "value: crashes")
 		assert.Equal(t, float64(exactSupervision.MaxRestarts), fired.Threshold, "threshold: MaxRestarts")
 		assert.Contains(t, fired.Message, "model buggy is unavailable: supervisor gave up after 5 crashes", "message")
 
 		step(10 * time.Minute)
-		assert.Equal(t, []string{"fired"}, alertStates(rec.alertsOf(ruleSupervisorGaveUp, "buggy")), "states 10 minutes later")
+		assert.Equal(t, []string{"fired"}, alertStates(rec.alertsOf(observe.RuleSupervisorGaveUp, "buggy")), "states 10 minutes later")
 		require.Len(t, h.Alerts(), 1, "firing alerts")
 	})
 }
@@ -416,8 +417,8 @@ func TestSupervisorGaveUpResolvesWhenTheModelRunsAgain(t *testing.T) {
 			}),
 		})
 		h.system.Root.Send(h.alerts, &modelGaveUp{model: "m", crashes: 6, detail: "6 crashes"})
-		rec.waitFor(t, "fired", isAlert(ruleSupervisorGaveUp, "m", messages.Alert_fired))
-		resolved := rec.waitFor(t, "resolved", isAlert(ruleSupervisorGaveUp, "m", messages.Alert_resolved)).(*messages.Alert)
+		rec.waitFor(t, "fired", isAlert(observe.RuleSupervisorGaveUp, "m", messages.Alert_fired))
+		resolved := rec.waitFor(t, "resolved", isAlert(observe.RuleSupervisorGaveUp, "m", messages.Alert_resolved)).(*messages.Alert)
 		assert.Equal(t, "model m runs again", resolved.Message, "resolve message")
 		assert.Equal(t, 0.0, resolved.Value, "resolve value")
 	})
@@ -432,30 +433,9 @@ func TestAlertsOff(t *testing.T) {
 	assert.True(t, errors.Is(err, ErrUnknownAlert), "ack when off: %v, want ErrUnknownAlert", err)
 }
 
+// A Hive refuses alerts out of range (observe.Alerts.Validate has the
+// rules).
 func TestAlertsConfig(t *testing.T) {
-	a := Alerts{Enabled: true, Rules: AlertRules{ModelUnavailable: AlertRule{Enabled: true}, LowSuccessRate: AlertRule{Enabled: true, Threshold: 0.8}}}
-	require.NoError(t, a.validate())
-	assert.Equal(t, time.Second, a.Interval, "default interval")
-	assert.Equal(t, 3.0, a.Rules.ModelUnavailable.Threshold, "default model_unavailable threshold")
-	assert.Equal(t, 0.8, a.Rules.LowSuccessRate.Threshold, "a threshold given is kept")
-	assert.Equal(t, 5*time.Minute, a.Rules.HighFailureRate.Window, "default window")
-	assert.Equal(t, 20, a.Rules.SlowResponses.MinCalls, "default minimum calls")
-	assert.Equal(t, 5.0, a.Rules.SlowResponses.Threshold, "default slow_responses threshold (seconds)")
-
-	for name, bad := range map[string]Alerts{
-		"Interval":      {Enabled: true, Interval: -1},
-		"Threshold":     {Enabled: true, Rules: AlertRules{HighFailureRate: AlertRule{Threshold: -1}}},
-		"Window":        {Enabled: true, Rules: AlertRules{SlowResponses: AlertRule{Window: -1}}},
-		"MinCalls":      {Enabled: true, Rules: AlertRules{LowSuccessRate: AlertRule{MinCalls: -1}}},
-		"Hysteresis":    {Enabled: true, Rules: AlertRules{LowSuccessRate: AlertRule{Hysteresis: -0.1}}},
-		"Cooldown":      {Enabled: true, Rules: AlertRules{OpenBreakers: AlertRule{Cooldown: -1}}},
-		"EscalateAfter": {Enabled: true, Rules: AlertRules{ModelUnavailable: AlertRule{EscalateAfter: -1}}},
-	} {
-		err := bad.validate()
-		if assert.Error(t, err, "%s out of range", name) {
-			assert.Contains(t, err.Error(), name, "error names the field")
-		}
-	}
 	_, err := New(Config{Node: "n", Models: []ModelSpec{simModel(t, "m", 0, messages.ErrorClass_ok)}, Alerts: Alerts{Enabled: true, Interval: -1}})
 	assert.Error(t, err, "New with a bad alerts config")
 }

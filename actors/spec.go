@@ -167,7 +167,7 @@ func (c *Config) validate() error {
 	}
 	c.Supervision.applyDefaults()
 	c.Recovery.applyDefaults()
-	return c.Alerts.validate()
+	return c.Alerts.Validate()
 }
 
 func (m *ModelSpec) applyDefaults() error {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/observe"
 )
 
 // GlobalFile and ModelsFile are the names of the two files Load reads.
@@ -296,7 +297,7 @@ func defaultGlobal() Global {
 		Supervision:     Supervision{MaxRestarts: 5, Within: time.Minute, BaseDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second, Jitter: 0.2},
 		Recovery: Recovery{Enabled: true, MaxConcurrent: 3, ErrorRate: 0.5, MinCalls: 10, ResponseTime: 30 * time.Second,
 			Failures: 10, Timeout: 2 * time.Minute, Cooldown: 30 * time.Second},
-		Alerts:      defaultAlerts(),
+		Alerts:      observe.Defaults(),
 		Persistence: defaultPersistence(),
 		Jobs:        defaultJobs(),
 		Events:      Events{Encoding: "json"},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/resilience"
 )
 
@@ -129,8 +130,8 @@ func TestGlobalFileCommentedValues(t *testing.T) {
 	wantGlobal.CircuitBreaker = commented
 	wantGlobal.Restoration.MaxHold = 30 * time.Second // three holds of 30s / 3
 	wantGlobal.Alerts.Webhooks = []Webhook{           // the examples
-		{URLEnv: "SLACK_WEBHOOK_URL", Format: "slack", MinSeverity: "warning", Timeout: 5 * time.Second, Retries: 3},
-		{URL: "http://127.0.0.1:9000/alerts", Format: "json", MinSeverity: "warning", Timeout: 5 * time.Second, Retries: 3},
+		{URLEnv: "SLACK_WEBHOOK_URL", Format: "slack", MinSeverity: messages.Alert_warning, Timeout: 5 * time.Second, Retries: 3},
+		{URL: "http://127.0.0.1:9000/alerts", Format: "json", MinSeverity: messages.Alert_warning, Timeout: 5 * time.Second, Retries: 3},
 	}
 	if !reflect.DeepEqual(c.Global, wantGlobal) {
 		t.Errorf("Global:\ngot  %+v\nwant %+v", c.Global, wantGlobal)

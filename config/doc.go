@@ -13,7 +13,8 @@
 // resolve each block into the configuration of a resilience policy; Load has
 // validated every one of them, with the resilience package's own checks.
 //
-// It imports messages (for error class and degradation level names) and
-// resilience (for the policies' configurations and presets), and nothing else
-// of the project.
+// It imports messages (for error class, degradation level and severity
+// names), resilience (for the policies' configurations and presets) and
+// observe (the alerts block is an observe.Alerts, decoded over
+// observe.Defaults), and nothing else of the project.
 package config

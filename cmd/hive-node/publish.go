@@ -66,11 +66,7 @@ func newWebhooks(hooks []config.Webhook, log zerolog.Logger) (*notify.Webhooks, 
 				return nil, fmt.Errorf("alerts.webhooks[%d]: environment variable %s is not set (it holds the webhook URL)", i, h.URLEnv)
 			}
 		}
-		sev, ok := messages.Alert_Severity_value[h.MinSeverity]
-		if !ok {
-			return nil, fmt.Errorf("alerts.webhooks[%d]: unknown severity %q", i, h.MinSeverity)
-		}
-		out = append(out, notify.Hook{URL: url, Format: h.Format, MinSeverity: messages.Alert_Severity(sev),
+		out = append(out, notify.Hook{URL: url, Format: h.Format, MinSeverity: h.MinSeverity,
 			Timeout: h.Timeout, Retries: h.Retries})
 	}
 	return notify.New(out, log), nil

@@ -39,29 +39,8 @@ func hiveConfig(cfg *config.Config, node string, log zerolog.Logger) (actors.Con
 		Recovery: actors.Recovery{Disabled: !g.Recovery.Enabled, MaxConcurrent: g.Recovery.MaxConcurrent,
 			ErrorRate: g.Recovery.ErrorRate, MinCalls: g.Recovery.MinCalls, ResponseTime: g.Recovery.ResponseTime,
 			Failures: g.Recovery.Failures, Timeout: g.Recovery.Timeout, Cooldown: zeroIsOff(g.Recovery.Cooldown)},
-		Alerts: alertsConfig(g.Alerts),
+		Alerts: g.Alerts,
 	}, nil
-}
-
-// alertsConfig translates resilience.yml's alerts block for the actors.
-func alertsConfig(a config.Alerts) actors.Alerts {
-	rule := func(r config.AlertRule) actors.AlertRule {
-		return actors.AlertRule{Enabled: r.Enabled, Severity: messages.Alert_Severity(messages.Alert_Severity_value[r.Severity]),
-			Threshold: r.Threshold, Window: r.Window, MinCalls: r.MinCalls, Hysteresis: r.Hysteresis,
-			Cooldown: r.Cooldown, EscalateAfter: r.EscalateAfter}
-	}
-	return actors.Alerts{
-		Enabled:  a.Enabled,
-		Interval: a.Interval,
-		Rules: actors.AlertRules{
-			ModelUnavailable: rule(a.Rules.ModelUnavailable),
-			HighFailureRate:  rule(a.Rules.HighFailureRate),
-			LowSuccessRate:   rule(a.Rules.LowSuccessRate),
-			SlowResponses:    rule(a.Rules.SlowResponses),
-			OpenBreakers:     rule(a.Rules.OpenBreakers),
-			SupervisorGaveUp: rule(a.Rules.SupervisorGaveUp),
-		},
-	}
 }
 
 // modelSpecs turns configured models into actor specs with their providers.
