@@ -12,7 +12,7 @@
 //
 // It uses route, resilience and providers and declares the small
 // interfaces it consumes (Publisher, StateStore); it never imports bus/,
-// persistence/ or config/ (cmd/hive-node translates configuration into
+// persistence/ or config/ (the node package translates configuration into
 // Spec values).
 //
 // Concurrency: Receive is called synchronously per actor, so actor state

@@ -9,8 +9,8 @@
 //
 // Imports: messages, nats.go, nats-server, protobuf and zerolog. It never
 // imports actors/, persistence/ or gateway/; those packages are handed bus
-// values by cmd/hive-node, and bus reaches the router only through the small
-// Dispatcher interface it declares.
+// values by the node package, and bus reaches the router only through the
+// small Dispatcher interface it declares.
 //
 // Concurrency: Subjects, the codec functions and Redact are pure and safe
 // for concurrent use. An Ingress, Admin and Chaos are safe for concurrent

@@ -33,7 +33,7 @@ import (
 // Cluster.Status while someone looks and keeps the charts' history.
 
 // Cluster is what the dashboard reads and acts on: the whole deployment
-// over NATS, not only this node. cmd/hive-node implements it over the
+// over NATS, not only this node. The node package implements it over the
 // admin and event subjects.
 type Cluster interface {
 	// Status returns every node's status; an error when none answered.

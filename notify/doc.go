@@ -3,7 +3,7 @@
 // endpoint, with retries, without ever making the caller wait.
 //
 // Imports: messages, protobuf and zerolog. The alerts actor does not know
-// this package: cmd/hive-node hands a Webhooks to whatever fans the
+// this package: the node package hands a Webhooks to whatever fans the
 // actors' Publisher.Alert out.
 //
 // Concurrency: a Webhooks is safe for concurrent use. It runs one goroutine

@@ -7,7 +7,7 @@
 // Imports: messages, resilience (for BreakerSnapshot), bus (subject names
 // and the codec only), nats.go with its jetstream package, protobuf and
 // zerolog. It never imports actors/ or cmd/: a BreakerStore satisfies
-// actors.StateStore structurally, and cmd/hive-node passes it in.
+// actors.StateStore structurally, and the node package passes it in.
 //
 // Concurrency: a Store and its BreakerStore are safe for concurrent use.
 // Load and Save never touch the network: Load reads a cache filled once by

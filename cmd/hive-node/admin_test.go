@@ -19,6 +19,7 @@ import (
 	"github.com/cmmv-hive/resilience/bus/bustest"
 	"github.com/cmmv-hive/resilience/config"
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/node"
 )
 
 // cli runs a hive-node command against the deployment at url and returns
@@ -236,23 +237,24 @@ func TestAuditAndBreakerSurviveRestart(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(testModels))
 	require.NoError(t, err)
-	start := func() *node {
+	start := func() *node.Node {
 		f := &serveFlags{natsListen: "127.0.0.1:-1", dataDir: dataDir, nodeID: "solo", httpAddr: "off"}
 		n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 		require.NoError(t, err)
-		require.NotNil(t, n.store, "persistence is on with the embedded server: %s", n.persistenceDetail)
+		st := n.Status()
+		require.True(t, st.GetPersistence(), "persistence is on with the embedded server: %s", st.GetPersistenceDetail())
 		return n
 	}
 
 	n := start()
-	url := n.natsURL
+	url := n.NATSURL()
 	_, err = cli(t, url, "breaker", "open", "primary", "--duration", "1h", "--reason", "bad answers")
 	require.NoError(t, err)
-	require.NoError(t, n.shutdown())
+	require.NoError(t, n.Stop())
 
 	n = start()
-	t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
-	url = n.natsURL
+	t.Cleanup(func() { assert.NoError(t, n.Stop()) })
+	url = n.NATSURL()
 	out, err := cli(t, url, "status", "--json")
 	require.NoError(t, err)
 	reply := &messages.AdminReply{}
@@ -277,12 +279,12 @@ func TestDrainMovesTrafficToOtherNodes(t *testing.T) {
 	srv := bustest.NewServer(t)
 	cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(testModels))
 	require.NoError(t, err)
-	nodes := make(map[string]*node)
+	nodes := make(map[string]*node.Node)
 	for _, id := range []string{"a", "b"} {
 		f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: id, httpAddr: "127.0.0.1:0"}
 		n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 		require.NoError(t, err)
-		t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+		t.Cleanup(func() { assert.NoError(t, n.Stop()) })
 		nodes[id] = n
 	}
 	nc := bustest.Connect(t, srv)
@@ -295,7 +297,7 @@ func TestDrainMovesTrafficToOtherNodes(t *testing.T) {
 		require.Nil(t, resp.GetError())
 		assert.Equal(t, "b", resp.GetNode(), "a drained node gets no NATS traffic")
 	}
-	res, err := http.Get(nodes["a"].httpURL + "/readyz")
+	res, err := http.Get(nodes["a"].HTTPURL() + "/readyz")
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode, "a drained node is not ready")
@@ -314,7 +316,7 @@ func TestDrainNamesItsNode(t *testing.T) {
 		f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: id, httpAddr: "off"}
 		n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 		require.NoError(t, err)
-		t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+		t.Cleanup(func() { assert.NoError(t, n.Stop()) })
 	}
 	url := srv.ClientURL()
 	_, err = cli(t, url, "drain")
@@ -341,8 +343,8 @@ func TestWithoutJetStream(t *testing.T) {
 	f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: "nojs", httpAddr: "off"}
 	n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))
 	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
-	assert.Nil(t, n.store)
+	t.Cleanup(func() { assert.NoError(t, n.Stop()) })
+	assert.False(t, n.Status().GetPersistence(), "persistence is off without JetStream")
 	nc := bustest.Connect(t, srv)
 	assert.Equal(t, "primary", servedBy(t, nc, "primary"), "the node serves without persistence")
 	out, err := cli(t, srv.ClientURL(), "status")

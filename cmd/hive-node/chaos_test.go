@@ -143,8 +143,8 @@ func TestChaosPartitionNeedsAnExternalServer(t *testing.T) {
 	f := &serveFlags{nodeID: "e2e", natsListen: "127.0.0.1:-1", httpAddr: "off", dataDir: t.TempDir()}
 	n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
-	nc, err := nats.Connect(n.natsURL)
+	t.Cleanup(func() { assert.NoError(t, n.Stop()) })
+	nc, err := nats.Connect(n.NATSURL())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 

@@ -30,6 +30,7 @@ import (
 	"github.com/cmmv-hive/resilience/bus/bustest"
 	"github.com/cmmv-hive/resilience/config"
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/node"
 )
 
 // dashboardToken is the operator token of the browser test's node.
@@ -105,7 +106,7 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	// The page shows every model, each breaker closed.
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(n.httpURL+"/"),
+		chromedp.Navigate(n.HTTPURL()+"/"),
 		chromedp.WaitVisible(byTestID("breaker-e2e-dead")),
 	))
 	for _, m := range []string{"primary", "broken", "backup", "dead"} {
@@ -199,7 +200,7 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	// Without the token the server refuses, whatever the page does.
 	for _, auth := range []string{"", "Bearer wrong-token"} {
-		req, err := http.NewRequest(http.MethodPost, n.httpURL+"/api/admin/breaker_open", strings.NewReader(`{"node":"e2e","model":"primary"}`))
+		req, err := http.NewRequest(http.MethodPost, n.HTTPURL()+"/api/admin/breaker_open", strings.NewReader(`{"node":"e2e","model":"primary"}`))
 		require.NoError(t, err)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
@@ -218,18 +219,18 @@ func TestDashboardShowsTheWholeCluster(t *testing.T) {
 	srv := bustest.NewServer(t)
 	cfg, err := config.Parse(config.GlobalFile, []byte("recovery: {enabled: false}"), config.ModelsFile, []byte(testModels))
 	require.NoError(t, err)
-	nodes := make(map[string]*node)
+	nodes := make(map[string]*node.Node)
 	for _, id := range []string{"a", "b"} {
 		f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: id, httpAddr: "127.0.0.1:0"}
 		n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 		require.NoError(t, err)
-		t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+		t.Cleanup(func() { assert.NoError(t, n.Stop()) })
 		nodes[id] = n
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	body, _, status, err := httpGet(ctx, nodes["a"].httpURL+"/api/state")
+	body, _, status, err := httpGet(ctx, nodes["a"].HTTPURL()+"/api/state")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	var state struct {
@@ -248,7 +249,7 @@ func TestDashboardShowsTheWholeCluster(t *testing.T) {
 	}
 
 	// b's breaker, on a's event stream.
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, nodes["a"].httpURL+"/api/events", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, nodes["a"].HTTPURL()+"/api/events", nil)
 	require.NoError(t, err)
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -276,9 +277,9 @@ func TestDashboardShowsTheWholeCluster(t *testing.T) {
 func TestDashboardCommand(t *testing.T) {
 	n, _ := startTestNode(t)
 	var out, errOut strings.Builder
-	err := run([]string{"dashboard", "--http-url", n.httpURL}, &out, &errOut)
+	err := run([]string{"dashboard", "--http-url", n.HTTPURL()}, &out, &errOut)
 	require.NoError(t, err, errOut.String())
-	assert.Contains(t, out.String(), "dashboard: "+n.httpURL+"/")
+	assert.Contains(t, out.String(), "dashboard: "+n.HTTPURL()+"/")
 	assert.Contains(t, out.String(), "served by node e2e: 1 node(s), 4 model(s); admin actions off")
 
 	out.Reset()
@@ -328,7 +329,7 @@ func TestDashboardColdPage(t *testing.T) {
 		return err
 	})))
 
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(n.httpURL+"/"))) // returns after the load event
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(n.HTTPURL()+"/"))) // returns after the load event
 	got, err := chromedp.Run(ctx, chromedp.Evaluate[loadView](`window.hiveAtLoad`))
 	require.NoError(t, err)
 	t.Logf("at the load event, %.0f ms into the page's life: %d rows, %q, %q", got.AgeMs, got.Shown, got.Summary, got.Conn)
@@ -372,7 +373,7 @@ func TestDashboardHeadlessSnapshot(t *testing.T) {
 	chromium := func(args ...string) []byte {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, path, append(screenshotFlags(t.TempDir()), append(args, n.httpURL+"/")...)...)
+		cmd := exec.CommandContext(ctx, path, append(screenshotFlags(t.TempDir()), append(args, n.HTTPURL()+"/")...)...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -407,7 +408,7 @@ func TestDashboardReconnectsAfterARestart(t *testing.T) {
 	t.Setenv(envAdminToken, "")
 	srv := bustest.NewServer(t)
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	start := func(addr, models string) *node {
+	start := func(addr, models string) *node.Node {
 		cfg, err := config.Parse(config.GlobalFile, []byte("recovery: {enabled: false}"), config.ModelsFile, []byte(models))
 		require.NoError(t, err)
 		n, err := startNode(&serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: "e2e", httpAddr: addr}, cfg, log)
@@ -415,7 +416,7 @@ func TestDashboardReconnectsAfterARestart(t *testing.T) {
 		return n
 	}
 	first := start("127.0.0.1:0", testModels)
-	backend, err := url.Parse(first.httpURL)
+	backend, err := url.Parse(first.HTTPURL())
 	require.NoError(t, err)
 
 	refused := make(chan struct{}, 1) // the proxy refused the page's event stream
@@ -438,7 +439,7 @@ func TestDashboardReconnectsAfterARestart(t *testing.T) {
 	_, err = chromedp.Run(ctx, chromedp.Poll[bool](live, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(10*time.Second)))
 	require.NoError(t, err, "the page did not go live")
 
-	require.NoError(t, first.shutdown())
+	require.NoError(t, first.Stop())
 	select {
 	case <-refused:
 	case <-time.After(15 * time.Second):
@@ -449,7 +450,7 @@ func TestDashboardReconnectsAfterARestart(t *testing.T) {
 	require.NoError(t, err, "the page does not say it lost the node")
 
 	second := start(backend.Host, testModels+"  extra:\n    provider: sim\n")
-	t.Cleanup(func() { assert.NoError(t, second.shutdown()) })
+	t.Cleanup(func() { assert.NoError(t, second.Stop()) })
 
 	// Rows: the model only the new node has shows, so its samples arrive.
 	_, err = chromedp.Run(ctx, chromedp.Poll[bool](live+` && document.querySelector('[data-testid="breaker-e2e-extra"]')?.textContent === 'closed'`,

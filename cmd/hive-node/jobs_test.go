@@ -55,7 +55,7 @@ func TestRetriesWithTheSameKeyCallTheModelOnce(t *testing.T) {
 		n, err := startNode(&serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: node, httpAddr: "off"},
 			cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 		require.NoError(t, err)
-		t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+		t.Cleanup(func() { assert.NoError(t, n.Stop()) })
 	}
 	nc := bustest.Connect(t, srv)
 	const keys = 4
@@ -89,7 +89,7 @@ func TestRetriesWithTheSameKeyCallTheModelOnce(t *testing.T) {
 func TestJobsOverHTTP(t *testing.T) {
 	n, _ := startTestNode(t)
 	post := func() (*http.Response, map[string]any) {
-		r, err := http.NewRequest(http.MethodPost, n.httpURL+"/v1/hive/jobs",
+		r, err := http.NewRequest(http.MethodPost, n.HTTPURL()+"/v1/hive/jobs",
 			strings.NewReader(`{"model":"primary","messages":[{"role":"user","content":"over http"}]}`))
 		require.NoError(t, err)
 		r.Header.Set("Content-Type", "application/json")
@@ -110,7 +110,7 @@ func TestJobsOverHTTP(t *testing.T) {
 	assert.Equal(t, id, again["id"])
 	assert.Equal(t, "true", res.Header.Get("Idempotent-Replayed"))
 
-	got, err := http.Get(n.httpURL + "/v1/hive/jobs/" + id + "?wait=10")
+	got, err := http.Get(n.HTTPURL() + "/v1/hive/jobs/" + id + "?wait=10")
 	require.NoError(t, err)
 	defer got.Body.Close()
 	b, err := io.ReadAll(got.Body)
@@ -132,7 +132,7 @@ func TestJobsOverHTTP(t *testing.T) {
 	require.Len(t, job.Result.Choices, 1)
 	assert.Contains(t, job.Result.Choices[0].Message.Content, "over http")
 
-	missing, err := http.Get(n.httpURL + "/v1/hive/jobs/nosuchjob")
+	missing, err := http.Get(n.HTTPURL() + "/v1/hive/jobs/nosuchjob")
 	require.NoError(t, err)
 	missing.Body.Close()
 	assert.Equal(t, http.StatusNotFound, missing.StatusCode)

@@ -1,6 +1,7 @@
-// Command hive-node runs a Hive resilience node: model actors, the router,
-// the NATS request endpoint and the HTTP endpoints, on an embedded NATS
-// server or an existing NATS deployment.
+// Command hive-node runs a Hive resilience node (serve: flags and files
+// turned into a node.Config, then node.Start) and holds the operator's
+// subcommands, which talk NATS and HTTP to running nodes. The node itself
+// is assembled by the node package.
 package main
 
 import (

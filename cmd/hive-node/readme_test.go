@@ -119,7 +119,7 @@ func TestREADMEConsoleExamples(t *testing.T) {
 	f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: "vm", httpAddr: "127.0.0.1:0"}
 	n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+	t.Cleanup(func() { assert.NoError(t, n.Stop()) })
 
 	ran := 0
 blocks:
@@ -138,9 +138,9 @@ blocks:
 			} else {
 				args := splitArgs(strings.TrimPrefix(s.cmd, "hive-node "))
 				if args[0] == "dashboard" {
-					args = append(args, "--http-url", n.httpURL)
+					args = append(args, "--http-url", n.HTTPURL())
 				} else {
-					args = append(args, "--nats-url", n.natsURL)
+					args = append(args, "--nats-url", n.NATSURL())
 				}
 				var out, errOut bytes.Buffer
 				err := run(args, &out, &errOut)

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func exampleServer(t *testing.T) *server.Server {
 	for user, env := range examplePasswords {
 		t.Setenv(env, user+"-secret")
 	}
-	opts, err := server.ProcessConfigFile("../../deploy/nats-server.conf")
+	opts, err := server.ProcessConfigFile("../deploy/nats-server.conf")
 	require.NoError(t, err)
 	opts.StoreDir = t.TempDir()
 	return bustest.NewServerWith(t, *opts)
@@ -57,16 +57,18 @@ func connectAs(t *testing.T, srv *server.Server, user, inbox string, errs chan<-
 
 // startExampleNode runs node n1 as the example's user n1, with its private
 // inbox, chaos enabled and an HTTP address for /metrics.
-func startExampleNode(t *testing.T, srv *server.Server) *node {
+func startExampleNode(t *testing.T, srv *server.Server) *Node {
 	t.Helper()
 	t.Setenv(bus.EnvUser, "n1")
 	t.Setenv(bus.EnvPassword, "n1-secret")
 	cfg, err := config.Parse(config.GlobalFile, []byte("chaos: {enabled: true}\n"), config.ModelsFile, []byte(testModels))
 	require.NoError(t, err)
-	n, err := startNode(&serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL(), inbox: "_INBOX.n1"}, nodeID: "n1", httpAddr: "127.0.0.1:0"},
-		cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))
+	opts := bus.ConnectOptions{URLs: srv.ClientURL(), InboxPrefix: "_INBOX.n1"}
+	opts.FromEnv() // the example's user, as hive-node serve reads it
+	n, err := Start(context.Background(), Config{Files: cfg, ID: "n1", NATS: opts, HTTPAddr: "127.0.0.1:0"},
+		zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))
 	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+	t.Cleanup(func() { assert.NoError(t, n.Stop()) })
 	return n
 }
 

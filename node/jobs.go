@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -23,7 +23,7 @@ type nodeJobs struct {
 }
 
 // openJobs opens the jobs store, or says at start why there is none.
-func (n *node) openJobs(c config.Jobs, p config.Persistence, subjects bus.Subjects) (*persistence.Jobs, error) {
+func (n *Node) openJobs(ctx context.Context, c config.Jobs, p config.Persistence, subjects bus.Subjects) (*persistence.Jobs, error) {
 	switch {
 	case !c.Enabled:
 		n.log.Info().Msg("durable jobs and idempotency keys are off (jobs.enabled: false)")
@@ -32,10 +32,10 @@ func (n *node) openJobs(c config.Jobs, p config.Persistence, subjects bus.Subjec
 		n.log.Warn().Str("why", n.persistenceDetail).Msg("durable jobs and idempotency keys are off: they need JetStream; keyed requests are served as plain ones")
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), persistOpenTimeout)
+	ctx, cancel := context.WithTimeout(ctx, persistOpenTimeout)
 	defer cancel()
 	j, err := persistence.OpenJobs(ctx, persistence.JobsConfig{
-		Conn: n.nc, Subjects: subjects, Node: n.nodeID, Replicas: p.Replicas,
+		Conn: n.nc, Subjects: subjects, Node: n.cfg.ID, Replicas: p.Replicas,
 		AckWait: c.AckWait, MaxDeliveries: c.MaxDeliveries, ResultTTL: c.ResultTTL, IdempotencyWindow: c.IdempotencyWindow,
 		Logger: n.log,
 	})
@@ -46,11 +46,11 @@ func (n *node) openJobs(c config.Jobs, p config.Persistence, subjects bus.Subjec
 }
 
 // startJobs starts the workers and the jobs subjects over d.
-func (n *node) startJobs(j *persistence.Jobs, c config.Jobs, subjects bus.Subjects, d bus.Dispatcher, replies *bus.ReplyGuard) error {
+func (n *Node) startJobs(j *persistence.Jobs, c config.Jobs, subjects bus.Subjects, d bus.Dispatcher) error {
 	if j == nil {
 		return nil
 	}
-	ep, err := bus.StartJobs(bus.JobsConfig{Conn: n.nc, Subjects: subjects, Node: n.nodeID, Handler: jobsHandler{j}, Logger: n.log, Replies: replies})
+	ep, err := bus.StartJobs(bus.JobsConfig{Conn: n.nc, Subjects: subjects, Node: n.cfg.ID, Handler: jobsHandler{j}, Logger: n.log, Replies: n.replies})
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (h jobsHandler) Get(ctx context.Context, id string, wait time.Duration) (*m
 }
 
 // httpJobs is the gateway's job routes, or nil when jobs are off.
-func (n *node) httpJobs() gateway.Jobs {
+func (n *Node) httpJobs() gateway.Jobs {
 	if n.jobs == nil {
 		return nil
 	}

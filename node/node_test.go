@@ -1,6 +1,7 @@
-package main
+package node
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -46,23 +47,23 @@ models:
 // requestLimit bounds each request; replies normally come in milliseconds.
 const requestLimit = 10 * time.Second
 
-// startTestNode wires a node exactly as `hive-node serve --nats-url` does,
+// startTestNode starts a node as `hive-node serve --nats-url` does,
 // against an in-process NATS server, and returns a client connection.
-func startTestNode(t *testing.T) (*node, *nats.Conn) {
+func startTestNode(t *testing.T) (*Node, *nats.Conn) {
 	t.Helper()
 	return startTestNodeWith(t, "")
 }
 
 // startTestNodeWith is startTestNode with a resilience.yml.
-func startTestNodeWith(t *testing.T, global string) (*node, *nats.Conn) {
+func startTestNodeWith(t *testing.T, global string) (*Node, *nats.Conn) {
 	t.Helper()
 	srv := bustest.NewServer(t)
 	cfg, err := config.Parse(config.GlobalFile, []byte(global), config.ModelsFile, []byte(testModels))
 	require.NoError(t, err)
-	f := &serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: "e2e", httpAddr: "127.0.0.1:0"}
-	n, err := startNode(f, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	n, err := Start(context.Background(), Config{Files: cfg, ID: "e2e", NATS: bus.ConnectOptions{URLs: srv.ClientURL()}, HTTPAddr: "127.0.0.1:0"},
+		zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+	t.Cleanup(func() { assert.NoError(t, n.Stop()) })
 	return n, bustest.Connect(t, srv)
 }
 
@@ -74,6 +75,14 @@ func requestJSON(t *testing.T, nc *nats.Conn, body string) (*nats.Msg, *messages
 	var resp messages.InferResponse
 	require.NoError(t, protojson.Unmarshal(msg.Data, &resp), "reply %s", msg.Data)
 	return msg, &resp
+}
+
+// servedBy sends one request for model and returns who served it.
+func servedBy(t *testing.T, nc *nats.Conn, model string) string {
+	t.Helper()
+	_, resp := requestJSON(t, nc, `{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`)
+	require.Nil(t, resp.GetError())
+	return resp.GetServedBy()
 }
 
 func TestNodeServesJSON(t *testing.T) {

@@ -1,12 +1,14 @@
-package main
+package node
 
 import (
+	"context"
 	"testing"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/bus/bustest"
 	"github.com/cmmv-hive/resilience/config"
 )
@@ -23,10 +25,10 @@ func TestNodesWithDifferentModelSets(t *testing.T) {
 	} {
 		cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(models))
 		require.NoError(t, err)
-		n, err := startNode(&serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: node, httpAddr: "off"},
-			cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+		n, err := Start(context.Background(), Config{Files: cfg, ID: node, NATS: bus.ConnectOptions{URLs: srv.ClientURL()}, HTTPAddr: "off"},
+			zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 		require.NoError(t, err)
-		t.Cleanup(func() { assert.NoError(t, n.shutdown()) })
+		t.Cleanup(func() { assert.NoError(t, n.Stop()) })
 	}
 	nc := bustest.Connect(t, srv)
 	served := map[string]int{}

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 )
 
 // client is the official OpenAI Go SDK pointed at a node's HTTP endpoint.
-func client(n *node) openai.Client {
+func client(n *Node) openai.Client {
 	return openai.NewClient(
 		option.WithBaseURL(n.httpURL+"/v1/"),
 		option.WithAPIKey("unused"),
@@ -88,7 +88,7 @@ func TestHTTPAllDownIs503WithRetryAfter(t *testing.T) {
 func TestHTTPAllForcedOpenIs503WithRetryAfter(t *testing.T) {
 	n, nc := startTestNodeWith(t, "groupProtection: {panicRate: 0}")
 	for _, m := range []string{"primary", "backup"} {
-		_, err := cli(t, nc.ConnectedUrl(), "breaker", "open", m)
+		_, err := n.hive.Control(m, "breaker_open", 0, "test", "") // what `hive-node breaker open` asks
 		require.NoError(t, err, "breaker open %s", m)
 	}
 	c := client(n)

@@ -1,6 +1,7 @@
-package main
+package node
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/bus/bustest"
 	"github.com/cmmv-hive/resilience/config"
 	"github.com/cmmv-hive/resilience/messages"
@@ -42,9 +44,9 @@ func BenchmarkInfer(b *testing.B) {
 	require.NoError(b, echo.Flush())
 	cfg, err := config.Parse(config.GlobalFile, nil, config.ModelsFile, []byte(benchModels))
 	require.NoError(b, err)
-	n, err := startNode(&serveFlags{natsFlags: natsFlags{natsURL: srv.ClientURL()}, nodeID: "bench", httpAddr: "off"}, cfg, zerolog.Nop())
+	n, err := Start(context.Background(), Config{Files: cfg, ID: "bench", NATS: bus.ConnectOptions{URLs: srv.ClientURL()}, HTTPAddr: "off"}, zerolog.Nop())
 	require.NoError(b, err)
-	b.Cleanup(func() { _ = n.shutdown() })
+	b.Cleanup(func() { _ = n.Stop() })
 	nc := bustest.Connect(b, srv)
 
 	parallel64 := func(b *testing.B, subject string, body []byte) {

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"net/http"
@@ -12,7 +12,7 @@ import (
 )
 
 // scrape reads a node's /metrics with the Prometheus text parser.
-func scrape(t *testing.T, n *node) map[string]*dto.MetricFamily {
+func scrape(t *testing.T, n *Node) map[string]*dto.MetricFamily {
 	t.Helper()
 	res, err := http.Get(n.httpURL + "/metrics")
 	require.NoError(t, err)
@@ -86,7 +86,7 @@ func TestMetricsOfARealNode(t *testing.T) {
 
 	// A model forced open is never called: its requests served by its
 	// fallback are fallbacks all the same.
-	_, err := cli(t, nc.ConnectedUrl(), "breaker", "open", "primary")
+	_, err := n.hive.Control("primary", "breaker_open", 0, "test", "") // what `hive-node breaker open` asks
 	require.NoError(t, err)
 	require.Equal(t, "backup", servedBy(t, nc, "primary"))
 	fams = scrape(t, n)

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -18,10 +18,7 @@ import (
 const drainWait = 5 * time.Second
 
 // nodeAdmin carries out admin commands on a node: bus.AdminHandler.
-type nodeAdmin struct {
-	n       *node
-	started time.Time
-}
+type nodeAdmin struct{ n *Node }
 
 // commandOps maps admin commands to the model actors' manual actions.
 var commandOps = map[string]actors.ControlOp{
@@ -35,9 +32,9 @@ var commandOps = map[string]actors.ControlOp{
 func (a *nodeAdmin) Status() *messages.NodeStatus {
 	n := a.n
 	st := &messages.NodeStatus{
-		Node:              n.nodeID,
-		Version:           version,
-		Started:           timestamppb.New(a.started),
+		Node:              n.cfg.ID,
+		Version:           n.cfg.Version,
+		Started:           timestamppb.New(n.started),
 		Draining:          n.draining.Load(),
 		Persistence:       n.store != nil,
 		PersistenceDetail: n.persistenceDetail,

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -14,21 +14,22 @@ import (
 // persistOpenTimeout bounds creating the stream and bucket at start.
 const persistOpenTimeout = 10 * time.Second
 
-// openPersistence opens the audit stream and the breaker bucket. Without
-// JetStream (or with persistence off) the node runs on without them and
-// says so; any other failure stops the start.
-func (n *node) openPersistence(p config.Persistence, subjects bus.Subjects) error {
+// openPersistence opens the audit stream and the breaker bucket, within
+// ctx and persistOpenTimeout. Without JetStream (or with persistence off)
+// the node runs on without them and says so; any other failure stops the
+// start.
+func (n *Node) openPersistence(ctx context.Context, p config.Persistence, subjects bus.Subjects) error {
 	if !p.Enabled {
 		n.persistenceDetail = "off in resilience.yml"
 		n.log.Warn().Msg("persistence is off (persistence.enabled: false): no audit trail, breaker states kept in memory only")
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), persistOpenTimeout)
+	ctx, cancel := context.WithTimeout(ctx, persistOpenTimeout)
 	defer cancel()
 	store, err := persistence.Open(ctx, persistence.Config{
 		Conn:     n.nc,
 		Subjects: subjects,
-		Node:     n.nodeID,
+		Node:     n.cfg.ID,
 		MaxAge:   p.AuditMaxAge,
 		MaxBytes: int64(p.AuditMaxMB) << 20,
 		Replicas: p.Replicas,
