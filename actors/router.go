@@ -23,9 +23,10 @@ type run struct {
 	sink     messages.Sink
 	received time.Time
 
-	id     uint64
-	m      route.Request
-	timers [route.DeadlineTimer + 1]timer // the request's armed timers, by route.Timer
+	id       uint64
+	m        route.Request
+	timers   *[route.DeadlineTimer]timer // the request's armed timers but its deadline, by route.Timer; nil until one is
+	deadline int64                       // when its DeadlineTimer fires, in Unix nanoseconds; 0 until armed
 }
 
 // router is the actor every request passes through. It refuses what it
@@ -44,6 +45,7 @@ type router struct {
 	runs     map[uint64]*run
 	waiting  map[uint64]*run // parked until a member admits traffic
 	clock    timers
+	swept    deadlines
 	draining bool         // new requests are refused
 	drained  []*actor.PID // who waits for the open runs to end
 
@@ -110,12 +112,15 @@ func (r *router) Receive(ctx actor.Context) {
 	case *actor.Started:
 		self, root := ctx.Self(), ctx.ActorSystem().Root
 		r.clock.ring = func() { root.Send(self, wakeUp) }
+		r.swept.ring = func() { root.Send(self, sweepUp) }
 	case *callResult:
-		if rn, ok := r.runs[msg.id.Request]; ok {
+		if rn, ok := r.runs[msg.id.Request()]; ok {
 			r.step(ctx, rn, result(msg))
 		}
 	case *timersDue:
 		r.clock.due(func(rn *run, t route.Timer) { r.step(ctx, rn, route.TimerFired{Timer: t}) })
+	case *deadlinesDue:
+		r.sweep(ctx)
 	case *view:
 		r.onView(ctx, msg)
 	case *register:
@@ -136,6 +141,7 @@ func (r *router) Receive(ctx actor.Context) {
 			r.step(ctx, rn, route.Shutdown{})
 		}
 		r.clock.stop()
+		r.swept.stop()
 	}
 }
 
@@ -164,11 +170,10 @@ func (r *router) start(ctx actor.Context, rn *run) {
 	rn.m = route.NewRequest(rn.id, g)
 	r.runs[rn.id] = rn
 	r.step(ctx, rn, route.Started{
-		RequestID: req.GetRequestId(),
-		Received:  rn.received,
-		Budget:    messages.Duration(req.GetDeadlineMs()),
-		Priority:  req.GetPriority(),
-		Stream:    req.GetStream(),
+		Received: rn.received,
+		Budget:   messages.Duration(req.GetDeadlineMs()),
+		Priority: req.GetPriority(),
+		Stream:   req.GetStream(),
 	})
 }
 
@@ -193,6 +198,22 @@ func (r *router) onView(ctx actor.Context, v *view) {
 	m.View = v.View
 	for _, rn := range r.waiting {
 		r.step(ctx, rn, route.ViewChanged{Model: v.name})
+	}
+}
+
+// sweep fires the DeadlineTimer of every request past its deadline, and
+// sets the next sweep while requests are open.
+func (r *router) sweep(ctx actor.Context) {
+	r.swept.armed = false
+	now := r.env.now().UnixNano()
+	for _, rn := range r.runs {
+		if rn.deadline != 0 && now >= rn.deadline {
+			rn.deadline = 0
+			r.step(ctx, rn, route.TimerFired{Timer: route.DeadlineTimer})
+		}
+	}
+	if len(r.runs) > 0 {
+		r.swept.arm()
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 // order. This is the router's whole part in routing: it sends, cancels,
 // arms and answers as told.
 func (r *router) step(ctx actor.Context, rn *run, ev route.Event) {
-	for _, fx := range rn.m.Step(r.env.now(), ev) {
+	fxs := rn.m.Step(r.env.now(), ev)
+	for i := range fxs {
+		fx := &fxs[i]
 		switch fx.Kind {
 		case route.Launch:
 			r.launch(ctx, rn, fx)
@@ -22,6 +24,11 @@ func (r *router) step(ctx actor.Context, rn *run, ev route.Event) {
 				ctx.Send(pid, &cancelCall{id: fx.Attempt})
 			}
 		case route.Arm:
+			if fx.Timer == route.DeadlineTimer {
+				rn.deadline = fx.At.UnixNano()
+				r.swept.arm()
+				break
+			}
 			r.clock.arm(rn, fx.Timer, fx.At)
 		case route.Piece:
 			rn.sink.Piece(fx.Model, fx.Text)
@@ -40,7 +47,7 @@ func (r *router) step(ctx actor.Context, rn *run, ev route.Event) {
 
 // launch sends one attempt to its model actor. A model the router has no
 // actor for answers at once, as a call to a stopped actor does.
-func (r *router) launch(ctx actor.Context, rn *run, fx route.Effect) {
+func (r *router) launch(ctx actor.Context, rn *run, fx *route.Effect) {
 	pid, ok := r.pids[fx.Model]
 	if !ok {
 		ctx.Send(ctx.Self(), &callResult{id: fx.Attempt, err: providers.Errorf(messages.ErrorClass_server_error, "model actor %s is not running", fx.Model)})
@@ -55,11 +62,12 @@ func (r *router) launch(ctx actor.Context, rn *run, fx route.Effect) {
 
 // finish hands the reply to the caller and forgets the request and its
 // timers.
-func (r *router) finish(ctx actor.Context, rn *run, fx route.Effect) {
+func (r *router) finish(ctx actor.Context, rn *run, fx *route.Effect) {
 	delete(r.runs, rn.id)
 	delete(r.waiting, rn.id)
 	r.clock.drop(rn)
 	resp := fx.Reply
+	resp.RequestId = rn.req.GetRequestId()
 	if d := fx.Degraded; d != nil {
 		g := rn.m.Group()
 		r.log.Warn().Str("group", g.Name()).Str("from", d.From.String()).Str("to", d.To.String()).

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/providers"
 )
 
 func TestMain(m *testing.M) {
@@ -228,4 +229,32 @@ func TestModelTimeoutIsNotDeadlineExceeded(t *testing.T) {
 	resp := await(t, send(h, req))
 	assert.Equal(t, messages.ErrorClass_timeout, resp.GetError().GetClass(), "reply: %v", resp)
 	assert.Equal(t, "timeout", resp.GetError().GetCode(), "code of a model's own timeout: %v", resp)
+}
+
+// deaf ignores its context: its calls end only when released.
+type deaf struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (d deaf) Complete(context.Context, *messages.InferRequest) (*providers.Result, error) {
+	d.entered <- struct{}{}
+	<-d.release
+	return &providers.Result{Content: "too late"}, nil
+}
+
+// A call that never answers, not even to its deadline, does not leave the
+// caller waiting: the router's deadline sweep ends the request.
+func TestDeadlineEndsARequestWhoseCallNeverAnswers(t *testing.T) {
+	d := deaf{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	h := startHive(t, ModelSpec{Name: "deaf", Provider: d, Retry: noRetry})
+	t.Cleanup(func() { close(d.release) }) // before Stop waits for the call
+	req := request("deaf")
+	req.DeadlineMs = 50
+	reply := send(h, req)
+	signalled(t, d.entered, "the call")
+	resp := await(t, reply)
+	assert.Equal(t, messages.ErrorClass_timeout, resp.GetError().GetClass(), "reply: %v", resp)
+	assert.Equal(t, "deadline_exceeded", resp.GetError().GetCode())
+	assert.Equal(t, []string{"deaf=cancelled"}, classes(resp.GetAttempts()), "the call still out is cancelled")
 }

@@ -6,12 +6,13 @@ import (
 	"github.com/cmmv-hive/resilience/route"
 )
 
-// timers are the router's armed request timers (retry waits, hedge
-// delays, all-down waits, deadlines), earliest first in a heap, behind one
-// Go timer set for the earliest. Times are the injected clock's: the Go
-// timer only wakes the router, which then fires whatever is due by that
-// clock. A request's timers leave the heap when it ends, so a timer never
-// fires for a request that is over, and one that is re-armed fires once.
+// timers are the router's armed request timers (retry waits, hedge delays,
+// all-down waits), earliest first in a heap, behind one Go timer set for
+// the earliest. Times are the injected clock's: the Go timer only wakes the
+// router, which then fires whatever is due by that clock. A request's
+// timers leave the heap when it ends, so a timer never fires for a request
+// that is over, and one that is re-armed fires once. Deadlines are not
+// here (see deadlines).
 type timers struct {
 	now  func() time.Time
 	ring func() // wakes the router: sends it timersDue
@@ -33,8 +34,11 @@ type timersDue struct{}
 
 var wakeUp = &timersDue{}
 
-// arm (re)arms rn's timer which for at.
+// arm (re)arms rn's timer which (not its DeadlineTimer) for at.
 func (ts *timers) arm(rn *run, which route.Timer, at time.Time) {
+	if rn.timers == nil { // most requests never arm one
+		rn.timers = new([route.DeadlineTimer]timer)
+	}
 	t := &rn.timers[which]
 	t.at, t.rn, t.which = at, rn, which
 	if t.index == 0 {
@@ -51,6 +55,9 @@ func (ts *timers) arm(rn *run, which route.Timer, at time.Time) {
 // with nothing due costs less than re-arming it for every request that
 // ends.
 func (ts *timers) drop(rn *run) {
+	if rn.timers == nil {
+		return
+	}
 	for i := range rn.timers {
 		if t := &rn.timers[i]; t.index != 0 {
 			ts.remove(int(t.index) - 1)
@@ -94,6 +101,43 @@ func (ts *timers) schedule() {
 func (ts *timers) stop() {
 	if ts.wake != nil {
 		ts.wake.Stop()
+	}
+}
+
+// deadlines are the requests' DeadlineTimers. Every request arms one, a
+// safety net that almost never fires (each attempt carries the deadline
+// itself); a heap entry each would cost every request, so they are kept in
+// their runs and one sweep checks them every route.DeadlineGrace while
+// requests are open: a deadline fires up to that much late, on top of the
+// grace it already has. A request's deadline goes with its run.
+type deadlines struct {
+	ring  func() // wakes the router: sends it deadlinesDue
+	sweep *time.Timer
+	armed bool // the sweep is set
+}
+
+// deadlinesDue wakes the router to check its requests' deadlines.
+type deadlinesDue struct{}
+
+var sweepUp = &deadlinesDue{}
+
+// arm sets the sweep, unless it is set.
+func (d *deadlines) arm() {
+	if d.armed {
+		return
+	}
+	d.armed = true
+	if d.sweep == nil {
+		d.sweep = time.AfterFunc(route.DeadlineGrace, d.ring)
+		return
+	}
+	d.sweep.Reset(route.DeadlineGrace)
+}
+
+// stop stops the sweep: the router is stopping.
+func (d *deadlines) stop() {
+	if d.sweep != nil {
+		d.sweep.Stop()
 	}
 }
 

@@ -26,10 +26,10 @@ func TestRouterTimers(t *testing.T) {
 	ts := timers{now: func() time.Time { return now }, ring: func() {}}
 	t.Cleanup(ts.stop)
 	a, b, c := &run{id: 1}, &run{id: 2}, &run{id: 3}
-	ts.arm(a, route.DeadlineTimer, t0.Add(time.Minute))
+	ts.arm(a, route.WaitTimer, t0.Add(time.Minute))
 	ts.arm(b, route.HedgeTimer, t0.Add(20*time.Millisecond))
 	ts.arm(c, route.RetryTimer, t0.Add(time.Second))
-	ts.arm(b, route.DeadlineTimer, t0.Add(time.Minute+time.Second))
+	ts.arm(b, route.WaitTimer, t0.Add(time.Minute+time.Second))
 	ts.arm(a, route.RetryTimer, t0.Add(500*time.Millisecond))
 	ts.arm(c, route.RetryTimer, t0.Add(2*time.Second)) // re-armed: later
 	ts.drop(b)                                         // b ended: neither of its timers fires
@@ -46,6 +46,6 @@ func TestRouterTimers(t *testing.T) {
 	got = nil
 	now = t0.Add(time.Hour)
 	ts.due(fire)
-	assert.Equal(t, []fired{{1, route.DeadlineTimer}}, got, "b's deadline was dropped with b")
+	assert.Equal(t, []fired{{1, route.WaitTimer}}, got, "b's wait was dropped with b")
 	assert.Empty(t, ts.heap, "every timer fired or dropped")
 }

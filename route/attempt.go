@@ -3,18 +3,27 @@ package route
 import "strconv"
 
 // AttemptID names one attempt on a node: the router's number for the
-// request and the attempt's number within it, from 1. The router, the model
-// actor and the result that comes back all use it, and a model actor's
-// in-flight calls are keyed by it, so no other number is needed to match a
-// result, a cancel or a stream piece to its call.
-type AttemptID struct {
-	Request uint64
-	N       uint32
-}
+// request in its high 48 bits, and the attempt's number within the
+// request, from 1, in its low 16. The router, the model actor and the
+// result that comes back all use it, and a model actor's in-flight calls
+// are keyed by it, so no other number is needed to match a result, a
+// cancel or a stream piece to its call. One integer, so that those maps
+// take their fast path; 16 bits are plenty, since a request makes at most
+// two attempts per member of its group (a retry each) and a trickle.
+type AttemptID uint64
+
+// NewAttemptID returns attempt n of request number request.
+func NewAttemptID(request uint64, n uint16) AttemptID { return AttemptID(request<<16 | uint64(n)) }
+
+// Request is the number of the attempt's request.
+func (id AttemptID) Request() uint64 { return uint64(id) >> 16 }
+
+// N is the attempt's number within its request, from 1.
+func (id AttemptID) N() uint16 { return uint16(id) }
 
 // String is "request.n", as testdata writes it.
 func (id AttemptID) String() string {
-	return strconv.FormatUint(id.Request, 10) + "." + strconv.FormatUint(uint64(id.N), 10)
+	return strconv.FormatUint(id.Request(), 10) + "." + strconv.FormatUint(uint64(id.N()), 10)
 }
 
 // Kind says why an attempt is launched.

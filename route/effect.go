@@ -32,9 +32,10 @@ type Effect struct {
 	// Text is a Piece: text for the caller of a streamed request.
 	Text string
 
-	// Reply is a Finish: the whole reply (a streamed one has no Content:
-	// its text went out as pieces). The request is over: the owner drops
-	// its timers, and later Steps do nothing.
+	// Reply is a Finish: the whole reply but its request_id, which the
+	// owner has (a streamed one has no Content: its text went out as
+	// pieces). The request is over: the owner drops its timers, and later
+	// Steps do nothing.
 	Reply *messages.InferResponse
 	// Degraded, on a Finish, is the change of the group's degradation
 	// level the request caused, if any.

@@ -13,8 +13,6 @@ type Event interface{ event() }
 
 // Started begins a request. It is the first event of every Request.
 type Started struct {
-	// RequestID is echoed in the reply.
-	RequestID string
 	// Received is when the node took the request: its deadline, latency and
 	// overhead count from here.
 	Received time.Time

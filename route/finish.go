@@ -10,18 +10,19 @@ import (
 
 // finish ends the request with resp: the attempts still out are cancelled
 // (and listed as cancelled), the group's budget and service level learn of
-// the request, and resp gets what every reply carries.
+// the request, and resp gets what every reply carries, but its request id,
+// which the owner has.
 func (r *Request) finish(now time.Time, resp *messages.InferResponse) {
 	r.done, r.waiting = true, false
 	for _, a := range r.live { // losers of a race, and anything still out
 		r.emit(Effect{Kind: Cancel, Attempt: a.id, Model: a.member.Name})
 		r.record(&messages.Attempt{
 			Model: a.member.Name, Node: r.g.node, ErrorClass: messages.ErrorClass_cancelled,
-			LatencyMs: millis(now.Sub(a.began)), Retried: a.why == Retry,
+			LatencyMs: millis(now.Sub(r.received) - a.began), Retried: a.why == Retry,
 		})
 	}
 	if len(r.live) > 0 {
-		r.busy += now.Sub(r.busySince)
+		r.busy += now.Sub(r.received) - r.busySince
 		r.live = nil
 	}
 	fx := Effect{Kind: Finish, Reply: resp}
@@ -36,7 +37,6 @@ func (r *Request) finish(now time.Time, resp *messages.InferResponse) {
 		}
 		resp.Degradation = max(resp.Degradation, g.degradation.Level())
 	}
-	resp.RequestId = r.reqID
 	resp.Node = r.g.node
 	resp.Attempts = r.attempts
 	resp.OverheadUs = messages.Micros(now.Sub(r.received) - r.busy)
@@ -65,8 +65,8 @@ func (r *Request) fail(now time.Time, class messages.ErrorClass, code, message s
 // all_failed.
 func (r *Request) failAll(now time.Time) {
 	timedOut := r.last.class == messages.ErrorClass_timeout
-	if !now.Before(r.deadline) && (r.next < len(r.order) || timedOut) {
-		r.fail(now, messages.ErrorClass_timeout, "deadline_exceeded", "the request's deadline of "+r.deadline.Sub(r.received).String()+
+	if !now.Before(r.deadline()) && (r.next < len(r.order) || timedOut) {
+		r.fail(now, messages.ErrorClass_timeout, "deadline_exceeded", "the request's deadline of "+r.budget.String()+
 			" passed after "+itoa(len(r.attempts))+" attempt(s) ("+r.attemptList()+")", 0)
 		return
 	}

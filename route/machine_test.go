@@ -252,7 +252,7 @@ func (w *world) start(idText, group string, a map[string]string) string {
 	}
 	r := NewRequest(id, g)
 	w.reqs[id] = &r
-	ev := Started{RequestID: "r" + idText, Received: w.clock(), Stream: a["stream"] == "true"}
+	ev := Started{Received: w.clock(), Stream: a["stream"] == "true"}
 	if v, ok := a["budget"]; ok {
 		ev.Budget = w.dur(v)
 	}
@@ -271,7 +271,7 @@ func (w *world) result(attempt string, a map[string]string) string {
 		w.fatalf("result: attempt %q is not ID.N", attempt)
 	}
 	r, id := w.req(req)
-	res := Result{Attempt: AttemptID{Request: id, N: uint32(w.num(n))}}
+	res := Result{Attempt: NewAttemptID(id, uint16(w.num(n)))}
 	for k, v := range a {
 		switch k {
 		case "class":

@@ -15,13 +15,8 @@ import (
 type Request struct {
 	id       uint64
 	g        *Group
-	reqID    string
-	stream   bool
-	normal   Kind // how the next candidate is launched: First, or Race
-	received time.Time
-	deadline time.Time
-	started  bool // counted in the group's budget
-	done     bool
+	received time.Time     // when the node took the request; the times below count from it
+	budget   time.Duration // the request's whole time: its deadline is received + budget
 
 	order    []candidate // the candidates, in the order this request tries them
 	next     int         // index in order of the next candidate to launch
@@ -31,20 +26,24 @@ type Request struct {
 	// for them: most have one or two, and one out at a time.
 	attemptsBuf [2]*messages.Attempt
 	liveBuf     [1]live
-	n           uint32 // the last attempt number given
-	tries       []tries
 	extra       int // retries and hedges taken from the group's budget
 
 	retryAfter time.Duration // the shortest Retry-After a model gave
 	last       failure       // the last failure, for a request with one attempt
 	busy       time.Duration // time with at least one attempt out
-	busySince  time.Time
+	busySince  time.Duration // since received: when the attempts out began being out
+	retryModel *Member       // the model RetryTimer retries
 
-	armed      [timerCount]bool
-	retryModel *Member // the model RetryTimer retries
-	waited     bool    // the wait for a member has been spent
-	waiting    bool    // parked until a member admits traffic
-
+	// The small fields together, so that they share a word or two: a
+	// request is allocated for every request the node serves.
+	n       uint16 // the last attempt number given
+	normal  Kind   // how the next candidate is launched: First, or Race
+	stream  bool
+	started bool // counted in the group's budget
+	done    bool
+	waited  bool // the wait for a member has been spent
+	waiting bool // parked until a member admits traffic
+	armed   [timerCount]bool
 }
 
 // failure is what a request keeps of a failed attempt.
@@ -59,13 +58,7 @@ type live struct {
 	id     AttemptID
 	member *Member
 	why    Kind
-	began  time.Time
-}
-
-// tries counts a model's failed attempts within the request, for retries.
-type tries struct {
-	member *Member
-	n      int
+	began  time.Duration // since the request was received
 }
 
 // NewRequest returns the machine of request number id (unique on the node:
@@ -77,16 +70,10 @@ func NewRequest(id uint64, g *Group) Request {
 // Group returns the request's group.
 func (r *Request) Group() *Group { return r.g }
 
-// Deadline is the request's deadline, once started.
-func (r *Request) Deadline() time.Time { return r.deadline }
-
 // Waiting reports whether the request is parked until a member of its group
 // admits traffic: its owner then steps it with ViewChanged when a view
 // changes.
 func (r *Request) Waiting() bool { return r.waiting }
-
-// Done reports whether the request has finished.
-func (r *Request) Done() bool { return r.done }
 
 // Step applies ev at now and returns what the owner must do, in order. The
 // slice belongs to the group, which reuses it: it is valid until the next
@@ -113,11 +100,14 @@ func (r *Request) Step(now time.Time, ev Event) []Effect {
 
 func (r *Request) emit(e Effect) { r.g.fx = append(r.g.fx, e) }
 
+// deadline is when the request's time is up.
+func (r *Request) deadline() time.Time { return r.received.Add(r.budget) }
+
 // start admits the request against the group's degradation level, takes it
 // into the budget and launches by the strategy.
 func (r *Request) start(now time.Time, ev Started) {
 	g := r.g
-	r.reqID, r.received, r.stream = ev.RequestID, ev.Received, ev.Stream
+	r.received, r.stream = ev.Received, ev.Stream
 	if !g.degradation.Admit(ev.Priority) {
 		r.fail(now, messages.ErrorClass_no_capacity, "shed_degraded",
 			g.name+" is degraded ("+g.degradation.Level().String()+"): only critical requests are admitted", 0)
@@ -125,12 +115,11 @@ func (r *Request) start(now time.Time, ev Started) {
 	}
 	g.budget.Start()
 	r.started = true
-	budget := ev.Budget
-	if budget <= 0 {
-		budget = g.requestTimeout
+	r.budget = ev.Budget
+	if r.budget <= 0 {
+		r.budget = g.requestTimeout
 	}
-	r.deadline = r.received.Add(budget)
-	r.arm(DeadlineTimer, r.deadline.Add(DeadlineGrace))
+	r.arm(DeadlineTimer, r.deadline().Add(DeadlineGrace))
 	r.order = g.candidates(now)
 
 	strategy := g.strategy
@@ -161,7 +150,7 @@ func (r *Request) launchNext(now time.Time, why Kind) bool {
 		if !c.lastResort && !c.member.View.Admits(now) {
 			continue // it went down since the request started
 		}
-		if !now.Before(r.deadline) {
+		if !now.Before(r.deadline()) {
 			r.next-- // not tried: failAll tells the deadline cut the request short
 			break
 		}
@@ -179,15 +168,15 @@ func (r *Request) launchNext(now time.Time, why Kind) bool {
 
 func (r *Request) launch(now time.Time, m *Member, why Kind) {
 	if len(r.live) == 0 {
-		r.busySince = now
+		r.busySince = now.Sub(r.received)
 	}
 	r.n++
-	id := AttemptID{Request: r.id, N: r.n}
+	id := NewAttemptID(r.id, r.n)
 	if r.live == nil {
 		r.live = r.liveBuf[:0]
 	}
-	r.live = append(r.live, live{id: id, member: m, why: why, began: now})
-	r.emit(Effect{Kind: Launch, Attempt: id, Model: m.Name, Why: why, Deadline: r.deadline})
+	r.live = append(r.live, live{id: id, member: m, why: why, began: now.Sub(r.received)})
+	r.emit(Effect{Kind: Launch, Attempt: id, Model: m.Name, Why: why, Deadline: r.deadline()})
 }
 
 // takeLive removes and returns the live attempt id.
@@ -196,7 +185,7 @@ func (r *Request) takeLive(now time.Time, id AttemptID) (live, bool) {
 		if a.id == id {
 			r.live = append(r.live[:i], r.live[i+1:]...)
 			if len(r.live) == 0 {
-				r.busy += now.Sub(r.busySince)
+				r.busy += now.Sub(r.received) - r.busySince
 			}
 			return a, true
 		}
@@ -256,16 +245,17 @@ func (r *Request) record(a *messages.Attempt) {
 	r.attempts = append(r.attempts, a)
 }
 
-// failed counts a failed attempt on m and returns m's failures so far.
+// failed returns how many attempts on m have failed, the one just
+// recorded included: every attempt recorded before the request ends is a
+// failure that failed over.
 func (r *Request) failed(m *Member) int {
-	for i := range r.tries {
-		if r.tries[i].member == m {
-			r.tries[i].n++
-			return r.tries[i].n
+	n := 0
+	for _, a := range r.attempts {
+		if a.Model == m.Name {
+			n++
 		}
 	}
-	r.tries = append(r.tries, tries{member: m, n: 1})
-	return 1
+	return n
 }
 
 // retry retries m when the error class, m's retry policy, the deadline and
@@ -273,7 +263,7 @@ func (r *Request) failed(m *Member) int {
 // retry waits at a time.
 func (r *Request) retry(now time.Time, m *Member, n int, res Result) bool {
 	o := resilience.Outcome{Class: res.Class, Latency: res.Latency, RetryAfter: res.RetryAfter}
-	d := m.Retry.Next(n, o, now, r.deadline, r.g.random)
+	d := m.Retry.Next(n, o, now, r.deadline(), r.g.random)
 	if !d.Retry || r.armed[RetryTimer] || !r.g.budget.TryAcquire() {
 		return false
 	}
@@ -366,10 +356,10 @@ func (r *Request) exhausted(now time.Time) {
 			return
 		}
 	}
-	if wait := g.allDown.Wait; wait > 0 && !r.waited && now.Before(r.deadline) {
+	if wait := g.allDown.Wait; wait > 0 && !r.waited && now.Before(r.deadline()) {
 		r.waited, r.waiting = true, true
 		r.next, r.order = 0, g.plain
-		r.arm(WaitTimer, now.Add(min(wait, r.deadline.Sub(now))))
+		r.arm(WaitTimer, now.Add(min(wait, r.deadline().Sub(now))))
 		return
 	}
 	r.failAllDown(now)
