@@ -411,21 +411,25 @@ const (
 	BreakerTransition_probe         BreakerTransition_Reason = 7
 	BreakerTransition_lease_expired BreakerTransition_Reason = 8
 	BreakerTransition_restored      BreakerTransition_Reason = 9
+	// peer: opened or closed because another node serving the same
+	// upstream did (see origin and identity).
+	BreakerTransition_peer BreakerTransition_Reason = 10
 )
 
 // Enum value maps for BreakerTransition_Reason.
 var (
 	BreakerTransition_Reason_name = map[int32]string{
-		0: "unspecified",
-		1: "threshold",
-		2: "slow",
-		3: "consecutive",
-		4: "retry_after",
-		5: "manual",
-		6: "timer",
-		7: "probe",
-		8: "lease_expired",
-		9: "restored",
+		0:  "unspecified",
+		1:  "threshold",
+		2:  "slow",
+		3:  "consecutive",
+		4:  "retry_after",
+		5:  "manual",
+		6:  "timer",
+		7:  "probe",
+		8:  "lease_expired",
+		9:  "restored",
+		10: "peer",
 	}
 	BreakerTransition_Reason_value = map[string]int32{
 		"unspecified":   0,
@@ -438,6 +442,7 @@ var (
 		"probe":         7,
 		"lease_expired": 8,
 		"restored":      9,
+		"peer":          10,
 	}
 )
 
@@ -1621,7 +1626,17 @@ type BreakerTransition struct {
 	Trips    int32     `protobuf:"varint,9,opt,name=trips,proto3" json:"trips,omitempty"`
 	Evidence *Evidence `protobuf:"bytes,10,opt,name=evidence,proto3" json:"evidence,omitempty"`
 	// actor is who asked for a manual transition.
-	Actor         string `protobuf:"bytes,11,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,11,opt,name=actor,proto3" json:"actor,omitempty"`
+	// class is the error class of the outcome that caused the transition;
+	// ok when none did (a timer, a manual action).
+	Class ErrorClass `protobuf:"varint,12,opt,name=class,proto3,enum=hive.v1.ErrorClass" json:"class,omitempty"`
+	// identity names the upstream the model calls: provider, endpoint and
+	// upstream model. Nodes share breaker state only between models of the
+	// same identity.
+	Identity string `protobuf:"bytes,13,opt,name=identity,proto3" json:"identity,omitempty"`
+	// origin is the node whose own evidence opened (or closed) the breaker:
+	// this node for a local transition, the peer for an adopted one.
+	Origin        string `protobuf:"bytes,14,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1729,6 +1744,27 @@ func (x *BreakerTransition) GetEvidence() *Evidence {
 func (x *BreakerTransition) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *BreakerTransition) GetClass() ErrorClass {
+	if x != nil {
+		return x.Class
+	}
+	return ErrorClass_ok
+}
+
+func (x *BreakerTransition) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *BreakerTransition) GetOrigin() string {
+	if x != nil {
+		return x.Origin
 	}
 	return ""
 }
@@ -2083,7 +2119,15 @@ type ModelStatus struct {
 	Queued int32 `protobuf:"varint,16,opt,name=queued,proto3" json:"queued,omitempty"`
 	// gave_up: the model's supervisor stopped restarting it after repeated
 	// crashes, so it takes no traffic until an operator enables it again.
-	GaveUp        bool `protobuf:"varint,17,opt,name=gave_up,json=gaveUp,proto3" json:"gave_up,omitempty"`
+	GaveUp bool `protobuf:"varint,17,opt,name=gave_up,json=gaveUp,proto3" json:"gave_up,omitempty"`
+	// breaker_origin is the node whose evidence put the breaker in its
+	// state; empty while it is closed.
+	BreakerOrigin string `protobuf:"bytes,18,opt,name=breaker_origin,json=breakerOrigin,proto3" json:"breaker_origin,omitempty"`
+	// breaker_adopted is true when the state was adopted from breaker_origin,
+	// a peer serving the same upstream, rather than reached on this node.
+	BreakerAdopted bool `protobuf:"varint,19,opt,name=breaker_adopted,json=breakerAdopted,proto3" json:"breaker_adopted,omitempty"`
+	// identity names the upstream (provider, endpoint, upstream model).
+	Identity      string `protobuf:"bytes,20,opt,name=identity,proto3" json:"identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2235,6 +2279,27 @@ func (x *ModelStatus) GetGaveUp() bool {
 		return x.GaveUp
 	}
 	return false
+}
+
+func (x *ModelStatus) GetBreakerOrigin() string {
+	if x != nil {
+		return x.BreakerOrigin
+	}
+	return ""
+}
+
+func (x *ModelStatus) GetBreakerAdopted() bool {
+	if x != nil {
+		return x.BreakerAdopted
+	}
+	return false
+}
+
+func (x *ModelStatus) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
 }
 
 // NodeStatus is a node's view of itself.
@@ -2983,7 +3048,7 @@ const file_hive_proto_rawDesc = "" +
 	"\x04from\x18\x04 \x01(\x0e2\x15.hive.v1.HealthStatusR\x04from\x12%\n" +
 	"\x02to\x18\x05 \x01(\x0e2\x15.hive.v1.HealthStatusR\x02to\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12-\n" +
-	"\bevidence\x18\a \x01(\v2\x11.hive.v1.EvidenceR\bevidence\"\xca\x04\n" +
+	"\bevidence\x18\a \x01(\v2\x11.hive.v1.EvidenceR\bevidence\"\xb3\x05\n" +
 	"\x11BreakerTransition\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x14\n" +
@@ -2999,7 +3064,10 @@ const file_hive_proto_rawDesc = "" +
 	"\x05trips\x18\t \x01(\x05R\x05trips\x12-\n" +
 	"\bevidence\x18\n" +
 	" \x01(\v2\x11.hive.v1.EvidenceR\bevidence\x12\x14\n" +
-	"\x05actor\x18\v \x01(\tR\x05actor\"\x97\x01\n" +
+	"\x05actor\x18\v \x01(\tR\x05actor\x12)\n" +
+	"\x05class\x18\f \x01(\x0e2\x13.hive.v1.ErrorClassR\x05class\x12\x1a\n" +
+	"\bidentity\x18\r \x01(\tR\bidentity\x12\x16\n" +
+	"\x06origin\x18\x0e \x01(\tR\x06origin\"\xa1\x01\n" +
 	"\x06Reason\x12\x0f\n" +
 	"\vunspecified\x10\x00\x12\r\n" +
 	"\tthreshold\x10\x01\x12\b\n" +
@@ -3011,7 +3079,9 @@ const file_hive_proto_rawDesc = "" +
 	"\x05timer\x10\x06\x12\t\n" +
 	"\x05probe\x10\a\x12\x11\n" +
 	"\rlease_expired\x10\b\x12\f\n" +
-	"\brestored\x10\t\"\xc8\x03\n" +
+	"\brestored\x10\t\x12\b\n" +
+	"\x04peer\x10\n" +
+	"\"\xc8\x03\n" +
 	"\rRecoveryEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x14\n" +
@@ -3061,7 +3131,7 @@ const file_hive_proto_rawDesc = "" +
 	"\vduration_ms\x18\x03 \x01(\x05R\n" +
 	"durationMs\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xcf\x04\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xbb\x05\n" +
 	"\vModelStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12/\n" +
@@ -3080,7 +3150,10 @@ const file_hive_proto_rawDesc = "" +
 	"\bevidence\x18\x0e \x01(\v2\x11.hive.v1.EvidenceR\bevidence\x12?\n" +
 	"\rbreaker_since\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\fbreakerSince\x12\x16\n" +
 	"\x06queued\x18\x10 \x01(\x05R\x06queued\x12\x17\n" +
-	"\agave_up\x18\x11 \x01(\bR\x06gaveUp\"\xb3\x02\n" +
+	"\agave_up\x18\x11 \x01(\bR\x06gaveUp\x12%\n" +
+	"\x0ebreaker_origin\x18\x12 \x01(\tR\rbreakerOrigin\x12'\n" +
+	"\x0fbreaker_adopted\x18\x13 \x01(\bR\x0ebreakerAdopted\x12\x1a\n" +
+	"\bidentity\x18\x14 \x01(\tR\bidentity\"\xb3\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +
@@ -3289,34 +3362,35 @@ var file_hive_proto_depIdxs = []int32{
 	6,  // 20: hive.v1.BreakerTransition.reason:type_name -> hive.v1.BreakerTransition.Reason
 	34, // 21: hive.v1.BreakerTransition.open_until:type_name -> google.protobuf.Timestamp
 	19, // 22: hive.v1.BreakerTransition.evidence:type_name -> hive.v1.Evidence
-	34, // 23: hive.v1.RecoveryEvent.time:type_name -> google.protobuf.Timestamp
-	7,  // 24: hive.v1.RecoveryEvent.kind:type_name -> hive.v1.RecoveryEvent.Kind
-	34, // 25: hive.v1.Alert.time:type_name -> google.protobuf.Timestamp
-	8,  // 26: hive.v1.Alert.severity:type_name -> hive.v1.Alert.Severity
-	9,  // 27: hive.v1.Alert.state:type_name -> hive.v1.Alert.State
-	3,  // 28: hive.v1.ModelStatus.breaker:type_name -> hive.v1.BreakerState
-	2,  // 29: hive.v1.ModelStatus.health:type_name -> hive.v1.HealthStatus
-	19, // 30: hive.v1.ModelStatus.evidence:type_name -> hive.v1.Evidence
-	34, // 31: hive.v1.ModelStatus.breaker_since:type_name -> google.protobuf.Timestamp
-	34, // 32: hive.v1.NodeStatus.started:type_name -> google.protobuf.Timestamp
-	25, // 33: hive.v1.NodeStatus.models:type_name -> hive.v1.ModelStatus
-	23, // 34: hive.v1.NodeStatus.alerts:type_name -> hive.v1.Alert
-	16, // 35: hive.v1.AdminReply.error:type_name -> hive.v1.Error
-	26, // 36: hive.v1.AdminReply.status:type_name -> hive.v1.NodeStatus
-	10, // 37: hive.v1.FaultSpec.kind:type_name -> hive.v1.FaultSpec.Kind
-	0,  // 38: hive.v1.FaultSpec.error_class:type_name -> hive.v1.ErrorClass
-	16, // 39: hive.v1.FaultAck.error:type_name -> hive.v1.Error
-	16, // 40: hive.v1.JobAccepted.error:type_name -> hive.v1.Error
-	11, // 41: hive.v1.JobStatus.state:type_name -> hive.v1.JobStatus.State
-	17, // 42: hive.v1.JobStatus.result:type_name -> hive.v1.InferResponse
-	34, // 43: hive.v1.JobStatus.submitted:type_name -> google.protobuf.Timestamp
-	34, // 44: hive.v1.JobStatus.updated:type_name -> google.protobuf.Timestamp
-	16, // 45: hive.v1.JobStatus.error:type_name -> hive.v1.Error
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	0,  // 23: hive.v1.BreakerTransition.class:type_name -> hive.v1.ErrorClass
+	34, // 24: hive.v1.RecoveryEvent.time:type_name -> google.protobuf.Timestamp
+	7,  // 25: hive.v1.RecoveryEvent.kind:type_name -> hive.v1.RecoveryEvent.Kind
+	34, // 26: hive.v1.Alert.time:type_name -> google.protobuf.Timestamp
+	8,  // 27: hive.v1.Alert.severity:type_name -> hive.v1.Alert.Severity
+	9,  // 28: hive.v1.Alert.state:type_name -> hive.v1.Alert.State
+	3,  // 29: hive.v1.ModelStatus.breaker:type_name -> hive.v1.BreakerState
+	2,  // 30: hive.v1.ModelStatus.health:type_name -> hive.v1.HealthStatus
+	19, // 31: hive.v1.ModelStatus.evidence:type_name -> hive.v1.Evidence
+	34, // 32: hive.v1.ModelStatus.breaker_since:type_name -> google.protobuf.Timestamp
+	34, // 33: hive.v1.NodeStatus.started:type_name -> google.protobuf.Timestamp
+	25, // 34: hive.v1.NodeStatus.models:type_name -> hive.v1.ModelStatus
+	23, // 35: hive.v1.NodeStatus.alerts:type_name -> hive.v1.Alert
+	16, // 36: hive.v1.AdminReply.error:type_name -> hive.v1.Error
+	26, // 37: hive.v1.AdminReply.status:type_name -> hive.v1.NodeStatus
+	10, // 38: hive.v1.FaultSpec.kind:type_name -> hive.v1.FaultSpec.Kind
+	0,  // 39: hive.v1.FaultSpec.error_class:type_name -> hive.v1.ErrorClass
+	16, // 40: hive.v1.FaultAck.error:type_name -> hive.v1.Error
+	16, // 41: hive.v1.JobAccepted.error:type_name -> hive.v1.Error
+	11, // 42: hive.v1.JobStatus.state:type_name -> hive.v1.JobStatus.State
+	17, // 43: hive.v1.JobStatus.result:type_name -> hive.v1.InferResponse
+	34, // 44: hive.v1.JobStatus.submitted:type_name -> google.protobuf.Timestamp
+	34, // 45: hive.v1.JobStatus.updated:type_name -> google.protobuf.Timestamp
+	16, // 46: hive.v1.JobStatus.error:type_name -> hive.v1.Error
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_hive_proto_init() }

@@ -103,6 +103,9 @@ type Breaker struct {
 	// for forced open until changed.
 	openUntil   time.Time
 	closedSince time.Time // when the breaker last closed, for TripReset
+	// class is the error class that caused the current state (ok when
+	// none did), for peers deciding whether to trust the opening.
+	class messages.ErrorClass
 
 	window      breakerWindow
 	consecutive int // counted failures in a row
@@ -317,6 +320,7 @@ func (b *Breaker) moveTo(to messages.BreakerState, now time.Time, reason message
 	b.generation++
 	b.state = to
 	b.openUntil = openUntil
+	b.class = class
 	b.successes = 0
 	b.crossed = false
 	b.freeLeases()

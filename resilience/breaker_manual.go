@@ -71,11 +71,17 @@ type BreakerSnapshot struct {
 	// OpenUntil ends an open or forced-open period; zero otherwise, and
 	// for forced open until changed.
 	OpenUntil time.Time
+	// Class is the error class that caused the state (ok when none did).
+	Class messages.ErrorClass
+	// Origin is the node whose evidence put the breaker in its state. The
+	// breaker does not know nodes: Snapshot leaves it empty and its owner
+	// fills it in; Restore ignores it.
+	Origin string
 }
 
 // Snapshot returns the breaker's persistent state.
 func (b *Breaker) Snapshot() BreakerSnapshot {
-	return BreakerSnapshot{State: b.state, Generation: b.generation, Trips: b.trips, OpenUntil: b.openUntil}
+	return BreakerSnapshot{State: b.state, Generation: b.generation, Trips: b.trips, OpenUntil: b.openUntil, Class: b.class}
 }
 
 // Report returns a transition that changes nothing: the breaker's state as
@@ -111,7 +117,43 @@ func (b *Breaker) Restore(s BreakerSnapshot, now time.Time) []Transition {
 	}
 	b.generation = max(b.generation, s.Generation)
 	b.trips = max(s.Trips, 0)
-	return b.moveTo(to, now, messages.BreakerTransition_restored, messages.ErrorClass_ok, until)
+	return b.moveTo(to, now, messages.BreakerTransition_restored, s.Class, until)
+}
+
+// Adopt opens the breaker because a peer serving the same upstream opened
+// its own (reason peer): until the peer's open period ends, with the trip
+// count raised to the peer's so that the next opening grows as the peer's
+// would. Adopting is not a trip of this breaker. A closed or half-open
+// breaker moves; an open one moves only when until is later than its own
+// period (so a peer's grown reopening is taken). Forced-open, disabled and
+// metrics-only breakers stay as the operator set them, and an until not
+// after now changes nothing: those return nil.
+func (b *Breaker) Adopt(now, until time.Time, trips int, class messages.ErrorClass) []Transition {
+	if !until.After(now) {
+		return nil
+	}
+	switch b.state {
+	case messages.BreakerState_closed, messages.BreakerState_half_open:
+	case messages.BreakerState_open:
+		if !until.After(b.openUntil) {
+			return nil
+		}
+	default:
+		return nil
+	}
+	b.trips = max(b.trips, trips)
+	return b.moveTo(messages.BreakerState_open, now, messages.BreakerTransition_peer, class, until)
+}
+
+// PeerClose closes an open or half-open breaker because the node holding
+// the upstream's trial lease closed its own after a successful trial
+// (reason peer). The trip count is kept, so TripReset runs from now as
+// after a local close. Other states return nil.
+func (b *Breaker) PeerClose(now time.Time) []Transition {
+	if b.state != messages.BreakerState_open && b.state != messages.BreakerState_half_open {
+		return nil
+	}
+	return b.moveTo(messages.BreakerState_closed, now, messages.BreakerTransition_peer, messages.ErrorClass_ok, time.Time{})
 }
 
 // Trip opens a closed or half-open breaker as if a threshold had tripped

@@ -110,17 +110,17 @@ func TestBreakerRestore(t *testing.T) {
 		want      string
 		wantUntil time.Time
 	}{
-		{"open stays open until its time", BreakerSnapshot{messages.BreakerState_open, 40, 2, until}, breakerT0, "closed->open restored", until},
-		{"open past its time is half-open", BreakerSnapshot{messages.BreakerState_open, 40, 2, until}, until, "closed->half_open restored", time.Time{}},
-		{"open without a time is half-open", BreakerSnapshot{messages.BreakerState_open, 40, 2, time.Time{}}, breakerT0, "closed->half_open restored", time.Time{}},
-		{"half-open", BreakerSnapshot{messages.BreakerState_half_open, 40, 2, time.Time{}}, breakerT0, "closed->half_open restored", time.Time{}},
-		{"forced open until changed", BreakerSnapshot{messages.BreakerState_forced_open, 40, 0, time.Time{}}, breakerT0.Add(time.Hour), "closed->forced_open restored", time.Time{}},
-		{"forced open past its time", BreakerSnapshot{messages.BreakerState_forced_open, 40, 0, until}, until, "closed->half_open restored", time.Time{}},
-		{"closed", BreakerSnapshot{messages.BreakerState_closed, 40, 2, time.Time{}}, breakerT0, "closed->closed restored", time.Time{}},
-		{"disabled", BreakerSnapshot{messages.BreakerState_disabled, 40, 0, until}, breakerT0, "closed->disabled restored", time.Time{}},
-		{"metrics only", BreakerSnapshot{messages.BreakerState_metrics_only, 40, 0, time.Time{}}, breakerT0, "closed->metrics_only restored", time.Time{}},
-		{"unknown state", BreakerSnapshot{messages.BreakerState(42), 40, 0, time.Time{}}, breakerT0, "closed->half_open restored", time.Time{}},
-		{"older generation", BreakerSnapshot{messages.BreakerState_open, 0, 1, until}, breakerT0, "closed->open restored", until},
+		{"open stays open until its time", BreakerSnapshot{State: messages.BreakerState_open, Generation: 40, Trips: 2, OpenUntil: until}, breakerT0, "closed->open restored", until},
+		{"open past its time is half-open", BreakerSnapshot{State: messages.BreakerState_open, Generation: 40, Trips: 2, OpenUntil: until}, until, "closed->half_open restored", time.Time{}},
+		{"open without a time is half-open", BreakerSnapshot{State: messages.BreakerState_open, Generation: 40, Trips: 2, OpenUntil: time.Time{}}, breakerT0, "closed->half_open restored", time.Time{}},
+		{"half-open", BreakerSnapshot{State: messages.BreakerState_half_open, Generation: 40, Trips: 2, OpenUntil: time.Time{}}, breakerT0, "closed->half_open restored", time.Time{}},
+		{"forced open until changed", BreakerSnapshot{State: messages.BreakerState_forced_open, Generation: 40, Trips: 0, OpenUntil: time.Time{}}, breakerT0.Add(time.Hour), "closed->forced_open restored", time.Time{}},
+		{"forced open past its time", BreakerSnapshot{State: messages.BreakerState_forced_open, Generation: 40, Trips: 0, OpenUntil: until}, until, "closed->half_open restored", time.Time{}},
+		{"closed", BreakerSnapshot{State: messages.BreakerState_closed, Generation: 40, Trips: 2, OpenUntil: time.Time{}}, breakerT0, "closed->closed restored", time.Time{}},
+		{"disabled", BreakerSnapshot{State: messages.BreakerState_disabled, Generation: 40, Trips: 0, OpenUntil: until}, breakerT0, "closed->disabled restored", time.Time{}},
+		{"metrics only", BreakerSnapshot{State: messages.BreakerState_metrics_only, Generation: 40, Trips: 0, OpenUntil: time.Time{}}, breakerT0, "closed->metrics_only restored", time.Time{}},
+		{"unknown state", BreakerSnapshot{State: messages.BreakerState(42), Generation: 40, Trips: 0, OpenUntil: time.Time{}}, breakerT0, "closed->half_open restored", time.Time{}},
+		{"older generation", BreakerSnapshot{State: messages.BreakerState_open, Generation: 0, Trips: 1, OpenUntil: until}, breakerT0, "closed->open restored", until},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,12 @@ type Policy struct {
 	// ForcesOpen marks failures that open the breaker at once for a long
 	// time and raise an alert (bad credentials).
 	ForcesOpen bool
+	// PeerAtOnce marks failures that speak of the upstream itself, not of
+	// one node's path to it: a breaker another node opened for one of
+	// them is adopted at once by every node serving the same upstream.
+	// Openings for other classes (connection, timeout: node-local) need a
+	// second witness (see Witnesses).
+	PeerAtOnce bool
 }
 
 // policies is the table; every class has a row.
@@ -24,16 +30,16 @@ var policies = [...]Policy{
 	messages.ErrorClass_ok:             {},
 	messages.ErrorClass_timeout:        {CountsAgainstBreaker: true, FailOver: true},
 	messages.ErrorClass_connection:     {CountsAgainstBreaker: true, RetrySame: 1, FailOver: true},
-	messages.ErrorClass_server_error:   {CountsAgainstBreaker: true, RetrySame: 1, FailOver: true},
-	messages.ErrorClass_overloaded:     {CountsAgainstBreaker: true, FailOver: true},
-	messages.ErrorClass_rate_limited:   {CountsAgainstBreaker: true, RetrySame: 1, RetryAfterOnly: true, FailOver: true},
-	messages.ErrorClass_auth:           {CountsAgainstBreaker: true, FailOver: true, ForcesOpen: true},
+	messages.ErrorClass_server_error:   {CountsAgainstBreaker: true, RetrySame: 1, FailOver: true, PeerAtOnce: true},
+	messages.ErrorClass_overloaded:     {CountsAgainstBreaker: true, FailOver: true, PeerAtOnce: true},
+	messages.ErrorClass_rate_limited:   {CountsAgainstBreaker: true, RetrySame: 1, RetryAfterOnly: true, FailOver: true, PeerAtOnce: true},
+	messages.ErrorClass_auth:           {CountsAgainstBreaker: true, FailOver: true, ForcesOpen: true, PeerAtOnce: true},
 	messages.ErrorClass_bad_request:    {},
 	messages.ErrorClass_context_length: {},
 	messages.ErrorClass_content_policy: {},
 	messages.ErrorClass_cancelled:      {},
-	messages.ErrorClass_malformed:      {CountsAgainstBreaker: true, RetrySame: 1, FailOver: true},
-	messages.ErrorClass_stream_cut:     {CountsAgainstBreaker: true, FailOver: true},
+	messages.ErrorClass_malformed:      {CountsAgainstBreaker: true, RetrySame: 1, FailOver: true, PeerAtOnce: true},
+	messages.ErrorClass_stream_cut:     {CountsAgainstBreaker: true, FailOver: true, PeerAtOnce: true},
 	messages.ErrorClass_stream_stall:   {CountsAgainstBreaker: true, FailOver: true},
 	// Raised by Hive itself, not by a model: the next candidate may serve.
 	messages.ErrorClass_circuit_open: {FailOver: true},

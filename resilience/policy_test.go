@@ -18,12 +18,12 @@ func TestPolicyFor(t *testing.T) {
 		want  Policy
 	}{
 		{messages.ErrorClass_timeout, Policy{CountsAgainstBreaker: true, FailOver: true}},
-		{messages.ErrorClass_server_error, Policy{CountsAgainstBreaker: true, RetrySame: 1, FailOver: true}},
-		{messages.ErrorClass_rate_limited, Policy{CountsAgainstBreaker: true, RetrySame: 1, RetryAfterOnly: true, FailOver: true}},
-		{messages.ErrorClass_auth, Policy{CountsAgainstBreaker: true, FailOver: true, ForcesOpen: true}},
+		{messages.ErrorClass_server_error, Policy{CountsAgainstBreaker: true, RetrySame: 1, FailOver: true, PeerAtOnce: true}},
+		{messages.ErrorClass_rate_limited, Policy{CountsAgainstBreaker: true, RetrySame: 1, RetryAfterOnly: true, FailOver: true, PeerAtOnce: true}},
+		{messages.ErrorClass_auth, Policy{CountsAgainstBreaker: true, FailOver: true, ForcesOpen: true, PeerAtOnce: true}},
 		{messages.ErrorClass_bad_request, Policy{}},
 		{messages.ErrorClass_cancelled, Policy{}},
-		{messages.ErrorClass_stream_cut, Policy{CountsAgainstBreaker: true, FailOver: true}},
+		{messages.ErrorClass_stream_cut, Policy{CountsAgainstBreaker: true, FailOver: true, PeerAtOnce: true}},
 		{messages.ErrorClass(99), Policy{CountsAgainstBreaker: true, FailOver: true}},
 	}
 	for _, tt := range tests {
