@@ -42,6 +42,7 @@ type Hive struct {
 	recovery   *actor.PID
 	alerts     *actor.PID // nil when alerts are off
 	models     map[string]*actor.PID
+	upstreams  map[string][]string // identity -> the models calling it
 	deadLetter *eventstream.Subscription
 
 	calls   sync.WaitGroup // provider and probe goroutines
@@ -98,6 +99,10 @@ func New(cfg Config) (*Hive, error) {
 		return nil, fmt.Errorf("actors: start models: %w", err)
 	}
 	h.models = res.(map[string]*actor.PID)
+	h.upstreams = make(map[string][]string)
+	for _, m := range cfg.Models {
+		h.upstreams[m.Identity] = append(h.upstreams[m.Identity], m.Name)
+	}
 	if h.alerts != nil {
 		system.Root.Send(h.alerts, &alertTargets{models: maps.Clone(h.models), router: h.router})
 	}
@@ -186,7 +191,9 @@ func (h *Hive) Status() []*messages.ModelStatus {
 
 // Observe hands the Hive an event seen on the bus. Events of this node's
 // own models are ignored here (the model actors already told recovery);
-// those of other nodes are noted.
+// those of other nodes are noted, and another node's breaker transition
+// goes to every model of this node calling the same upstream (identity),
+// which may adopt it (unless Config.Peers.Off).
 func (h *Hive) Observe(ev any) {
 	switch ev := ev.(type) {
 	case *messages.HealthChanged:
@@ -194,10 +201,31 @@ func (h *Hive) Observe(ev any) {
 			h.system.Root.Send(h.recovery, ev)
 		}
 	case *messages.BreakerTransition:
-		if ev.GetNode() != h.env.cfg.Node {
-			h.system.Root.Send(h.recovery, ev)
+		if ev.GetNode() == h.env.cfg.Node {
+			return
+		}
+		h.system.Root.Send(h.recovery, ev)
+		if h.env.cfg.Peers.Off {
+			return
+		}
+		for _, name := range h.upstreams[ev.GetIdentity()] {
+			if pid, ok := h.models[name]; ok {
+				h.system.Root.Send(pid, &peerBreaker{ev: ev})
+			}
 		}
 	}
+}
+
+// Adopt hands the Hive the shared state a joining node reads before it
+// takes traffic (other nodes' last transitions, as Observe takes them) and
+// returns once every model has taken them.
+func (h *Hive) Adopt(evs []*messages.BreakerTransition) {
+	for _, ev := range evs {
+		h.Observe(ev)
+	}
+	// A model handles its mailbox in order: once it answers a status
+	// asked after the events, it has acted on them.
+	h.Status()
 }
 
 // Stop stops the router (answering its open requests with cancelled), the

@@ -72,6 +72,14 @@ type model struct {
 
 	breakerSince time.Time // when the breaker entered its state
 	keptBreaker  bool      // the breaker is the previous incarnation's
+
+	// Sharing with peers (peer.go).
+	witnesses  resilience.Witnesses
+	origin     string // the node whose evidence put the breaker in its state; "" while closed
+	adopted    bool   // origin is a peer
+	peerOrigin string // set while transitions publishes a peer's transitions
+	lease      leaseState
+	leaseRetry time.Time // leaseWaiting: when to ask again
 }
 
 // modelCounts is what of a model outlives its actor's restarts: the
@@ -123,6 +131,7 @@ func newModel(spec ModelSpec, e *env, counts *modelCounts) (*model, error) {
 		counts:      counts,
 		log:         e.log.With().Str("model", spec.Name).Logger(),
 		inFlight:    make(map[route.AttemptID]*running),
+		witnesses:   resilience.Witnesses{Window: e.cfg.Peers.WitnessWindow},
 	}, nil
 }
 
@@ -151,6 +160,10 @@ func (m *model) Receive(ctx actor.Context) {
 		ctx.Respond(m.alertReport(msg))
 	case *beginProbing:
 		m.beginProbing(ctx, msg)
+	case *peerBreaker:
+		m.peer(ctx, msg.ev)
+	case *leaseDone:
+		m.leaseAnswered(ctx, msg)
 	case *providerPanicked:
 		m.crash(ctx, msg)
 	case *actor.Started:

@@ -33,6 +33,8 @@ func (m *model) transitions(ctx actor.Context, ts []resilience.Transition, actor
 		}
 		changed = true
 		m.breakerSince = t.At
+		m.originAfter(t)
+		m.leaseAfter(t)
 		m.log.Info().Str("from", t.From.String()).Str("to", t.To.String()).Str("reason", t.Reason.String()).
 			Int("trips", t.Trips).Int("failures", t.Evidence.Failures).Int("calls", t.Evidence.Calls).Msg("breaker transition")
 		switch t.To {
@@ -44,8 +46,27 @@ func (m *model) transitions(ctx actor.Context, ts []resilience.Transition, actor
 			m.ramp.Stop()
 		}
 	}
-	m.env.store.Save(m.spec.Name, m.breaker.Snapshot())
+	snap := m.breaker.Snapshot()
+	snap.Origin = m.origin
+	m.env.store.Save(m.spec.Name, snap)
 	return changed
+}
+
+// originAfter notes whose evidence a changed transition t stands on:
+// a peer's while adopting, this node's otherwise; nobody's once closed.
+// This node's own node-local openings witness a peer's (see Witnesses).
+func (m *model) originAfter(t resilience.Transition) {
+	switch {
+	case t.To == messages.BreakerState_closed:
+		m.origin, m.adopted = "", false
+	case m.peerOrigin != "":
+		m.origin, m.adopted = m.peerOrigin, true
+	default:
+		m.origin, m.adopted = m.env.cfg.Node, false
+		if t.To == messages.BreakerState_open && !resilience.PolicyFor(t.Class).PeerAtOnce {
+			m.witnesses.Witness(t.At, m.env.cfg.Node)
+		}
+	}
 }
 
 func (m *model) breakerEvent(t resilience.Transition, actorName string) *messages.BreakerTransition {
@@ -59,6 +80,9 @@ func (m *model) breakerEvent(t resilience.Transition, actorName string) *message
 		Generation: uint32(t.Generation),
 		Trips:      int32(t.Trips),
 		Actor:      actorName,
+		Class:      t.Class,
+		Identity:   m.spec.Identity,
+		Origin:     m.env.cfg.Node,
 		Evidence: &messages.Evidence{
 			Calls:               int32(t.Evidence.Calls),
 			Failures:            int32(t.Evidence.Failures),
@@ -66,6 +90,9 @@ func (m *model) breakerEvent(t resilience.Transition, actorName string) *message
 			SuccessRate:         successRate(t.Evidence),
 			SlowRate:            t.Evidence.SlowRate,
 		},
+	}
+	if m.peerOrigin != "" {
+		ev.Origin = m.peerOrigin
 	}
 	if !t.OpenUntil.IsZero() {
 		ev.OpenUntil = timestamppb.New(t.OpenUntil)

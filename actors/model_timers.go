@@ -18,8 +18,16 @@ import (
 // schedule (re)arms the timer for the earliest deadline.
 func (m *model) schedule(ctx actor.Context) {
 	at := m.lastTick.Add(healthTickEvery)
-	if d, ok := m.breaker.NextDeadline(); ok && d.Before(at) {
-		at = d
+	now := m.env.now()
+	switch {
+	case !m.leaseGated(now):
+		if d, ok := m.breaker.NextDeadline(); ok && d.Before(at) {
+			at = d
+		}
+	case m.lease == leaseWaiting && m.leaseRetry.Before(at):
+		at = m.leaseRetry
+	case m.lease == leaseIdle:
+		at = now // ask for the lease at once
 	}
 	if d, ok := m.ramp.NextDeadline(); ok && d.Before(at) {
 		at = d
@@ -34,7 +42,7 @@ func (m *model) schedule(ctx actor.Context) {
 	m.timerSeq++
 	m.timerAt = at
 	seq, self, root := m.timerSeq, ctx.Self(), ctx.ActorSystem().Root
-	m.timerStop = time.AfterFunc(max(at.Sub(m.env.now()), 0), func() { root.Send(self, &timerFired{seq: seq}) }).Stop
+	m.timerStop = time.AfterFunc(max(at.Sub(now), 0), func() { root.Send(self, &timerFired{seq: seq}) }).Stop
 }
 
 func (m *model) stopTimer() {
@@ -48,7 +56,12 @@ func (m *model) stopTimer() {
 // tick gives every policy the time, then re-arms the timer.
 func (m *model) tick(ctx actor.Context) {
 	now := m.env.now()
-	changed := m.transitions(ctx, m.breaker.Tick(now), "")
+	changed := false
+	if m.leaseGated(now) {
+		m.askLease(ctx, now)
+	} else {
+		changed = m.transitions(ctx, m.breaker.Tick(now), "")
+	}
 	if m.ramp.Ramping() {
 		if ev, ok := m.ramp.Tick(now); ok {
 			m.rampEvent(ctx, now, ev)

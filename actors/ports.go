@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"sync"
 
 	"github.com/cmmv-hive/resilience/messages"
@@ -26,6 +27,18 @@ type Publisher interface {
 type StateStore interface {
 	Load(model string) (resilience.BreakerSnapshot, bool)
 	Save(model string, s resilience.BreakerSnapshot)
+}
+
+// Leases grants one node at a time the half-open trials of an upstream,
+// named by its identity (see ModelSpec.Identity). Acquire may block on the
+// network: model actors call it from a goroutine under a context they
+// cancel. It reports whether this node holds the lease now (it already
+// did, or took it); an error means the lease could not be asked for, and
+// the model then probes on its own. Release gives the lease back after the
+// trials decided; it must not block.
+type Leases interface {
+	Acquire(ctx context.Context, identity string) (bool, error)
+	Release(identity string)
 }
 
 // nopPublisher drops every event; the default when none is configured.

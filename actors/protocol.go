@@ -112,3 +112,15 @@ type controlDone struct {
 
 // beginProbing asks a model to test itself now: recovery after a restart.
 type beginProbing struct{ trigger string }
+
+// peerBreaker is another node's breaker transition for the model's
+// upstream (same identity), for the model actor to adopt or not.
+type peerBreaker struct{ ev *messages.BreakerTransition }
+
+// leaseDone is the answer to a lease request made in generation gen of
+// the breaker.
+type leaseDone struct {
+	gen uint64
+	won bool
+	err error
+}

@@ -28,8 +28,12 @@ const (
 // ModelSpec describes one model actor. Zero values take the defaults named
 // on each field.
 type ModelSpec struct {
-	Name     string
-	Kind     string // provider kind, for status and logs
+	Name string
+	Kind string // provider kind, for status and logs
+	// Identity names the upstream the model calls (provider, endpoint,
+	// upstream model): nodes share breaker state only between models of
+	// one identity. Kind + " " + Name when empty.
+	Identity string
 	Provider providers.Provider
 	// NewProvider builds a fresh client when recovery restarts the model;
 	// nil reuses Provider.
@@ -108,6 +112,26 @@ type Config struct {
 	Supervision Supervision
 	Recovery    Recovery
 	Alerts      Alerts // off when zero
+	Peers       Peers  // sharing breaker state with other nodes; on when zero
+}
+
+// Peers configures what a node does with other nodes' breaker events
+// (docs/policy.md, "Sharing breaker state between nodes"). The zero value
+// shares openings, with a DefaultWitnessWindow, and leaves half-open
+// trials to every node (no Leases).
+type Peers struct {
+	// Off makes the node ignore other nodes' breaker events.
+	Off bool
+	// WitnessWindow is how close together two nodes' node-local openings
+	// (connection, timeout) must be to be adopted;
+	// resilience.DefaultWitnessWindow when zero.
+	WitnessWindow time.Duration
+	// Leases grants one node at a time an upstream's half-open trials;
+	// nil: every node takes its own.
+	Leases Leases
+	// LeaseTTL is how long a lease lives (the Leases' TTL): a node that
+	// lost the lease asks again after it, in case the holder died; 30s.
+	LeaseTTL time.Duration
 }
 
 func (c *Config) validate() error {
@@ -167,10 +191,16 @@ func (c *Config) validate() error {
 	}
 	c.Supervision.applyDefaults()
 	c.Recovery.applyDefaults()
+	if c.Peers.LeaseTTL <= 0 {
+		c.Peers.LeaseTTL = 30 * time.Second
+	}
 	return c.Alerts.Validate()
 }
 
 func (m *ModelSpec) applyDefaults() error {
+	if m.Identity == "" {
+		m.Identity = m.Kind + " " + m.Name
+	}
 	if m.Timeout <= 0 {
 		m.Timeout = 30 * time.Second
 	}

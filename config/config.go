@@ -91,6 +91,7 @@ type Global struct {
 	Chaos           Chaos           // chaos: block, fault injection for chaos runs (off by default)
 	Jobs            Jobs            // jobs: block, durable jobs and idempotency keys (need persistence)
 	Events          Events          // events: block, the encoding of published events
+	Cluster         Cluster         // cluster: block, acting on the other nodes' breaker events
 }
 
 // Retry configures retries of the same model: the n-th retry waits
@@ -301,6 +302,7 @@ func defaultGlobal() Global {
 		Persistence: defaultPersistence(),
 		Jobs:        defaultJobs(),
 		Events:      Events{Encoding: "json"},
+		Cluster:     defaultCluster(),
 	}
 }
 

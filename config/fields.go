@@ -46,6 +46,7 @@ func (d *decoder) globalFields(g *Global) map[string]field {
 		"chaos":                 d.block(d.chaosFields(&g.Chaos)),
 		"jobs":                  d.block(d.jobsFields(&g.Jobs)),
 		"events":                d.block(d.eventsFields(&g.Events)),
+		"cluster":               d.block(d.clusterFields(&g.Cluster)),
 	}
 }
 

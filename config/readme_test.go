@@ -92,6 +92,7 @@ func globalBlocks(d *decoder) map[string]map[string]field {
 		"chaos":           d.chaosFields(&Chaos{}),
 		"jobs":            d.jobsFields(&Jobs{}),
 		"events":          d.eventsFields(&Events{}),
+		"cluster":         d.clusterFields(&Cluster{}),
 	}
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -40,7 +41,23 @@ func hiveConfig(cfg *config.Config, node string, log zerolog.Logger) (actors.Con
 			ErrorRate: g.Recovery.ErrorRate, MinCalls: g.Recovery.MinCalls, ResponseTime: g.Recovery.ResponseTime,
 			Failures: g.Recovery.Failures, Timeout: g.Recovery.Timeout, Cooldown: zeroIsOff(g.Recovery.Cooldown)},
 		Alerts: g.Alerts,
+		Peers:  actors.Peers{Off: !g.Cluster.ShareBreakers, WitnessWindow: g.Cluster.WitnessWindow, LeaseTTL: g.Cluster.LeaseTTL},
 	}, nil
+}
+
+// identity names the upstream a model calls, so that nodes share breaker
+// state only between models calling the same one: the provider, the
+// endpoint and the upstream model for openai and anthropic, the command
+// line for exec, and the model's name for sim (a simulated model stands
+// for one upstream shared by every node that configures it).
+func identity(m *config.Model) string {
+	switch m.Provider {
+	case config.ProviderOpenAI, config.ProviderAnthropic:
+		return m.Provider + " " + m.Endpoint + " " + m.UpstreamModel
+	case config.ProviderExec:
+		return m.Provider + " " + strings.Join(m.Command, " ")
+	}
+	return m.Provider + " " + m.Name
 }
 
 // modelSpecs turns configured models into actor specs with their providers.
@@ -61,6 +78,7 @@ func modelSpecs(cfg *config.Config, log zerolog.Logger) ([]actors.ModelSpec, err
 		spec := actors.ModelSpec{
 			Name:          name,
 			Kind:          m.Provider,
+			Identity:      identity(m),
 			Provider:      p,
 			NewProvider:   func() (providers.Provider, error) { return newProvider(m) },
 			Timeout:       m.Timeout,

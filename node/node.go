@@ -162,11 +162,18 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.chaos.wrap(hc.Models) // faults in front of every provider when chaos is on
 	subjects := bus.NewSubjects(files.Global.SubjectPrefix)
-	if err := n.openPersistence(ctx, files.Global.Persistence, subjects); err != nil {
+	identities := make(map[string]string, len(hc.Models))
+	for _, m := range hc.Models {
+		identities[m.Name] = m.Identity
+	}
+	if err := n.openPersistence(ctx, files.Global.Persistence, files.Global.Cluster, subjects, identities); err != nil {
 		return err
 	}
 	if n.store != nil {
 		hc.Store = n.store.Breakers()
+		if l := n.store.Leases(); l != nil {
+			hc.Peers.Leases = l
+		}
 	}
 	models := make([]string, len(hc.Models))
 	for i, m := range hc.Models {
@@ -189,7 +196,9 @@ func (n *Node) start(ctx context.Context) error {
 	if n.hive, err = actors.New(hc); err != nil {
 		return err
 	}
-	// Recovery also sees other nodes' health and breaker events.
+	// Recovery also sees other nodes' health and breaker events, and the
+	// models adopt their peers' openings. Subscribed before the shared
+	// state is read, so that nothing between the two is missed.
 	if n.events, err = bus.SubscribeHealth(n.nc, subjects, log, func(ev proto.Message) { n.hive.Observe(ev) }); err != nil {
 		return fmt.Errorf("subscribe to health events: %w", err)
 	}
@@ -202,6 +211,7 @@ func (n *Node) start(ctx context.Context) error {
 	if jobs != nil {
 		n.served = jobs.Idempotent(n.hive)
 	}
+	n.adoptShared(ctx, files.Global.Cluster)
 	n.ingress, err = bus.StartIngress(bus.IngressConfig{
 		Conn:       n.nc,
 		Subjects:   subjects,

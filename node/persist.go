@@ -18,7 +18,7 @@ const persistOpenTimeout = 10 * time.Second
 // ctx and persistOpenTimeout. Without JetStream (or with persistence off)
 // the node runs on without them and says so; any other failure stops the
 // start.
-func (n *Node) openPersistence(ctx context.Context, p config.Persistence, subjects bus.Subjects) error {
+func (n *Node) openPersistence(ctx context.Context, p config.Persistence, c config.Cluster, subjects bus.Subjects, identities map[string]string) error {
 	if !p.Enabled {
 		n.persistenceDetail = "off in resilience.yml"
 		n.log.Warn().Msg("persistence is off (persistence.enabled: false): no audit trail, breaker states kept in memory only")
@@ -34,6 +34,9 @@ func (n *Node) openPersistence(ctx context.Context, p config.Persistence, subjec
 		MaxBytes: int64(p.AuditMaxMB) << 20,
 		Replicas: p.Replicas,
 		Logger:   n.log,
+
+		Identities: identities,
+		LeaseTTL:   leaseTTL(c),
 	})
 	if errors.Is(err, persistence.ErrUnavailable) {
 		n.persistenceDetail = "JetStream unavailable: " + err.Error()
@@ -48,4 +51,40 @@ func (n *Node) openPersistence(ctx context.Context, p config.Persistence, subjec
 	n.log.Info().Str("stream", persistence.StreamName(subjects)).Str("bucket", persistence.BucketName(subjects)).
 		Msg("persistence on: " + n.persistenceDetail)
 	return nil
+}
+
+// leaseTTL is the trial-lease bucket's TTL; 0 (no bucket) when probe
+// leases are off.
+func leaseTTL(c config.Cluster) time.Duration {
+	if !c.ProbeLease || !c.ShareBreakers {
+		return 0
+	}
+	return c.LeaseTTL
+}
+
+// adoptShared hands the actors what the other nodes know (their open
+// breakers, from the bucket) before the node takes traffic, and says how
+// this node will share with them.
+func (n *Node) adoptShared(ctx context.Context, c config.Cluster) {
+	switch {
+	case !c.ShareBreakers:
+		n.log.Warn().Msg("cluster.shareBreakers is off: this node ignores other nodes' breaker openings and probes on its own")
+		return
+	case n.store == nil:
+		n.log.Warn().Msg("no JetStream: this node adopts other nodes' breaker openings from the bus but reads no shared state at start, and takes its own half-open trials (no trial lease)")
+		return
+	case n.store.Leases() == nil:
+		n.log.Info().Msg("cluster.probeLease is off: every node takes its own half-open trials")
+	}
+	ctx, cancel := context.WithTimeout(ctx, persistOpenTimeout)
+	defer cancel()
+	peers, err := n.store.Peers(ctx, time.Now())
+	if err != nil {
+		n.log.Warn().Err(err).Msg("shared breaker states not read: starting from this node's own")
+		return
+	}
+	n.hive.Adopt(peers)
+	if len(peers) > 0 {
+		n.log.Info().Int("open", len(peers)).Msg("read the other nodes' open breakers before taking traffic")
+	}
 }

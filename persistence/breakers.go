@@ -25,9 +25,10 @@ const writeTimeout = 5 * time.Second
 // coalescing several saves of one model into its latest. A failed write is
 // logged (Warn) and retried with the next Save or Flush.
 type BreakerStore struct {
-	kv   jetstream.KeyValue
-	node string
-	log  zerolog.Logger
+	kv         jetstream.KeyValue
+	node       string
+	log        zerolog.Logger
+	identities map[string]string // model -> upstream identity; read-only after Open
 
 	mu      sync.Mutex // guards cache and pending
 	cache   map[string]resilience.BreakerSnapshot
@@ -143,7 +144,7 @@ func (b *BreakerStore) writePending(ctx context.Context) error {
 }
 
 func (b *BreakerStore) write(ctx context.Context, model string, snap resilience.BreakerSnapshot) error {
-	body, err := encodeSnapshot(snap)
+	body, err := encodeSnapshot(snap, b.identities[model])
 	if err != nil {
 		return err
 	}
@@ -185,24 +186,41 @@ func loadNode(ctx context.Context, kv jetstream.KeyValue, node string, log zerol
 
 // snapshotJSON is the stored form of a BreakerSnapshot: JSON with the state
 // by name, so `nats kv get hive_breakers <node>.<model>` reads plainly.
+// Class, origin and identity let a joining node adopt another node's
+// opening (see Store.Peers).
 type snapshotJSON struct {
 	State      string    `json:"state"`
 	Generation uint64    `json:"generation"`
 	Trips      int       `json:"trips"`
 	OpenUntil  time.Time `json:"openUntil,omitzero"`
+	Class      string    `json:"class,omitempty"`
+	Origin     string    `json:"origin,omitempty"`
+	Identity   string    `json:"identity,omitempty"`
 }
 
-func encodeSnapshot(s resilience.BreakerSnapshot) ([]byte, error) {
-	return json.Marshal(snapshotJSON{State: s.State.String(), Generation: s.Generation, Trips: s.Trips, OpenUntil: s.OpenUntil})
+func encodeSnapshot(s resilience.BreakerSnapshot, identity string) ([]byte, error) {
+	j := snapshotJSON{State: s.State.String(), Generation: s.Generation, Trips: s.Trips, OpenUntil: s.OpenUntil,
+		Origin: s.Origin, Identity: identity}
+	if s.Class != messages.ErrorClass_ok {
+		j.Class = s.Class.String()
+	}
+	return json.Marshal(j)
 }
 
 // decodeSnapshot reads a stored snapshot. A state name it does not know
 // (written by a newer version) restores as half-open, which lets trial
 // calls decide instead of reopening all traffic.
 func decodeSnapshot(b []byte) (resilience.BreakerSnapshot, error) {
+	s, _, err := decodeShared(b)
+	return s, err
+}
+
+// decodeShared reads a stored snapshot and the identity stored with it.
+// An unknown class reads as ok.
+func decodeShared(b []byte) (resilience.BreakerSnapshot, string, error) {
 	var j snapshotJSON
 	if err := json.Unmarshal(b, &j); err != nil {
-		return resilience.BreakerSnapshot{}, fmt.Errorf("decode breaker state: %w", err)
+		return resilience.BreakerSnapshot{}, "", fmt.Errorf("decode breaker state: %w", err)
 	}
 	state, ok := messages.BreakerState_value[j.State]
 	if !ok {
@@ -210,7 +228,8 @@ func decodeSnapshot(b []byte) (resilience.BreakerSnapshot, error) {
 	}
 	return resilience.BreakerSnapshot{
 		State: messages.BreakerState(state), Generation: j.Generation, Trips: j.Trips, OpenUntil: j.OpenUntil,
-	}, nil
+		Class: messages.ErrorClass(messages.ErrorClass_value[j.Class]), Origin: j.Origin,
+	}, j.Identity, nil
 }
 
 // queue holds the snapshots waiting to be written: one per model, the

@@ -37,14 +37,14 @@ func TestSnapshotEncoding(t *testing.T) {
 		{State: messages.BreakerState_open, Generation: 9, Trips: 3, OpenUntil: time.Date(2026, 11, 27, 4, 5, 6, 7, time.UTC)},
 		{State: messages.BreakerState_metrics_only, Generation: 1},
 	} {
-		b, err := encodeSnapshot(s)
+		b, err := encodeSnapshot(s, "")
 		require.NoError(t, err)
 		got, err := decodeSnapshot(b)
 		require.NoError(t, err)
 		assert.Equal(t, s, got, "round trip of %s", b)
 	}
 
-	b, err := encodeSnapshot(snap(4))
+	b, err := encodeSnapshot(snap(4), "")
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"state":"open","generation":4,"trips":0}`, string(b), "stored form")
 

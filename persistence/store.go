@@ -45,6 +45,13 @@ type Config struct {
 	Replicas int
 	// Logger receives write failures; the zero value logs nothing.
 	Logger zerolog.Logger
+	// Identities names each model's upstream (see actors.ModelSpec), kept
+	// with its snapshot so that other nodes match it; a model without one
+	// is stored without it, and no peer adopts its state.
+	Identities map[string]string
+	// LeaseTTL, when > 0, opens the trial-lease bucket (see Leases) with
+	// that TTL; 0 opens none.
+	LeaseTTL time.Duration
 }
 
 // withDefaults validates c and fills in its defaults. Errors match
@@ -85,12 +92,22 @@ func BucketName(s bus.Subjects) string {
 	return strings.ReplaceAll(s.Prefix(), ".", "_") + "_breakers"
 }
 
+// LeaseBucketName is the trial-lease bucket of a subject prefix:
+// hive_probe_leases for "hive".
+func LeaseBucketName(s bus.Subjects) string {
+	return strings.ReplaceAll(s.Prefix(), ".", "_") + "_probe_leases"
+}
+
 // Store is a node's handle on the audit stream and its breaker states.
 // Open makes one; Close stops it. It is safe for concurrent use.
 type Store struct {
 	js       jetstream.JetStream
 	stream   string
 	breakers *BreakerStore
+	kv       jetstream.KeyValue
+	node     string
+	log      zerolog.Logger
+	leases   *Leases // nil without Config.LeaseTTL
 
 	closeOnce sync.Once
 	closeErr  error
@@ -142,8 +159,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, wrap("load breaker states", err)
 	}
 	s.breakers = newBreakerStore(kv, cfg.Node, cache, cfg.Logger)
+	s.breakers.identities = cfg.Identities
+	s.kv, s.node, s.log = kv, cfg.Node, cfg.Logger
+	if cfg.LeaseTTL > 0 {
+		lb := LeaseBucketName(cfg.Subjects)
+		lkv, err := upsert(ctx, js.CreateOrUpdateKeyValue, jetstream.KeyValueConfig{
+			Bucket:      lb,
+			Description: "Hive half-open trial leases: the node taking an upstream's trials",
+			History:     1,
+			TTL:         cfg.LeaseTTL,
+			Storage:     jetstream.MemoryStorage,
+			Replicas:    cfg.Replicas,
+		})
+		if err != nil {
+			s.breakers.stop()
+			return nil, wrap("lease bucket "+lb, err)
+		}
+		s.leases = newLeases(lkv, cfg.Node, cfg.Logger)
+	}
 	return s, nil
 }
+
+// Leases returns the trial leases; nil when Config.LeaseTTL was 0.
+func (s *Store) Leases() *Leases { return s.leases }
 
 // upsert calls create, and once more when another node created the same
 // stream or bucket with other settings between its update and its create
@@ -169,6 +207,9 @@ func (s *Store) Close() error {
 		defer cancel()
 		s.closeErr = s.breakers.Flush(ctx)
 		s.breakers.stop()
+		if s.leases != nil {
+			s.leases.stop()
+		}
 	})
 	return s.closeErr
 }

@@ -1,0 +1,221 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cmmv-hive/resilience/bus"
+	"github.com/cmmv-hive/resilience/bus/bustest"
+	"github.com/cmmv-hive/resilience/config"
+	"github.com/cmmv-hive/resilience/messages"
+)
+
+// peerModels is one node's models-resilience.yml: flaky and other fail
+// with the given classes ("" for never), in front of backup. The same
+// names on every node are the same upstream (sim models' identity).
+func peerModels(flaky, other string, open string) string {
+	sim := func(class string) string {
+		if class == "" {
+			return "{latency: 1ms}"
+		}
+		return "{failureRate: 1.0, errorClass: " + class + "}"
+	}
+	breaker := "{failureThreshold: 3, openDuration: " + open + "}"
+	return `
+models:
+  flaky:
+    provider: sim
+    sim: ` + sim(flaky) + `
+    retry: {maxRetries: 0}
+    circuitBreaker: ` + breaker + `
+    healthCheck: {enabled: true, interval: 1h}
+    fallbacks: [backup]
+  other:
+    provider: sim
+    sim: ` + sim(other) + `
+    retry: {maxRetries: 0}
+    circuitBreaker: ` + breaker + `
+    fallbacks: [backup]
+  backup:
+    provider: sim
+    sim: {latency: 1ms}
+`
+}
+
+// startPeer starts node id on srv with its own models and HTTP, recovery
+// off (so only breakers and peers move the state).
+func startPeer(t *testing.T, srv *server.Server, id, models, global string) *Node {
+	t.Helper()
+	cfg, err := config.Parse(config.GlobalFile, []byte("recovery: {enabled: false}\n"+global), config.ModelsFile, []byte(models))
+	require.NoError(t, err)
+	n, err := Start(context.Background(), Config{Files: cfg, ID: id, NATS: bus.ConnectOptions{URLs: srv.ClientURL()}, HTTPAddr: "127.0.0.1:0"},
+		zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, n.Stop()) })
+	return n
+}
+
+// breakers records every node's breaker transitions, in arrival order.
+type breakers struct {
+	t   *testing.T
+	ch  chan *messages.BreakerTransition
+	all []*messages.BreakerTransition
+}
+
+// breakerEvents follows every node's breaker transitions.
+func breakerEvents(t *testing.T, srv *server.Server) *breakers {
+	t.Helper()
+	nc := bustest.Connect(t, srv)
+	r := &breakers{t: t, ch: make(chan *messages.BreakerTransition, 4096)}
+	subs, err := bus.SubscribeHealth(nc, bus.NewSubjects(""), zerolog.Nop(), func(m proto.Message) {
+		if ev, ok := m.(*messages.BreakerTransition); ok {
+			r.ch <- ev
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	t.Cleanup(func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	})
+	return r
+}
+
+// await returns the first event so far or to come matching want, and how
+// many events had arrived up to and with it; it fails after a deadline.
+func (r *breakers) await(what string, want func(*messages.BreakerTransition) bool) (*messages.BreakerTransition, int) {
+	r.t.Helper()
+	for i, ev := range r.all {
+		if want(ev) {
+			return ev, i + 1
+		}
+	}
+	deadline := time.After(requestLimit)
+	for {
+		select {
+		case ev := <-r.ch:
+			r.all = append(r.all, ev)
+			if want(ev) {
+				return ev, len(r.all)
+			}
+		case <-deadline:
+			r.t.Fatalf("no breaker event %s within %s", what, requestLimit)
+			return nil, 0
+		}
+	}
+}
+
+func opened(node, model string, reason messages.BreakerTransition_Reason) func(*messages.BreakerTransition) bool {
+	return func(ev *messages.BreakerTransition) bool {
+		return ev.GetNode() == node && ev.GetModel() == model && ev.GetTo() == messages.BreakerState_open && ev.GetReason() == reason
+	}
+}
+
+// drive sends requests for model to n over HTTP until stop is closed.
+func drive(t *testing.T, n *Node, model string, stop <-chan struct{}) {
+	t.Helper()
+	done := make(chan struct{})
+	t.Cleanup(func() { <-done })
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := http.Post(n.HTTPURL()+"/v1/chat/completions", "application/json",
+				strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`))
+			if err != nil {
+				return
+			}
+			_ = resp.Body.Close()
+		}
+	}()
+}
+
+// openOn drives n's model until its breaker opens, and returns the event.
+func openOn(t *testing.T, r *breakers, n *Node, model string) *messages.BreakerTransition {
+	t.Helper()
+	stop := make(chan struct{})
+	drive(t, n, model, stop)
+	defer close(stop)
+	ev, _ := r.await("opening "+model+" on "+n.cfg.ID, opened(n.cfg.ID, model, messages.BreakerTransition_consecutive))
+	return ev
+}
+
+func modelStatus(t *testing.T, n *Node, model string) *messages.ModelStatus {
+	t.Helper()
+	for _, m := range n.Status().GetModels() {
+		if m.GetName() == model {
+			return m
+		}
+	}
+	t.Fatalf("node %s has no model %s", n.cfg.ID, model)
+	return nil
+}
+
+// TestPeersAdoptAnUpstreamOpening: three nodes, one upstream; only a's
+// calls fail (server_error). b and c open too, reason peer, with a as the
+// origin, for a's period, without calling the model themselves.
+func TestPeersAdoptAnUpstreamOpening(t *testing.T) {
+	srv := bustest.NewServer(t)
+	ch := breakerEvents(t, srv)
+	a := startPeer(t, srv, "a", peerModels("server_error", "", "1h"), "")
+	b := startPeer(t, srv, "b", peerModels("", "", "1h"), "")
+	c := startPeer(t, srv, "c", peerModels("", "", "1h"), "")
+
+	own := openOn(t, ch, a, "flaky")
+	assert.Equal(t, messages.ErrorClass_server_error, own.GetClass())
+	assert.Equal(t, "sim flaky", own.GetIdentity())
+	for _, n := range []*Node{b, c} {
+		ev, _ := ch.await("peer opening on "+n.cfg.ID, opened(n.cfg.ID, "flaky", messages.BreakerTransition_peer))
+		assert.Equal(t, "a", ev.GetOrigin())
+		assert.True(t, ev.GetOpenUntil().AsTime().Equal(own.GetOpenUntil().AsTime()), "adopted until %v, want a's %v", ev.GetOpenUntil().AsTime(), own.GetOpenUntil().AsTime())
+		st := modelStatus(t, n, "flaky")
+		assert.Equal(t, messages.BreakerState_open, st.GetBreaker())
+		assert.Equal(t, "a", st.GetBreakerOrigin())
+		assert.True(t, st.GetBreakerAdopted())
+		assert.Zero(t, st.GetRequests()-st.GetSuccesses()-st.GetFailures(), "no call in flight")
+	}
+	st := modelStatus(t, a, "flaky")
+	assert.Equal(t, "a", st.GetBreakerOrigin())
+	assert.False(t, st.GetBreakerAdopted(), "a's own opening is local")
+}
+
+// TestPeersWantASecondWitnessForNodeLocalFailures: a's connection to the
+// upstream fails, the others' does not. b does not adopt a's opening (it
+// has handled it: a's next event, on the same subscription, is adopted);
+// once c's connection fails too, b adopts, with c as the origin.
+func TestPeersWantASecondWitnessForNodeLocalFailures(t *testing.T) {
+	srv := bustest.NewServer(t)
+	ch := breakerEvents(t, srv)
+	a := startPeer(t, srv, "a", peerModels("connection", "server_error", "1h"), "")
+	b := startPeer(t, srv, "b", peerModels("", "", "1h"), "")
+	c := startPeer(t, srv, "c", peerModels("connection", "", "1h"), "")
+
+	openOn(t, ch, a, "flaky")
+	openOn(t, ch, a, "other")
+	_, upTo := ch.await("b adopting a's other", opened("b", "other", messages.BreakerTransition_peer))
+	for _, ev := range ch.all[:upTo] {
+		assert.False(t, ev.GetNode() == "b" && ev.GetModel() == "flaky", "b took a's connection failure alone: %v", ev)
+	}
+	st := modelStatus(t, b, "flaky")
+	assert.Equal(t, messages.BreakerState_closed, st.GetBreaker(), "one node's broken network is not adopted")
+	assert.Equal(t, messages.BreakerState_closed, modelStatus(t, c, "flaky").GetBreaker())
+
+	openOn(t, ch, c, "flaky")
+	ev, _ := ch.await("b adopting flaky on a second witness", opened("b", "flaky", messages.BreakerTransition_peer))
+	assert.Equal(t, "c", ev.GetOrigin())
+	assert.Equal(t, messages.ErrorClass_connection, ev.GetClass())
+}
