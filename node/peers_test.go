@@ -219,3 +219,63 @@ func TestPeersWantASecondWitnessForNodeLocalFailures(t *testing.T) {
 	assert.Equal(t, "c", ev.GetOrigin())
 	assert.Equal(t, messages.ErrorClass_connection, ev.GetClass())
 }
+
+// TestAJoiningNodeReadsTheSharedState: a node that starts after a's
+// opening has the model open (adopted from a) as soon as Start returns,
+// before any traffic and with no event to wait for.
+func TestAJoiningNodeReadsTheSharedState(t *testing.T) {
+	srv := bustest.NewServer(t)
+	ch := breakerEvents(t, srv)
+	a := startPeer(t, srv, "a", peerModels("server_error", "", "1h"), "")
+	openOn(t, ch, a, "flaky")
+	ctx, cancel := context.WithTimeout(context.Background(), requestLimit)
+	defer cancel()
+	require.NoError(t, a.store.Breakers().Flush(ctx))
+
+	late := startPeer(t, srv, "late", peerModels("", "", "1h"), "")
+	st := modelStatus(t, late, "flaky")
+	assert.Equal(t, messages.BreakerState_open, st.GetBreaker(), "the joining node knows flaky is dead")
+	assert.Equal(t, "a", st.GetBreakerOrigin())
+	assert.True(t, st.GetBreakerAdopted())
+	assert.Zero(t, st.GetRequests())
+}
+
+// TestOneNodeTakesTheTrials: when an adopted open period ends, one node
+// of three takes the half-open trial by the lease; the others stay open
+// until it reports, then follow its outcome (closed, or reopened for the
+// grown period).
+func TestOneNodeTakesTheTrials(t *testing.T) {
+	srv := bustest.NewServer(t)
+	ch := breakerEvents(t, srv)
+	nodes := []*Node{
+		startPeer(t, srv, "a", peerModels("server_error", "", "300ms"), ""),
+		startPeer(t, srv, "b", peerModels("", "", "300ms"), ""),
+		startPeer(t, srv, "c", peerModels("", "", "300ms"), ""),
+	}
+	openOn(t, ch, nodes[0], "flaky")
+	// Each node's first transition of flaky after the opening (a's own,
+	// b's and c's adoption): half-open on the lease holder, a peer
+	// transition (following the holder's outcome) on the others.
+	next := map[string]*messages.BreakerTransition{}
+	for _, n := range nodes {
+		id := n.cfg.ID // b and c adopted from closed, so From open skips that
+		ch.await("flaky leaving its first open period on "+id, func(ev *messages.BreakerTransition) bool {
+			if ev.GetNode() != id || ev.GetModel() != "flaky" || ev.GetFrom() != messages.BreakerState_open {
+				return false
+			}
+			next[id] = ev
+			return true
+		})
+	}
+	holders := 0
+	for id, ev := range next {
+		switch {
+		case ev.GetTo() == messages.BreakerState_half_open:
+			holders++
+		case ev.GetReason() == messages.BreakerTransition_peer:
+		default:
+			t.Errorf("node %s left the open period by %v->%v %v, want half-open (the holder) or a peer transition", id, ev.GetFrom(), ev.GetTo(), ev.GetReason())
+		}
+	}
+	assert.Equal(t, 1, holders, "half-open trials per open period, cluster-wide: %v", next)
+}
