@@ -54,6 +54,7 @@ const (
 //	hive_overhead_seconds                                       histogram of InferResponse.overhead_us
 //	hive_breaker_state{node, model}                             gauge, the BreakerState enum number (every configured model from the start)
 //	hive_breaker_transitions_total{node, model, to}
+//	hive_breaker_peer_opens_total{node, model, origin}          openings adopted from another node (reason peer)
 //	hive_model_health{node, model}                              gauge, the HealthStatus enum number (every configured model from the start)
 //	hive_health_changes_total{node, model, to}
 //	hive_restarts_total{node, model}                            RecoveryEvents of kind restart
@@ -95,6 +96,7 @@ type Metrics struct {
 
 	breakerState       *prometheus.GaugeVec
 	breakerTransitions *prometheus.CounterVec
+	breakerPeerOpens   *prometheus.CounterVec
 	health             *prometheus.GaugeVec
 	healthChanges      *prometheus.CounterVec
 	restarts           *prometheus.CounterVec
@@ -187,6 +189,7 @@ func NewMetrics(node string, models ...string) *Metrics {
 	m.overhead = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hive_overhead_seconds", Help: "Time a node spent on a request outside model calls.", Buckets: overheadBuckets})
 	m.breakerState = gauge("hive_breaker_state", "Circuit breaker state as the BreakerState enum number: 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled, 5 metrics_only.", "node", "model")
 	m.breakerTransitions = counter("hive_breaker_transitions_total", "Circuit breaker transitions by the state entered.", "node", "model", "to")
+	m.breakerPeerOpens = counter("hive_breaker_peer_opens_total", "Circuit breaker openings adopted from another node serving the same upstream, by that node.", "node", "model", "origin")
 	m.health = gauge("hive_model_health", "Model health as the HealthStatus enum number: 0 unknown, 1 available, 2 degraded, 3 unavailable, 4 maintenance.", "node", "model")
 	m.healthChanges = counter("hive_health_changes_total", "Model health changes by the status entered.", "node", "model", "to")
 	m.restarts = counter("hive_restarts_total", "Model actor restarts.", "node", "model")
@@ -333,6 +336,9 @@ func (m *Metrics) Breaker(ev *messages.BreakerTransition) {
 	node, model := m.where(ev.GetNode(), ev.GetModel())
 	m.breakerState.WithLabelValues(node, model).Set(float64(ev.GetTo()))
 	m.breakerTransitions.WithLabelValues(node, model, ev.GetTo().String()).Inc()
+	if ev.GetReason() == messages.BreakerTransition_peer && ev.GetTo() == messages.BreakerState_open {
+		m.breakerPeerOpens.WithLabelValues(node, model, ev.GetOrigin()).Inc()
+	}
 }
 
 // Health records a model health change; nil is ignored.

@@ -187,6 +187,10 @@ func TestPeersAdoptAnUpstreamOpening(t *testing.T) {
 		assert.Equal(t, "a", st.GetBreakerOrigin())
 		assert.True(t, st.GetBreakerAdopted())
 		assert.Zero(t, st.GetRequests()-st.GetSuccesses()-st.GetFailures(), "no call in flight")
+		// The counter is bumped beside the event, not before it: polled.
+		labels := map[string]string{"node": n.cfg.ID, "model": "flaky", "origin": "a"}
+		require.Eventually(t, func() bool { return counter(scrape(t, n), "hive_breaker_peer_opens_total", labels) == 1 },
+			requestLimit, 10*time.Millisecond, "hive_breaker_peer_opens_total%v", labels)
 	}
 	st := modelStatus(t, a, "flaky")
 	assert.Equal(t, "a", st.GetBreakerOrigin())

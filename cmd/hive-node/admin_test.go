@@ -140,7 +140,7 @@ func TestHealthCheck(t *testing.T) {
 	out, err := cli(t, url, "health-check")
 	require.NoError(t, err, out)
 	for _, m := range []string{"primary", "broken", "backup", "dead"} {
-		assert.Regexp(t, `e2e\s+`+m+`\s+closed\s+unknown\s+100%`, out, "no call yet")
+		assert.Regexp(t, `e2e\s+`+m+`\s+closed\s+-\s+unknown\s+100%`, out, "no call yet")
 	}
 	assert.Contains(t, out, "1 node(s), 4 model(s): 0 cannot take traffic, 0 node(s) draining")
 
@@ -151,7 +151,7 @@ func TestHealthCheck(t *testing.T) {
 	require.Error(t, err, out)
 	assert.Equal(t, 1, exitCode(err), "got %v", err)
 	assert.Contains(t, err.Error(), "1 model(s) cannot take traffic")
-	assert.Regexp(t, `e2e\s+dead\s+open\s+unavailable`, out)
+	assert.Regexp(t, `e2e\s+dead\s+open\s+local\s+unavailable`, out)
 	assert.Contains(t, out, "e2e/dead: breaker open; health unavailable")
 }
 

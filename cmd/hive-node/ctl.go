@@ -158,14 +158,14 @@ func healthCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	sortReplies(replies)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tMODEL\tBREAKER\tHEALTH\tRAMP\tIN-FLIGHT\tENABLED\tREQUESTS\tFAILURES")
+	fmt.Fprintln(tw, "NODE\tMODEL\tBREAKER\tOPENED-BY\tHEALTH\tRAMP\tIN-FLIGHT\tENABLED\tREQUESTS\tFAILURES")
 	var models, down, draining, refused int
 	var why []string
 	for _, r := range replies {
 		if !r.GetOk() {
 			refused++
 			why = append(why, fmt.Sprintf("%s: refused the status command: %s", r.GetNode(), r.GetError().GetMessage()))
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.GetNode(), r.GetError().GetMessage())
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.GetNode(), r.GetError().GetMessage())
 			continue
 		}
 		st := r.GetStatus()
@@ -179,7 +179,7 @@ func healthCheck(args []string, stdout, stderr io.Writer) error {
 				down++
 				why = append(why, st.GetNode()+"/"+m.GetName()+": "+strings.Join(reasons, "; "))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d%%\t%d/%d\t%s\t%d\t%d\n", st.GetNode(), m.GetName(), m.GetBreaker(), m.GetHealth(),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d%%\t%d/%d\t%s\t%d\t%d\n", st.GetNode(), m.GetName(), m.GetBreaker(), openedBy(m), m.GetHealth(),
 				m.GetRampPercent(), m.GetInFlight(), m.GetMaxConcurrent(), yesNo(m.GetEnabled()), m.GetRequests(), m.GetFailures())
 		}
 	}
@@ -222,6 +222,18 @@ func cannotServe(m *messages.ModelStatus) []string {
 		why = append(why, "health unavailable")
 	}
 	return why
+}
+
+// openedBy says whose evidence put a model's breaker in its state: "-"
+// while closed, the node itself ("local"), or "<peer> (adopted)".
+func openedBy(m *messages.ModelStatus) string {
+	switch {
+	case m.GetBreakerOrigin() == "":
+		return "-"
+	case m.GetBreakerAdopted():
+		return m.GetBreakerOrigin() + " (adopted)"
+	}
+	return "local"
 }
 
 func yesNo(b bool) string {

@@ -206,7 +206,7 @@
     n.tbody.appendChild(tr);
     r = {
       key, node, model, data: null, points: [],
-      breaker: 'closed', breakerSince: 0, breakerRecv: 0,
+      breaker: 'closed', breakerSince: 0, breakerRecv: 0, origin: '', adopted: false,
       health: 'unknown', healthRecv: 0, rampRecv: 0, sampledAt: 0,
       dirty: true, chartDirty: true,
       tr, provider, badge, since, healthEl: health, ramp, rampPct: 100, bulkText, bar, barFill, queued,
@@ -276,7 +276,10 @@
         r.data = m;
         r.sampledAt = at;
         // An event received after this sample went out is newer than it.
-        if (at > r.breakerRecv) { r.breaker = m.breaker; r.breakerSince = ms(m.breakerSince); }
+        if (at > r.breakerRecv) {
+          r.breaker = m.breaker; r.breakerSince = ms(m.breakerSince);
+          r.origin = m.breakerOrigin || ''; r.adopted = !!m.breakerAdopted;
+        }
         if (at > r.healthRecv) r.health = m.health;
         if (at > r.rampRecv) r.rampPct = m.rampPercent;
         r.dirty = true;
@@ -334,7 +337,12 @@
     const newer = r && ev.received >= r.sampledAt;
     switch (ev.kind) {
       case 'breaker':
-        if (newer && e.to) { r.breaker = e.to; r.breakerSince = ms(e.time); r.breakerRecv = ev.received; r.dirty = true; }
+        if (newer && e.to) {
+          r.breaker = e.to; r.breakerSince = ms(e.time); r.breakerRecv = ev.received; r.dirty = true;
+          // Who opened it: a peer (adopted, reason peer) or this node.
+          r.adopted = e.reason === 'peer';
+          r.origin = e.to === 'closed' ? '' : (e.origin || ev.node);
+        }
         break;
       case 'health':
         if (newer && e.to) { r.health = e.to; r.healthRecv = ev.received; r.dirty = true; }
@@ -418,7 +426,10 @@
     r.tr.classList.toggle('disabled', off);
     setText(r.badge, r.breaker);
     setClass(r.badge, 'badge b-' + r.breaker);
-    setText(r.since, r.breakerSince ? 'for ' + fmtDur(Math.max(0, now() - r.breakerSince)) : '');
+    const by = !r.origin ? '' : r.adopted ? ' · adopted from ' + r.origin : ' · local';
+    setText(r.since, (r.breakerSince ? 'for ' + fmtDur(Math.max(0, now() - r.breakerSince)) : '') + by);
+    if (!r.origin) r.badge.removeAttribute('title');
+    else r.badge.title = r.adopted ? 'opened by ' + r.origin + ', adopted by ' + r.node : 'opened by ' + r.node + ' on its own evidence';
     setText(r.healthEl, label(r.health));
     setClass(r.healthEl, 'badge h-' + r.health);
     setText(r.ramp, 'ramp ' + num(r.rampPct) + '%');
