@@ -53,7 +53,7 @@ models:
 
 // startPeer starts node id on srv with its own models and HTTP, recovery
 // off (so only breakers and peers move the state).
-func startPeer(t *testing.T, srv *server.Server, id, models, global string) *Node {
+func startPeer(t testing.TB, srv *server.Server, id, models, global string) *Node {
 	t.Helper()
 	cfg, err := config.Parse(config.GlobalFile, []byte("recovery: {enabled: false}\n"+global), config.ModelsFile, []byte(models))
 	require.NoError(t, err)
@@ -66,13 +66,13 @@ func startPeer(t *testing.T, srv *server.Server, id, models, global string) *Nod
 
 // breakers records every node's breaker transitions, in arrival order.
 type breakers struct {
-	t   *testing.T
+	t   testing.TB
 	ch  chan *messages.BreakerTransition
 	all []*messages.BreakerTransition
 }
 
 // breakerEvents follows every node's breaker transitions.
-func breakerEvents(t *testing.T, srv *server.Server) *breakers {
+func breakerEvents(t testing.TB, srv *server.Server) *breakers {
 	t.Helper()
 	nc := bustest.Connect(t, srv)
 	r := &breakers{t: t, ch: make(chan *messages.BreakerTransition, 4096)}
