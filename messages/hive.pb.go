@@ -348,6 +348,61 @@ func (InferRequest_Priority) EnumDescriptor() ([]byte, []int) {
 	return file_hive_proto_rawDescGZIP(), []int{1, 0}
 }
 
+// Skip says why a candidate was not called. A skipped attempt made no
+// call: its error_class is context_length, its latency 0.
+type Attempt_Skip int32
+
+const (
+	Attempt_called Attempt_Skip = 0
+	// context_window: the model's known context window cannot hold the
+	// request's estimated prompt tokens plus its max_tokens.
+	Attempt_context_window Attempt_Skip = 1
+	// max_output_tokens: the request's max_tokens is more than the model's
+	// known maximum output.
+	Attempt_max_output_tokens Attempt_Skip = 2
+)
+
+// Enum value maps for Attempt_Skip.
+var (
+	Attempt_Skip_name = map[int32]string{
+		0: "called",
+		1: "context_window",
+		2: "max_output_tokens",
+	}
+	Attempt_Skip_value = map[string]int32{
+		"called":            0,
+		"context_window":    1,
+		"max_output_tokens": 2,
+	}
+)
+
+func (x Attempt_Skip) Enum() *Attempt_Skip {
+	p := new(Attempt_Skip)
+	*p = x
+	return p
+}
+
+func (x Attempt_Skip) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Attempt_Skip) Descriptor() protoreflect.EnumDescriptor {
+	return file_hive_proto_enumTypes[5].Descriptor()
+}
+
+func (Attempt_Skip) Type() protoreflect.EnumType {
+	return &file_hive_proto_enumTypes[5]
+}
+
+func (x Attempt_Skip) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Attempt_Skip.Descriptor instead.
+func (Attempt_Skip) EnumDescriptor() ([]byte, []int) {
+	return file_hive_proto_rawDescGZIP(), []int{2, 0}
+}
+
 type InferChunk_Outcome int32
 
 const (
@@ -381,11 +436,11 @@ func (x InferChunk_Outcome) String() string {
 }
 
 func (InferChunk_Outcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_hive_proto_enumTypes[5].Descriptor()
+	return file_hive_proto_enumTypes[6].Descriptor()
 }
 
 func (InferChunk_Outcome) Type() protoreflect.EnumType {
-	return &file_hive_proto_enumTypes[5]
+	return &file_hive_proto_enumTypes[6]
 }
 
 func (x InferChunk_Outcome) Number() protoreflect.EnumNumber {
@@ -457,11 +512,11 @@ func (x BreakerTransition_Reason) String() string {
 }
 
 func (BreakerTransition_Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_hive_proto_enumTypes[6].Descriptor()
+	return file_hive_proto_enumTypes[7].Descriptor()
 }
 
 func (BreakerTransition_Reason) Type() protoreflect.EnumType {
-	return &file_hive_proto_enumTypes[6]
+	return &file_hive_proto_enumTypes[7]
 }
 
 func (x BreakerTransition_Reason) Number() protoreflect.EnumNumber {
@@ -518,11 +573,11 @@ func (x RecoveryEvent_Kind) String() string {
 }
 
 func (RecoveryEvent_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_hive_proto_enumTypes[7].Descriptor()
+	return file_hive_proto_enumTypes[8].Descriptor()
 }
 
 func (RecoveryEvent_Kind) Type() protoreflect.EnumType {
-	return &file_hive_proto_enumTypes[7]
+	return &file_hive_proto_enumTypes[8]
 }
 
 func (x RecoveryEvent_Kind) Number() protoreflect.EnumNumber {
@@ -567,11 +622,11 @@ func (x Alert_Severity) String() string {
 }
 
 func (Alert_Severity) Descriptor() protoreflect.EnumDescriptor {
-	return file_hive_proto_enumTypes[8].Descriptor()
+	return file_hive_proto_enumTypes[9].Descriptor()
 }
 
 func (Alert_Severity) Type() protoreflect.EnumType {
-	return &file_hive_proto_enumTypes[8]
+	return &file_hive_proto_enumTypes[9]
 }
 
 func (x Alert_Severity) Number() protoreflect.EnumNumber {
@@ -619,11 +674,11 @@ func (x Alert_State) String() string {
 }
 
 func (Alert_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_hive_proto_enumTypes[9].Descriptor()
+	return file_hive_proto_enumTypes[10].Descriptor()
 }
 
 func (Alert_State) Type() protoreflect.EnumType {
-	return &file_hive_proto_enumTypes[9]
+	return &file_hive_proto_enumTypes[10]
 }
 
 func (x Alert_State) Number() protoreflect.EnumNumber {
@@ -695,11 +750,11 @@ func (x FaultSpec_Kind) String() string {
 }
 
 func (FaultSpec_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_hive_proto_enumTypes[10].Descriptor()
+	return file_hive_proto_enumTypes[11].Descriptor()
 }
 
 func (FaultSpec_Kind) Type() protoreflect.EnumType {
-	return &file_hive_proto_enumTypes[10]
+	return &file_hive_proto_enumTypes[11]
 }
 
 func (x FaultSpec_Kind) Number() protoreflect.EnumNumber {
@@ -750,11 +805,11 @@ func (x JobStatus_State) String() string {
 }
 
 func (JobStatus_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_hive_proto_enumTypes[11].Descriptor()
+	return file_hive_proto_enumTypes[12].Descriptor()
 }
 
 func (JobStatus_State) Type() protoreflect.EnumType {
-	return &file_hive_proto_enumTypes[11]
+	return &file_hive_proto_enumTypes[12]
 }
 
 func (x JobStatus_State) Number() protoreflect.EnumNumber {
@@ -954,7 +1009,10 @@ type Attempt struct {
 	Retried bool `protobuf:"varint,6,opt,name=retried,proto3" json:"retried,omitempty"`
 	// hedged is true when this attempt was started by the hedged strategy
 	// because the one before it was slow.
-	Hedged        bool `protobuf:"varint,7,opt,name=hedged,proto3" json:"hedged,omitempty"`
+	Hedged bool `protobuf:"varint,7,opt,name=hedged,proto3" json:"hedged,omitempty"`
+	// skipped is set when the router did not call the model (the pre-call
+	// check, docs/context-windows.md).
+	Skipped       Attempt_Skip `protobuf:"varint,8,opt,name=skipped,proto3,enum=hive.v1.Attempt_Skip" json:"skipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1036,6 +1094,13 @@ func (x *Attempt) GetHedged() bool {
 		return x.Hedged
 	}
 	return false
+}
+
+func (x *Attempt) GetSkipped() Attempt_Skip {
+	if x != nil {
+		return x.Skipped
+	}
+	return Attempt_called
 }
 
 // Usage counts tokens as reported by the model.
@@ -2978,7 +3043,7 @@ const file_hive_proto_rawDesc = "" +
 	"\x06normal\x10\x00\x12\b\n" +
 	"\x04high\x10\x01\x12\f\n" +
 	"\bcritical\x10\x02B\x0e\n" +
-	"\f_temperature\"\xdb\x01\n" +
+	"\f_temperature\"\xcb\x02\n" +
 	"\aAttempt\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x124\n" +
@@ -2989,7 +3054,13 @@ const file_hive_proto_rawDesc = "" +
 	"\vstatus_code\x18\x05 \x01(\x05R\n" +
 	"statusCode\x12\x18\n" +
 	"\aretried\x18\x06 \x01(\bR\aretried\x12\x16\n" +
-	"\x06hedged\x18\a \x01(\bR\x06hedged\"Y\n" +
+	"\x06hedged\x18\a \x01(\bR\x06hedged\x12/\n" +
+	"\askipped\x18\b \x01(\x0e2\x15.hive.v1.Attempt.SkipR\askipped\"=\n" +
+	"\x04Skip\x12\n" +
+	"\n" +
+	"\x06called\x10\x00\x12\x12\n" +
+	"\x0econtext_window\x10\x01\x12\x15\n" +
+	"\x11max_output_tokens\x10\x02\"Y\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x05R\x10completionTokens\"\x86\x01\n" +
@@ -3299,7 +3370,7 @@ func file_hive_proto_rawDescGZIP() []byte {
 	return file_hive_proto_rawDescData
 }
 
-var file_hive_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_hive_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
 var file_hive_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_hive_proto_goTypes = []any{
 	(ErrorClass)(0),               // 0: hive.v1.ErrorClass
@@ -3307,90 +3378,92 @@ var file_hive_proto_goTypes = []any{
 	(HealthStatus)(0),             // 2: hive.v1.HealthStatus
 	(BreakerState)(0),             // 3: hive.v1.BreakerState
 	(InferRequest_Priority)(0),    // 4: hive.v1.InferRequest.Priority
-	(InferChunk_Outcome)(0),       // 5: hive.v1.InferChunk.Outcome
-	(BreakerTransition_Reason)(0), // 6: hive.v1.BreakerTransition.Reason
-	(RecoveryEvent_Kind)(0),       // 7: hive.v1.RecoveryEvent.Kind
-	(Alert_Severity)(0),           // 8: hive.v1.Alert.Severity
-	(Alert_State)(0),              // 9: hive.v1.Alert.State
-	(FaultSpec_Kind)(0),           // 10: hive.v1.FaultSpec.Kind
-	(JobStatus_State)(0),          // 11: hive.v1.JobStatus.State
-	(*ChatMessage)(nil),           // 12: hive.v1.ChatMessage
-	(*InferRequest)(nil),          // 13: hive.v1.InferRequest
-	(*Attempt)(nil),               // 14: hive.v1.Attempt
-	(*Usage)(nil),                 // 15: hive.v1.Usage
-	(*Error)(nil),                 // 16: hive.v1.Error
-	(*InferResponse)(nil),         // 17: hive.v1.InferResponse
-	(*InferChunk)(nil),            // 18: hive.v1.InferChunk
-	(*Evidence)(nil),              // 19: hive.v1.Evidence
-	(*HealthChanged)(nil),         // 20: hive.v1.HealthChanged
-	(*BreakerTransition)(nil),     // 21: hive.v1.BreakerTransition
-	(*RecoveryEvent)(nil),         // 22: hive.v1.RecoveryEvent
-	(*Alert)(nil),                 // 23: hive.v1.Alert
-	(*AdminCommand)(nil),          // 24: hive.v1.AdminCommand
-	(*ModelStatus)(nil),           // 25: hive.v1.ModelStatus
-	(*NodeStatus)(nil),            // 26: hive.v1.NodeStatus
-	(*AdminReply)(nil),            // 27: hive.v1.AdminReply
-	(*FaultSpec)(nil),             // 28: hive.v1.FaultSpec
-	(*FaultAck)(nil),              // 29: hive.v1.FaultAck
-	(*JobAccepted)(nil),           // 30: hive.v1.JobAccepted
-	(*JobQuery)(nil),              // 31: hive.v1.JobQuery
-	(*JobStatus)(nil),             // 32: hive.v1.JobStatus
-	nil,                           // 33: hive.v1.InferRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
+	(Attempt_Skip)(0),             // 5: hive.v1.Attempt.Skip
+	(InferChunk_Outcome)(0),       // 6: hive.v1.InferChunk.Outcome
+	(BreakerTransition_Reason)(0), // 7: hive.v1.BreakerTransition.Reason
+	(RecoveryEvent_Kind)(0),       // 8: hive.v1.RecoveryEvent.Kind
+	(Alert_Severity)(0),           // 9: hive.v1.Alert.Severity
+	(Alert_State)(0),              // 10: hive.v1.Alert.State
+	(FaultSpec_Kind)(0),           // 11: hive.v1.FaultSpec.Kind
+	(JobStatus_State)(0),          // 12: hive.v1.JobStatus.State
+	(*ChatMessage)(nil),           // 13: hive.v1.ChatMessage
+	(*InferRequest)(nil),          // 14: hive.v1.InferRequest
+	(*Attempt)(nil),               // 15: hive.v1.Attempt
+	(*Usage)(nil),                 // 16: hive.v1.Usage
+	(*Error)(nil),                 // 17: hive.v1.Error
+	(*InferResponse)(nil),         // 18: hive.v1.InferResponse
+	(*InferChunk)(nil),            // 19: hive.v1.InferChunk
+	(*Evidence)(nil),              // 20: hive.v1.Evidence
+	(*HealthChanged)(nil),         // 21: hive.v1.HealthChanged
+	(*BreakerTransition)(nil),     // 22: hive.v1.BreakerTransition
+	(*RecoveryEvent)(nil),         // 23: hive.v1.RecoveryEvent
+	(*Alert)(nil),                 // 24: hive.v1.Alert
+	(*AdminCommand)(nil),          // 25: hive.v1.AdminCommand
+	(*ModelStatus)(nil),           // 26: hive.v1.ModelStatus
+	(*NodeStatus)(nil),            // 27: hive.v1.NodeStatus
+	(*AdminReply)(nil),            // 28: hive.v1.AdminReply
+	(*FaultSpec)(nil),             // 29: hive.v1.FaultSpec
+	(*FaultAck)(nil),              // 30: hive.v1.FaultAck
+	(*JobAccepted)(nil),           // 31: hive.v1.JobAccepted
+	(*JobQuery)(nil),              // 32: hive.v1.JobQuery
+	(*JobStatus)(nil),             // 33: hive.v1.JobStatus
+	nil,                           // 34: hive.v1.InferRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
 }
 var file_hive_proto_depIdxs = []int32{
-	12, // 0: hive.v1.InferRequest.messages:type_name -> hive.v1.ChatMessage
+	13, // 0: hive.v1.InferRequest.messages:type_name -> hive.v1.ChatMessage
 	4,  // 1: hive.v1.InferRequest.priority:type_name -> hive.v1.InferRequest.Priority
-	33, // 2: hive.v1.InferRequest.metadata:type_name -> hive.v1.InferRequest.MetadataEntry
+	34, // 2: hive.v1.InferRequest.metadata:type_name -> hive.v1.InferRequest.MetadataEntry
 	0,  // 3: hive.v1.Attempt.error_class:type_name -> hive.v1.ErrorClass
-	0,  // 4: hive.v1.Error.class:type_name -> hive.v1.ErrorClass
-	14, // 5: hive.v1.InferResponse.attempts:type_name -> hive.v1.Attempt
-	15, // 6: hive.v1.InferResponse.usage:type_name -> hive.v1.Usage
-	1,  // 7: hive.v1.InferResponse.degradation:type_name -> hive.v1.Degradation
-	16, // 8: hive.v1.InferResponse.error:type_name -> hive.v1.Error
-	5,  // 9: hive.v1.InferChunk.outcome:type_name -> hive.v1.InferChunk.Outcome
-	16, // 10: hive.v1.InferChunk.error:type_name -> hive.v1.Error
-	15, // 11: hive.v1.InferChunk.usage:type_name -> hive.v1.Usage
-	14, // 12: hive.v1.InferChunk.attempts:type_name -> hive.v1.Attempt
-	34, // 13: hive.v1.HealthChanged.time:type_name -> google.protobuf.Timestamp
-	2,  // 14: hive.v1.HealthChanged.from:type_name -> hive.v1.HealthStatus
-	2,  // 15: hive.v1.HealthChanged.to:type_name -> hive.v1.HealthStatus
-	19, // 16: hive.v1.HealthChanged.evidence:type_name -> hive.v1.Evidence
-	34, // 17: hive.v1.BreakerTransition.time:type_name -> google.protobuf.Timestamp
-	3,  // 18: hive.v1.BreakerTransition.from:type_name -> hive.v1.BreakerState
-	3,  // 19: hive.v1.BreakerTransition.to:type_name -> hive.v1.BreakerState
-	6,  // 20: hive.v1.BreakerTransition.reason:type_name -> hive.v1.BreakerTransition.Reason
-	34, // 21: hive.v1.BreakerTransition.open_until:type_name -> google.protobuf.Timestamp
-	19, // 22: hive.v1.BreakerTransition.evidence:type_name -> hive.v1.Evidence
-	0,  // 23: hive.v1.BreakerTransition.class:type_name -> hive.v1.ErrorClass
-	34, // 24: hive.v1.RecoveryEvent.time:type_name -> google.protobuf.Timestamp
-	7,  // 25: hive.v1.RecoveryEvent.kind:type_name -> hive.v1.RecoveryEvent.Kind
-	34, // 26: hive.v1.Alert.time:type_name -> google.protobuf.Timestamp
-	8,  // 27: hive.v1.Alert.severity:type_name -> hive.v1.Alert.Severity
-	9,  // 28: hive.v1.Alert.state:type_name -> hive.v1.Alert.State
-	3,  // 29: hive.v1.ModelStatus.breaker:type_name -> hive.v1.BreakerState
-	2,  // 30: hive.v1.ModelStatus.health:type_name -> hive.v1.HealthStatus
-	19, // 31: hive.v1.ModelStatus.evidence:type_name -> hive.v1.Evidence
-	34, // 32: hive.v1.ModelStatus.breaker_since:type_name -> google.protobuf.Timestamp
-	34, // 33: hive.v1.NodeStatus.started:type_name -> google.protobuf.Timestamp
-	25, // 34: hive.v1.NodeStatus.models:type_name -> hive.v1.ModelStatus
-	23, // 35: hive.v1.NodeStatus.alerts:type_name -> hive.v1.Alert
-	16, // 36: hive.v1.AdminReply.error:type_name -> hive.v1.Error
-	26, // 37: hive.v1.AdminReply.status:type_name -> hive.v1.NodeStatus
-	10, // 38: hive.v1.FaultSpec.kind:type_name -> hive.v1.FaultSpec.Kind
-	0,  // 39: hive.v1.FaultSpec.error_class:type_name -> hive.v1.ErrorClass
-	16, // 40: hive.v1.FaultAck.error:type_name -> hive.v1.Error
-	16, // 41: hive.v1.JobAccepted.error:type_name -> hive.v1.Error
-	11, // 42: hive.v1.JobStatus.state:type_name -> hive.v1.JobStatus.State
-	17, // 43: hive.v1.JobStatus.result:type_name -> hive.v1.InferResponse
-	34, // 44: hive.v1.JobStatus.submitted:type_name -> google.protobuf.Timestamp
-	34, // 45: hive.v1.JobStatus.updated:type_name -> google.protobuf.Timestamp
-	16, // 46: hive.v1.JobStatus.error:type_name -> hive.v1.Error
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	5,  // 4: hive.v1.Attempt.skipped:type_name -> hive.v1.Attempt.Skip
+	0,  // 5: hive.v1.Error.class:type_name -> hive.v1.ErrorClass
+	15, // 6: hive.v1.InferResponse.attempts:type_name -> hive.v1.Attempt
+	16, // 7: hive.v1.InferResponse.usage:type_name -> hive.v1.Usage
+	1,  // 8: hive.v1.InferResponse.degradation:type_name -> hive.v1.Degradation
+	17, // 9: hive.v1.InferResponse.error:type_name -> hive.v1.Error
+	6,  // 10: hive.v1.InferChunk.outcome:type_name -> hive.v1.InferChunk.Outcome
+	17, // 11: hive.v1.InferChunk.error:type_name -> hive.v1.Error
+	16, // 12: hive.v1.InferChunk.usage:type_name -> hive.v1.Usage
+	15, // 13: hive.v1.InferChunk.attempts:type_name -> hive.v1.Attempt
+	35, // 14: hive.v1.HealthChanged.time:type_name -> google.protobuf.Timestamp
+	2,  // 15: hive.v1.HealthChanged.from:type_name -> hive.v1.HealthStatus
+	2,  // 16: hive.v1.HealthChanged.to:type_name -> hive.v1.HealthStatus
+	20, // 17: hive.v1.HealthChanged.evidence:type_name -> hive.v1.Evidence
+	35, // 18: hive.v1.BreakerTransition.time:type_name -> google.protobuf.Timestamp
+	3,  // 19: hive.v1.BreakerTransition.from:type_name -> hive.v1.BreakerState
+	3,  // 20: hive.v1.BreakerTransition.to:type_name -> hive.v1.BreakerState
+	7,  // 21: hive.v1.BreakerTransition.reason:type_name -> hive.v1.BreakerTransition.Reason
+	35, // 22: hive.v1.BreakerTransition.open_until:type_name -> google.protobuf.Timestamp
+	20, // 23: hive.v1.BreakerTransition.evidence:type_name -> hive.v1.Evidence
+	0,  // 24: hive.v1.BreakerTransition.class:type_name -> hive.v1.ErrorClass
+	35, // 25: hive.v1.RecoveryEvent.time:type_name -> google.protobuf.Timestamp
+	8,  // 26: hive.v1.RecoveryEvent.kind:type_name -> hive.v1.RecoveryEvent.Kind
+	35, // 27: hive.v1.Alert.time:type_name -> google.protobuf.Timestamp
+	9,  // 28: hive.v1.Alert.severity:type_name -> hive.v1.Alert.Severity
+	10, // 29: hive.v1.Alert.state:type_name -> hive.v1.Alert.State
+	3,  // 30: hive.v1.ModelStatus.breaker:type_name -> hive.v1.BreakerState
+	2,  // 31: hive.v1.ModelStatus.health:type_name -> hive.v1.HealthStatus
+	20, // 32: hive.v1.ModelStatus.evidence:type_name -> hive.v1.Evidence
+	35, // 33: hive.v1.ModelStatus.breaker_since:type_name -> google.protobuf.Timestamp
+	35, // 34: hive.v1.NodeStatus.started:type_name -> google.protobuf.Timestamp
+	26, // 35: hive.v1.NodeStatus.models:type_name -> hive.v1.ModelStatus
+	24, // 36: hive.v1.NodeStatus.alerts:type_name -> hive.v1.Alert
+	17, // 37: hive.v1.AdminReply.error:type_name -> hive.v1.Error
+	27, // 38: hive.v1.AdminReply.status:type_name -> hive.v1.NodeStatus
+	11, // 39: hive.v1.FaultSpec.kind:type_name -> hive.v1.FaultSpec.Kind
+	0,  // 40: hive.v1.FaultSpec.error_class:type_name -> hive.v1.ErrorClass
+	17, // 41: hive.v1.FaultAck.error:type_name -> hive.v1.Error
+	17, // 42: hive.v1.JobAccepted.error:type_name -> hive.v1.Error
+	12, // 43: hive.v1.JobStatus.state:type_name -> hive.v1.JobStatus.State
+	18, // 44: hive.v1.JobStatus.result:type_name -> hive.v1.InferResponse
+	35, // 45: hive.v1.JobStatus.submitted:type_name -> google.protobuf.Timestamp
+	35, // 46: hive.v1.JobStatus.updated:type_name -> google.protobuf.Timestamp
+	17, // 47: hive.v1.JobStatus.error:type_name -> hive.v1.Error
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_hive_proto_init() }
@@ -3404,7 +3477,7 @@ func file_hive_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hive_proto_rawDesc), len(file_hive_proto_rawDesc)),
-			NumEnums:      12,
+			NumEnums:      13,
 			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
