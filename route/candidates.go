@@ -3,6 +3,8 @@ package route
 import (
 	"slices"
 	"time"
+
+	"github.com/cmmv-hive/resilience/messages"
 )
 
 // candidate is a member in the order one request tries them.
@@ -111,11 +113,11 @@ func (g *Group) weighted(cs []candidate) []candidate {
 }
 
 // leastBad is the member of the group whose open period ends first, among
-// those that may be called past their breaker.
-func (g *Group) leastBad() (*Member, bool) {
+// those that may be called past their breaker and can hold r.
+func (g *Group) leastBad(r *Request) (*Member, bool) {
 	var best *Member
 	for _, m := range g.members {
-		if !m.View.callable() {
+		if !m.View.callable() || r.limit(m) != messages.Attempt_called {
 			continue
 		}
 		if best == nil || m.View.OpenUntil.Before(best.View.OpenUntil) {

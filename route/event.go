@@ -24,6 +24,11 @@ type Started struct {
 	// Stream asks for the answer in pieces: candidates are then tried one
 	// at a time, since two answers would interleave.
 	Stream bool
+	// Prompt is the request's estimated prompt tokens (EstimateTokens) and
+	// MaxTokens its max_tokens (0: none given): a candidate whose known
+	// limits cannot hold them is skipped. A Prompt of 0 checks max_tokens
+	// only, as the router does for a group in which no limit is known.
+	Prompt, MaxTokens int
 }
 
 // Result is the outcome of one attempt, success or failure.

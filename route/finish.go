@@ -58,19 +58,24 @@ func (r *Request) fail(now time.Time, class messages.ErrorClass, code, message s
 	}})
 }
 
-// failAll ends a request whose every attempt failed. When the request's
+// failAll ends a request whose every call failed. When the request's
 // deadline ended it (the last attempt timed out at it, or candidates were
 // left untried) the caller gets timeout / deadline_exceeded; otherwise,
-// with one attempt, that model's own error class, and with several,
-// all_failed.
+// with one call, that model's own error class, and so with several that
+// all failed context_length or all content_policy; else all_failed.
 func (r *Request) failAll(now time.Time) {
 	timedOut := r.last.class == messages.ErrorClass_timeout
 	if !now.Before(r.deadline()) && (r.next < len(r.order) || timedOut) {
 		r.fail(now, messages.ErrorClass_timeout, "deadline_exceeded", "the request's deadline of "+r.budget.String()+
-			" passed after "+itoa(len(r.attempts))+" attempt(s) ("+r.attemptList()+")", 0)
+			" passed after "+itoa(r.calls())+" attempt(s) ("+r.attemptList()+")", 0)
 		return
 	}
-	if len(r.attempts) == 1 && r.last.class != messages.ErrorClass_ok {
+	same := true
+	for _, a := range r.attempts {
+		same = same && (a.Skipped != messages.Attempt_called || a.ErrorClass == r.last.class)
+	}
+	if r.last.class != messages.ErrorClass_ok && (r.calls() == 1 ||
+		same && (r.last.class == messages.ErrorClass_context_length || r.last.class == messages.ErrorClass_content_policy)) {
 		r.fail(now, r.last.class, "", r.last.message, r.last.retryAfter)
 		return
 	}
@@ -83,6 +88,10 @@ func (r *Request) attemptList() string {
 	for i, a := range r.attempts {
 		if i > 0 {
 			b.WriteString("; ")
+		}
+		if a.Skipped != messages.Attempt_called {
+			b.WriteString(a.Model + ": skipped (" + a.Skipped.String() + ")")
+			continue
 		}
 		b.WriteString(a.Model + ": " + a.ErrorClass.String())
 	}

@@ -60,6 +60,15 @@ type GroupConfig struct {
 	Degradation resilience.DegradationConfig
 	// AllDown is what a request gets when no member can serve it.
 	AllDown AllDown
+	// ContextFallbacks are tried, in order, after a candidate answered
+	// context_length or was skipped for its limits, beside the members
+	// whose known window is larger (see limits.go); none by default. They
+	// need not be Members; no nil and no name twice.
+	ContextFallbacks []*Member
+	// PolicyFallbacks are the only models tried, in order, after a
+	// candidate answered content_policy; with none (the default) the
+	// provider's reason is returned at once. No nil and no name twice.
+	PolicyFallbacks []*Member
 	// Random returns values in [0, 1): ramp shares, the random order,
 	// retry jitter. Required.
 	Random func() float64
@@ -79,6 +88,10 @@ type Group struct {
 	requestTimeout time.Duration
 	allDown        AllDown
 	random         func() float64
+
+	contextFallbacks []*Member
+	policyFallbacks  []*Member
+	limits           bool // some member or context fallback has a known limit
 
 	budget      *resilience.Budget
 	protect     *resilience.Group
@@ -122,6 +135,24 @@ func NewGroup(c GroupConfig) (*Group, error) {
 		timeout: c.Timeout, requestTimeout: c.RequestTimeout, allDown: c.AllDown, random: c.Random,
 		success: 1, swrr: make([]float64, len(c.Members)),
 	}
+	for _, list := range []struct {
+		name string
+		ms   []*Member
+	}{{"ContextFallbacks", c.ContextFallbacks}, {"PolicyFallbacks", c.PolicyFallbacks}} {
+		named := make(map[string]bool, len(list.ms))
+		for i, m := range list.ms {
+			if m == nil || named[m.Name] {
+				return nil, fmt.Errorf("%w: %s %d is nil or named twice", ErrGroupConfig, list.name, i)
+			}
+			named[m.Name] = true
+		}
+	}
+	g.contextFallbacks, g.policyFallbacks = c.ContextFallbacks, c.PolicyFallbacks
+	for _, ms := range [2][]*Member{c.Members, c.ContextFallbacks} {
+		for _, m := range ms {
+			g.limits = g.limits || m.ContextWindow > 0 || m.MaxOutput > 0
+		}
+	}
 	if g.maxParallel <= 0 {
 		g.maxParallel = 3
 	}
@@ -143,6 +174,11 @@ func NewGroup(c GroupConfig) (*Group, error) {
 	}
 	return g, nil
 }
+
+// Limits reports whether a member or context fallback of the group has a
+// known limit: only then does a request's estimate matter (Started.Prompt).
+// Limits are read when the group is made.
+func (g *Group) Limits() bool { return g.limits }
 
 // Name is the model the group's requests ask for.
 func (g *Group) Name() string { return g.name }

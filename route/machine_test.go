@@ -15,15 +15,16 @@ import (
 //
 // Commands (times are offsets from the script's start, as Go durations):
 //
-//	model NAME [weight=W] [retries=N] [base=D] [jitter=J]
-//	group NAME [fallbacks=a,b] [strategy=S] [maxParallel=N] [hedgeDelay=D]
+//	model NAME [weight=W] [retries=N] [base=D] [jitter=J] [window=N] [maxOutput=N]
+//	group NAME [fallbacks=a,b] [contextFallbacks=a,b] [policyFallbacks=a,b]
+//	      [strategy=S] [maxParallel=N] [hedgeDelay=D]
 //	      [timeout=D] [requestTimeout=D] [budgetRatio=R] [budgetMin=N]
 //	      [panicRate=R] [maxOpenShare=S] [wait=D] [reply=TEXT]
 //	      [criticalOnly] [lowerAfter=D]
 //	view NAME [up=B] [enabled=B] [breaker=STATE] [until=T|none] [ramp=P] [score=S] [p95=D]
 //	random V...            the next values the groups' random source returns (then 0.5)
 //	at T                   the clock
-//	start ID GROUP [stream] [budget=D] [priority=P] [received=T]
+//	start ID GROUP [stream] [budget=D] [priority=P] [received=T] [prompt=N] [maxTokens=N]
 //	result ID.N [class=C] [latency=D] [retryAfter=D] [status=N] [text] [message=WORD]
 //	fire ID TIMER          at the time the request armed it (or now, if later)
 //	changed ID MODEL       a view changed
@@ -118,7 +119,14 @@ func (w *world) run(f []string) string {
 		if v, ok := a["weight"]; ok {
 			weight = w.num(v)
 		}
-		w.members[f[1]] = NewMember(f[1], weight, retry)
+		m := NewMember(f[1], weight, retry)
+		if v, ok := a["window"]; ok {
+			m.ContextWindow = int(w.num(v))
+		}
+		if v, ok := a["maxOutput"]; ok {
+			m.MaxOutput = int(w.num(v))
+		}
+		w.members[f[1]] = m
 		return ""
 	case "group":
 		return w.group(f[1], args(f[2:]))
@@ -165,9 +173,20 @@ func (w *world) group(name string, a map[string]string) string {
 		}
 	}
 	c := GroupConfig{Node: "n1", Members: members, Strategy: Strategy(a["strategy"]), Random: w.nextRandom}
+	list := func(v string) []*Member {
+		var out []*Member
+		for _, n := range strings.Split(v, ",") {
+			out = append(out, w.member(n))
+		}
+		return out
+	}
 	for k, v := range a {
 		switch k {
 		case "fallbacks", "strategy":
+		case "contextFallbacks":
+			c.ContextFallbacks = list(v)
+		case "policyFallbacks":
+			c.PolicyFallbacks = list(v)
 		case "maxParallel":
 			c.MaxParallel = int(w.num(v))
 		case "hedgeDelay":
@@ -261,6 +280,12 @@ func (w *world) start(idText, group string, a map[string]string) string {
 	}
 	if v, ok := a["priority"]; ok {
 		ev.Priority = messages.InferRequest_Priority(messages.InferRequest_Priority_value[v])
+	}
+	if v, ok := a["prompt"]; ok {
+		ev.Prompt = int(w.num(v))
+	}
+	if v, ok := a["maxTokens"]; ok {
+		ev.MaxTokens = int(w.num(v))
 	}
 	return w.step(id, &r, ev)
 }
@@ -377,6 +402,10 @@ func reply(resp *messages.InferResponse) string {
 	if len(resp.GetAttempts()) > 0 {
 		parts := make([]string, 0, len(resp.GetAttempts()))
 		for _, a := range resp.GetAttempts() {
+			if a.GetSkipped() != messages.Attempt_called {
+				parts = append(parts, fmt.Sprintf("%s=skipped:%s", a.GetModel(), a.GetSkipped()))
+				continue
+			}
 			s := fmt.Sprintf("%s=%s %gms", a.GetModel(), a.GetErrorClass(), a.GetLatencyMs())
 			if a.GetRetried() {
 				s += " retried"

@@ -34,6 +34,10 @@ type Request struct {
 	busySince  time.Duration // since received: when the attempts out began being out
 	retryModel *Member       // the model RetryTimer retries
 
+	prompt    int32 // estimated prompt tokens, for the pre-call check
+	maxTokens int32 // the request's max_tokens, 0 when it gives none
+	floor     int32 // the largest known window that answered context_length
+
 	// The small fields together, so that they share a word or two: a
 	// request is allocated for every request the node serves.
 	n       uint16 // the last attempt number given
@@ -43,6 +47,8 @@ type Request struct {
 	done    bool
 	waited  bool // the wait for a member has been spent
 	waiting bool // parked until a member admits traffic
+	widened bool // the group's context fallbacks have joined the candidates
+	mode    mode // which candidates may still be tried
 	armed   [timerCount]bool
 }
 
@@ -108,6 +114,7 @@ func (r *Request) deadline() time.Time { return r.received.Add(r.budget) }
 func (r *Request) start(now time.Time, ev Started) {
 	g := r.g
 	r.received, r.stream = ev.Received, ev.Stream
+	r.prompt, r.maxTokens = clamp32(ev.Prompt), clamp32(ev.MaxTokens)
 	if !g.degradation.Admit(ev.Priority) {
 		r.fail(now, messages.ErrorClass_no_capacity, "shed_degraded",
 			g.name+" is degraded ("+g.degradation.Level().String()+"): only critical requests are admitted", 0)
@@ -149,6 +156,10 @@ func (r *Request) launchNext(now time.Time, why Kind) bool {
 		r.next++
 		if !c.lastResort && !c.member.View.Admits(now) {
 			continue // it went down since the request started
+		}
+		if why := r.limit(c.member); why != messages.Attempt_called {
+			r.skip(c.member, why)
+			continue
 		}
 		if !now.Before(r.deadline()) {
 			r.next-- // not tried: failAll tells the deadline cut the request short
@@ -223,12 +234,17 @@ func (r *Request) result(now time.Time, res Result) {
 	if res.RetryAfter > 0 && (r.retryAfter == 0 || res.RetryAfter < r.retryAfter) {
 		r.retryAfter = res.RetryAfter
 	}
-	if !resilience.PolicyFor(res.Class).FailOver {
+	switch {
+	case res.Class == messages.ErrorClass_context_length || res.Class == messages.ErrorClass_content_policy:
+		// Never the same model again: only other candidates may serve.
+		if !r.answered(a.member, res.Class) {
+			r.fail(now, res.Class, "", res.Message, res.RetryAfter)
+			return
+		}
+	case !resilience.PolicyFor(res.Class).FailOver:
 		r.fail(now, res.Class, "", res.Message, res.RetryAfter)
 		return
-	}
-	n := r.failed(a.member)
-	if r.retry(now, a.member, n, res) {
+	case r.retry(now, a.member, r.failed(a.member), res):
 		return
 	}
 	if r.g.strategy == Hedged && !r.stream && len(r.live) > 0 {
@@ -251,7 +267,7 @@ func (r *Request) record(a *messages.Attempt) {
 func (r *Request) failed(m *Member) int {
 	n := 0
 	for _, a := range r.attempts {
-		if a.Model == m.Name {
+		if a.Model == m.Name && a.Skipped == messages.Attempt_called {
 			n++
 		}
 	}
@@ -320,7 +336,7 @@ func (r *Request) fired(now time.Time, t Timer) {
 		r.failAllDown(now)
 	case DeadlineTimer:
 		r.fail(now, messages.ErrorClass_timeout, "deadline_exceeded",
-			"request deadline passed after "+itoa(len(r.attempts))+" attempts", 0)
+			"request deadline passed after "+itoa(r.calls())+" attempts", 0)
 	}
 }
 
@@ -345,20 +361,24 @@ func (r *Request) viewChanged(now time.Time, model string) {
 // panic-mode trickle may still try the least bad member, and the request
 // may wait for a member to come back.
 func (r *Request) exhausted(now time.Time) {
-	if len(r.attempts) > 0 {
+	if r.calls() > 0 {
 		r.failAll(now)
+		return
+	}
+	if len(r.attempts) > 0 && !r.fitsSomewhere() {
+		r.tooLarge(now)
 		return
 	}
 	g := r.g
 	if g.protect.Panic(0) && g.protect.AdmitInPanic(now) {
-		if m, ok := g.leastBad(); ok {
+		if m, ok := g.leastBad(r); ok {
 			r.launch(now, m, Trickle)
 			return
 		}
 	}
 	if wait := g.allDown.Wait; wait > 0 && !r.waited && now.Before(r.deadline()) {
 		r.waited, r.waiting = true, true
-		r.next, r.order = 0, g.plain
+		r.next, r.order, r.widened = 0, g.plain, false
 		r.arm(WaitTimer, now.Add(min(wait, r.deadline().Sub(now))))
 		return
 	}

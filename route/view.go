@@ -51,7 +51,12 @@ type Member struct {
 	// Retry is the model's own same-model retry policy: a retry follows the
 	// failed model's, whichever group the request is in.
 	Retry resilience.RetryConfig
-	View  View
+	// ContextWindow and MaxOutput are the model's known limits in tokens
+	// (docs/context-windows.md); 0 is unknown, and an unknown limit holds
+	// every request.
+	ContextWindow int
+	MaxOutput     int
+	View          View
 }
 
 // NewMember returns a member whose view is up, enabled, closed, at full
