@@ -215,6 +215,12 @@ type Model struct {
 	Strategy          string        // strategy: sequential | parallel | hedged | weighted | random; default Global.Strategy
 	Weight            float64       // weight: static weight for weighted routing, default 1, > 0
 
+	// Limits and the fallbacks they bring (docs/context-windows.md).
+	ContextWindow          int      // contextWindow: tokens of prompt plus output, >= 0; default the known value of the upstream model (openai and anthropic at their own endpoints), else 0: unknown
+	MaxOutputTokens        int      // maxOutputTokens: most tokens one answer may have, >= 0, at most contextWindow; default as contextWindow
+	ContextWindowFallbacks []string // contextWindowFallbacks: models tried, in order, when a prompt is too long for the candidates (off by default)
+	ContentPolicyFallbacks []string // contentPolicyFallbacks: the only models tried, in order, after a content_policy refusal (off by default: the provider's reason is returned)
+
 	CircuitBreaker Breaker     // circuitBreaker: block; circuitBreakerThreshold is its failureThreshold
 	Retry          Retry       // retry: block; maxRetries is its maxRetries
 	HealthCheck    HealthCheck // healthCheck: block

@@ -59,7 +59,8 @@ var keyCases = []badFile{
 		want: `models-resilience.yml:3: models.gpt-5.timout: unknown key (did you mean "timeout"?)`},
 	{name: "unknown model key", models: model("    colour: red"),
 		want: "models-resilience.yml:3: models.gpt-5.colour: unknown key (known: apiKeyEnv, circuitBreaker, " +
-			"circuitBreakerThreshold, command, endpoint, fallbacks, healthCheck, maxConcurrent, maxRetries, " +
+			"circuitBreakerThreshold, command, contentPolicyFallbacks, contextWindow, contextWindowFallbacks, endpoint, fallbacks, " +
+			"healthCheck, maxConcurrent, maxOutputTokens, maxRetries, " +
 			"provider, queueSize, restoration, retry, sim, strategy, streaming, timeout, upstreamModel, weight)"},
 	{name: "unknown global key, shortened", global: "maxConcurrent: 5\n", models: okModels,
 		want: `resilience.yml:1: maxConcurrent: unknown key (did you mean "maxConcurrentPerModel"?)`},
@@ -268,7 +269,8 @@ func TestAllErrors(t *testing.T) {
 		`models-resilience.yml:4: models.a.timeout: "-1s" is negative (use "30s" or milliseconds)`,
 		`models-resilience.yml:6: models.b.provider: unknown provider "azure" (allowed: openai, anthropic, exec, sim)`,
 		`models-resilience.yml:7: models.b.bogus: unknown key (known: apiKeyEnv, circuitBreaker, circuitBreakerThreshold, `+
-			`command, endpoint, fallbacks, healthCheck, maxConcurrent, maxRetries, provider, queueSize, restoration, retry, sim, `+
+			`command, contentPolicyFallbacks, contextWindow, contextWindowFallbacks, endpoint, fallbacks, healthCheck, maxConcurrent, `+
+			`maxOutputTokens, maxRetries, provider, queueSize, restoration, retry, sim, `+
 			`strategy, streaming, timeout, upstreamModel, weight)`,
 	)
 	if err == nil || err.Error()+"\n" != want {

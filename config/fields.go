@@ -232,6 +232,10 @@ func (d *decoder) modelFields(m *Model, flat *flatKeys) map[string]field {
 		"fallbacks":               d.list(&m.Fallbacks, "model names"),
 		"strategy":                d.choice(&m.Strategy, "strategy", strategies),
 		"weight":                  d.number(&m.Weight, above0),
+		"contextWindow":           d.count(&m.ContextWindow, 0),
+		"maxOutputTokens":         d.count(&m.MaxOutputTokens, 0),
+		"contextWindowFallbacks":  d.list(&m.ContextWindowFallbacks, "model names"),
+		"contentPolicyFallbacks":  d.list(&m.ContentPolicyFallbacks, "model names"),
 		"maxRetries":              d.count(&flat.maxRetries, 0),
 		"circuitBreakerThreshold": d.offCount(&flat.threshold),
 		"circuitBreaker":          d.block(d.breakerFields(&m.CircuitBreaker)),
@@ -292,7 +296,10 @@ func (d *decoder) modelsFile(root *yaml.Node, c *Config) {
 		return
 	}
 	for _, name := range c.Order {
-		d.checkFallbacks(c, c.Models[name])
+		m := c.Models[name]
+		d.checkFallbacks(c, m, "fallbacks", m.Fallbacks)
+		d.checkFallbacks(c, m, "contextWindowFallbacks", m.ContextWindowFallbacks)
+		d.checkFallbacks(c, m, "contentPolicyFallbacks", m.ContentPolicyFallbacks)
 	}
 }
 

@@ -88,6 +88,10 @@ func (d *decoder) finishModel(m *Model, path string, flat flatKeys, g *Global) {
 	case ProviderExec:
 		d.checkCommand(m, path)
 	}
+	d.applyLimits(m, path)
+	if m.ContextWindow > 0 && m.MaxOutputTokens > 0 {
+		d.ordered(path, "maxOutputTokens", "contextWindow", m.MaxOutputTokens <= m.ContextWindow)
+	}
 	if m.Provider != ProviderOpenAI && m.Provider != ProviderAnthropic {
 		for _, key := range []string{"endpoint", "apiKeyEnv", "upstreamModel"} {
 			d.onlyFor(m, path, key, "providers openai and anthropic")
@@ -154,11 +158,11 @@ func (d *decoder) checkCommand(m *Model, path string) {
 // maxKnown is how many model names a message about an unknown one lists.
 const maxKnown = 10
 
-// checkFallbacks checks that m's fallbacks name other models, once each.
-func (d *decoder) checkFallbacks(c *Config, m *Model) {
-	path := modelPath(m.Name) + ".fallbacks"
+// checkFallbacks checks that list, m's key, names other models, once each.
+func (d *decoder) checkFallbacks(c *Config, m *Model, key string, list []string) {
+	path := modelPath(m.Name) + "." + key
 	first := map[string]int{}
-	for i, name := range m.Fallbacks {
+	for i, name := range list {
 		item := d.items[itemPath(path, i)]
 		switch {
 		case name == m.Name:
