@@ -74,13 +74,22 @@ func newRouter(e *env) (*router, error) {
 	for i := range cfg.Models {
 		spec := &cfg.Models[i]
 		r.order = append(r.order, spec.Name)
-		r.members[spec.Name] = route.NewMember(spec.Name, spec.Weight, spec.Retry)
+		m := route.NewMember(spec.Name, spec.Weight, spec.Retry)
+		m.ContextWindow, m.MaxOutput = spec.Limits.ContextWindow, spec.Limits.MaxOutputTokens
+		r.members[spec.Name] = m
 	}
 	for i := range cfg.Models {
 		spec := &cfg.Models[i]
 		members := []*route.Member{r.members[spec.Name]}
 		for _, f := range spec.Fallbacks {
 			members = append(members, r.members[f])
+		}
+		var contextFallbacks, policyFallbacks []*route.Member
+		for _, f := range spec.Limits.ContextFallbacks {
+			contextFallbacks = append(contextFallbacks, r.members[f])
+		}
+		for _, f := range spec.Limits.PolicyFallbacks {
+			policyFallbacks = append(policyFallbacks, r.members[f])
 		}
 		g, err := route.NewGroup(route.GroupConfig{
 			Node:           cfg.Node,
@@ -96,6 +105,9 @@ func newRouter(e *env) (*router, error) {
 			Degradation:    cfg.Degradation,
 			AllDown:        cfg.AllDown,
 			Random:         e.random,
+
+			ContextFallbacks: contextFallbacks,
+			PolicyFallbacks:  policyFallbacks,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", spec.Name, err)
@@ -169,12 +181,17 @@ func (r *router) start(ctx actor.Context, rn *run) {
 	rn.id = r.nextRun
 	rn.m = route.NewRequest(rn.id, g)
 	r.runs[rn.id] = rn
-	r.step(ctx, rn, route.Started{
-		Received: rn.received,
-		Budget:   messages.Duration(req.GetDeadlineMs()),
-		Priority: req.GetPriority(),
-		Stream:   req.GetStream(),
-	})
+	ev := route.Started{
+		Received:  rn.received,
+		Budget:    messages.Duration(req.GetDeadlineMs()),
+		Priority:  req.GetPriority(),
+		Stream:    req.GetStream(),
+		MaxTokens: int(req.GetMaxTokens()),
+	}
+	if g.Limits() { // else no window to check: the estimate's cost is spared
+		ev.Prompt = route.EstimateTokens(req.GetMessages())
+	}
+	r.step(ctx, rn, ev)
 }
 
 // refuse answers a request that names no configured model, or that came

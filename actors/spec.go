@@ -48,6 +48,11 @@ type ModelSpec struct {
 	MaxParallel   int           // width of Parallel; 3
 	HedgeDelay    time.Duration // Hedged: 0 means the model's observed p95
 
+	// Limits are the model's known context window and output, and the
+	// fallbacks of its too-long and refused requests (zero: none known, no
+	// such fallbacks).
+	Limits Limits
+
 	// Streaming bounds a streamed answer: time to first token, idle time
 	// between pieces, total time (zero: no bound beyond Timeout).
 	Streaming providers.StreamDeadlines
@@ -61,6 +66,15 @@ type ModelSpec struct {
 	// +-10 %); 0 turns probing off. ProbeTimeout bounds one probe; 5s.
 	ProbeInterval time.Duration
 	ProbeTimeout  time.Duration
+}
+
+// Limits are a model's token limits and the fallbacks they bring
+// (docs/context-windows.md).
+type Limits struct {
+	ContextWindow    int      // tokens of prompt plus answer; 0: unknown
+	MaxOutputTokens  int      // longest answer; 0: unknown
+	ContextFallbacks []string // tried for a prompt too long for the model's candidates
+	PolicyFallbacks  []string // the only models tried after a content_policy refusal
 }
 
 // AllDown says what a request gets when no candidate can serve it: wait
@@ -156,10 +170,15 @@ func (c *Config) validate() error {
 		}
 	}
 	for _, m := range c.Models {
-		for _, f := range m.Fallbacks {
-			if !known[f] || f == m.Name {
-				return fmt.Errorf("model %q: fallback %q is not another configured model", m.Name, f)
+		for _, list := range [][]string{m.Fallbacks, m.Limits.ContextFallbacks, m.Limits.PolicyFallbacks} {
+			for _, f := range list {
+				if !known[f] || f == m.Name {
+					return fmt.Errorf("model %q: fallback %q is not another configured model", m.Name, f)
+				}
 			}
+		}
+		if m.Limits.ContextWindow < 0 || m.Limits.MaxOutputTokens < 0 {
+			return fmt.Errorf("model %q: negative limits", m.Name)
 		}
 	}
 	if c.RequestTimeout <= 0 {

@@ -410,8 +410,8 @@ func (m *measure) primaryAttempts() (float64, string, bool) {
 	n := 0
 	for _, r := range m.windows[""].requests {
 		for _, a := range r.Attempts {
-			if a.Class == "circuit_open" {
-				continue // refused by the model's breaker: the call never reached the model
+			if a.Class == "circuit_open" || a.Class == "skipped" {
+				continue // refused by the model's breaker, or skipped: the call never reached the model
 			}
 			if slices.ContainsFunc(ds, func(d Disruption) bool { return d.active(r.Start) && d.hits(a.Model, a.Node) }) {
 				n++

@@ -278,6 +278,9 @@ func attempts(as []*messages.Attempt) []Attempt {
 	out := make([]Attempt, len(as))
 	for i, a := range as {
 		out[i] = Attempt{Model: a.GetModel(), Node: a.GetNode(), Class: a.GetErrorClass().String()}
+		if a.GetSkipped() != messages.Attempt_called {
+			out[i].Class = "skipped" // never called: the router skipped it for its limits
+		}
 	}
 	return out
 }

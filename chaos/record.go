@@ -51,7 +51,7 @@ func (r *Request) Latency() time.Duration { return r.End - r.Start }
 type Attempt struct {
 	Model string `json:"model"`
 	Node  string `json:"node,omitempty"`
-	Class string `json:"class"` // error class, "ok" for a success
+	Class string `json:"class"` // error class, "ok" for a success, "skipped" when the router did not call the model
 }
 
 // Event is one event received on hive.v1.events.>, or one the runner

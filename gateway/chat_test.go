@@ -204,3 +204,19 @@ func TestClientDisconnectCancels(t *testing.T) {
 		})
 	}
 }
+
+// A candidate the router skipped for its context window is listed as
+// skipped, not as a call that failed.
+func TestChatSkippedAttempt(t *testing.T) {
+	f := newFake(t)
+	f.respond = answer(&messages.InferResponse{
+		Content: "long answer", ServedBy: "claude-4-sonnet",
+		Attempts: []*messages.Attempt{
+			{Model: "gpt-5", ErrorClass: messages.ErrorClass_context_length, Skipped: messages.Attempt_context_window},
+			{Model: "claude-4-sonnet"},
+		},
+	})
+	rec := post(handler(t, f, nil), simple, nil)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, "gpt-5=skipped:context_window,claude-4-sonnet=ok", rec.Header().Get("X-Hive-Attempts"))
+}

@@ -296,6 +296,9 @@ func (m *Metrics) record(ingress, requested string, resp *messages.InferResponse
 	}
 	attempts := resp.GetAttempts()
 	for _, a := range attempts {
+		if a.GetSkipped() != messages.Attempt_called {
+			continue // not a call: the router skipped it for its limits
+		}
 		as := m.attemptSeries.get(attemptKey{model: a.GetModel(), class: a.GetErrorClass()})
 		as.count.Inc()
 		as.duration.Observe(a.GetLatencyMs() / 1e3)
@@ -307,7 +310,8 @@ func (m *Metrics) record(ingress, requested string, resp *messages.InferResponse
 		}
 	}
 	// A fallback served it: another model than the one asked for, which
-	// may not have been called at all (its breaker open). A reply with no
+	// may not have been called at all (its breaker open, or its context
+	// window too small for the prompt). A reply with no
 	// attempt (the configured degraded answer) was served by no model.
 	if len(attempts) > 0 && requested == "" {
 		requested = attempts[0].GetModel()

@@ -516,3 +516,19 @@ func BenchmarkMetricsResponse(b *testing.B) {
 		})
 	})
 }
+
+// A candidate the router skipped for its limits was not called: it is no
+// attempt in the metrics, though the request was served by a fallback.
+func TestMetricsSkippedAttempts(t *testing.T) {
+	m := NewMetrics("n1")
+	m.Response("http", "gpt-5", &messages.InferResponse{
+		ServedBy: "claude-4-sonnet",
+		Attempts: []*messages.Attempt{
+			{Model: "gpt-5", ErrorClass: messages.ErrorClass_context_length, Skipped: messages.Attempt_context_window},
+			attempt("claude-4-sonnet", messages.ErrorClass_ok, 10, false),
+		},
+	}, 20*time.Millisecond)
+	fams := scrape(t, m.Handler())
+	assert.Equal(t, map[string]float64{"error_class=ok,model=claude-4-sonnet": 1}, family(fams, "hive_attempts_total"))
+	assert.Equal(t, map[string]float64{"from=gpt-5,to=claude-4-sonnet": 1}, family(fams, "hive_fallbacks_total"))
+}

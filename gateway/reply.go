@@ -14,7 +14,10 @@ import (
 //
 //	X-Hive-Attempts: gpt-5=server_error,gpt-5=server_error,claude-4-sonnet=ok
 //
-// A retry of the same model appears as another pair. Config allows only
+// A retry of the same model appears as another pair. A candidate the
+// router did not call, because its known limits cannot hold the request
+// (docs/context-windows.md), appears as model=skipped:<why>, such as
+// small=skipped:context_window. Config allows only
 // letters, digits, "-" and "_" in model names, so the list splits
 // unambiguously on "," and "=".
 const (
@@ -119,6 +122,10 @@ func setAttempts(h http.Header, attempts []*messages.Attempt) {
 		}
 		b.WriteString(a.GetModel())
 		b.WriteByte('=')
+		if a.GetSkipped() != messages.Attempt_called {
+			b.WriteString("skipped:" + a.GetSkipped().String())
+			continue
+		}
 		b.WriteString(a.GetErrorClass().String())
 	}
 	h.Set(headerAttempts, b.String())
