@@ -66,15 +66,37 @@ func (r *Request) eligible(m *Member) bool {
 	g := r.g
 	switch r.mode {
 	case tooLong:
-		larger := m.ContextWindow > 0 && int(r.floor) > 0 && m.ContextWindow > int(r.floor)
+		floor := r.floor()
+		larger := m.ContextWindow > 0 && floor > 0 && m.ContextWindow > floor
 		if isIn(m, g.contextFallbacks) {
-			return m.ContextWindow == 0 || int(r.floor) == 0 || larger
+			return m.ContextWindow == 0 || floor == 0 || larger
 		}
 		return larger
 	case refused:
 		return isIn(m, g.policyFallbacks)
 	}
 	return true
+}
+
+// floor is the largest known window of the models that answered
+// context_length; 0 when none of them has a known window. It is read from
+// the attempts, rather than kept, so that a request stays small: it is
+// only needed after a context_length.
+func (r *Request) floor() int {
+	floor := 0
+	for _, a := range r.attempts {
+		if a.ErrorClass != messages.ErrorClass_context_length || a.Skipped != messages.Attempt_called {
+			continue
+		}
+		for _, ms := range [3][]*Member{r.g.members, r.g.contextFallbacks, r.g.policyFallbacks} {
+			for _, m := range ms {
+				if m.Name == a.Model {
+					floor = max(floor, m.ContextWindow)
+				}
+			}
+		}
+	}
+	return floor
 }
 
 // answered handles a context_length or content_policy answer from m: the
@@ -85,9 +107,6 @@ func (r *Request) answered(m *Member, class messages.ErrorClass) bool {
 	switch class {
 	case messages.ErrorClass_context_length:
 		r.mode = tooLong
-		if w := int32(min(m.ContextWindow, 1<<31-1)); w > r.floor {
-			r.floor = w
-		}
 		r.widened = true
 		r.reorder(r.g.contextFallbacks)
 	case messages.ErrorClass_content_policy:

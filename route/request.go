@@ -26,7 +26,6 @@ type Request struct {
 	// for them: most have one or two, and one out at a time.
 	attemptsBuf [2]*messages.Attempt
 	liveBuf     [1]live
-	extra       int // retries and hedges taken from the group's budget
 
 	retryAfter time.Duration // the shortest Retry-After a model gave
 	last       failure       // the last failure, for a request with one attempt
@@ -34,22 +33,22 @@ type Request struct {
 	busySince  time.Duration // since received: when the attempts out began being out
 	retryModel *Member       // the model RetryTimer retries
 
-	prompt    int32 // estimated prompt tokens, for the pre-call check
-	maxTokens int32 // the request's max_tokens, 0 when it gives none
-	floor     int32 // the largest known window that answered context_length
-
 	// The small fields together, so that they share a word or two: a
-	// request is allocated for every request the node serves.
-	n       uint16 // the last attempt number given
-	normal  Kind   // how the next candidate is launched: First, or Race
-	stream  bool
-	started bool // counted in the group's budget
-	done    bool
-	waited  bool // the wait for a member has been spent
-	waiting bool // parked until a member admits traffic
-	widened bool // the group's context fallbacks have joined the candidates
-	mode    mode // which candidates may still be tried
-	armed   [timerCount]bool
+	// request is allocated for every request the node serves (and a run,
+	// which holds it, stays in the 352-byte size class).
+	prompt    int32  // estimated prompt tokens, for the pre-call check
+	maxTokens int32  // the request's max_tokens, 0 when it gives none
+	n         uint16 // the last attempt number given
+	extra     uint16 // retries and hedges taken from the group's budget (a request makes far fewer attempts than 2^16)
+	normal    Kind   // how the next candidate is launched: First, or Race
+	stream    bool
+	started   bool // counted in the group's budget
+	done      bool
+	waited    bool // the wait for a member has been spent
+	waiting   bool // parked until a member admits traffic
+	widened   bool // the group's context fallbacks have joined the candidates
+	mode      mode // which candidates may still be tried
+	armed     [timerCount]bool
 }
 
 // failure is what a request keeps of a failed attempt.
