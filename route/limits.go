@@ -55,7 +55,7 @@ func (r *Request) skip(m *Member, why messages.Attempt_Skip) {
 		}
 	}
 	r.record(&messages.Attempt{Model: m.Name, Node: r.g.node, ErrorClass: messages.ErrorClass_context_length, Skipped: why})
-	if !r.widened {
+	if !r.widened && len(r.g.contextFallbacks) > 0 {
 		r.widened = true
 		r.reorder(r.g.contextFallbacks)
 	}

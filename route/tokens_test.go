@@ -12,6 +12,7 @@ import (
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/resilience"
 )
 
 // sample is one text of the estimate's corpus, with its kind.
@@ -190,5 +191,31 @@ func BenchmarkTiktoken(b *testing.B) {
 	b.SetBytes(4096)
 	for b.Loop() {
 		codec.Encode(text)
+	}
+}
+
+// BenchmarkPreCallCheck is a request's whole pre-call check with a 4 KB
+// prompt: the estimate, then a Started step that skips the first member
+// (its window too small) and launches the second, and the result.
+func BenchmarkPreCallCheck(b *testing.B) {
+	msgs := prompt4K(b)
+	small := NewMember("small", 1, resilience.RetryConfig{MaxRetries: -1})
+	small.ContextWindow = 512
+	large := NewMember("large", 1, resilience.RetryConfig{MaxRetries: -1})
+	large.ContextWindow = 128_000
+	g, err := NewGroup(GroupConfig{Node: "n1", Members: []*Member{small, large}, Random: func() float64 { return 0.5 }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := t0
+	var id uint64
+	for b.Loop() {
+		id++
+		r := NewRequest(id, g)
+		fx := r.Step(now, Started{Received: now, Prompt: EstimateTokens(msgs), MaxTokens: 256})
+		if len(fx) != 2 || fx[1].Model != "large" {
+			b.Fatalf("got %v, want the deadline armed and large launched", fx)
+		}
+		r.Step(now, Result{Attempt: fx[1].Attempt, Content: "ok"})
 	}
 }
