@@ -49,7 +49,8 @@ var policies = [...]Policy{
 
 // PolicyFor returns the policy of class c. context_length fails over only to
 // a model with a larger context and content_policy only when configured;
-// callers that know those facts decide, the table says no.
+// callers that know those facts decide (route/limits.go,
+// docs/context-windows.md), the table says no.
 func PolicyFor(c messages.ErrorClass) Policy {
 	if int(c) < 0 || int(c) >= len(policies) {
 		return Policy{CountsAgainstBreaker: true, FailOver: true}

@@ -6,8 +6,11 @@
 // hedged, weighted, random), skipping models that take no traffic, the
 // group's open cap and its panic-mode trickle, same-model retries and their
 // Retry-After waits, hedges, the retry budget, the request's deadline, the
-// wait for a model to come back, and how a streamed answer that failed
-// after text reached the caller ends.
+// wait for a model to come back, how a streamed answer that failed
+// after text reached the caller ends, the pre-call check of the models'
+// context windows, and where a context_length or content_policy answer
+// may go (limits.go, docs/context-windows.md). EstimateTokens is the
+// prompt-token estimate that check uses.
 //
 // A Group holds what the requests of one fallback group share: its
 // members' views, the retry budget, the open cap and panic bucket, the
