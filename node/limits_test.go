@@ -46,7 +46,7 @@ func startUpstream(t *testing.T, name string, window int, refuses bool) *upstrea
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.calls.Add(1)
 		var body struct {
-			Messages []struct{ Content string } `json:"messages"`
+			Messages  []struct{ Content string } `json:"messages"`
 			MaxTokens int                        `json:"max_tokens"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
