@@ -3,7 +3,11 @@
 // usage, or, when the body asks for "stream": true, the same answer as
 // server-sent events in a few chunks ending with data: [DONE]. --status makes
 // it a failing upstream (every call gets that status and an OpenAI-shaped
-// error), --latency delays every answer.
+// error), --latency delays every answer, and --context-window makes it a
+// model with a small window: a request whose prompt plus max_tokens is more
+// gets 400 context_length_exceeded, as OpenAI answers. The mock counts a
+// prompt as one token per 4 bytes of content (rounded up), plus 3 per
+// message and 3 for the reply: its own rule, not a tokenizer.
 //
 // It prints the address it listens on as its first line of standard output,
 // so a script can start it on port 0 and read where it is. The replies are
@@ -45,6 +49,7 @@ func run(args []string, stdout io.Writer) error {
 	status := fs.Int("status", http.StatusOK, "HTTP status of every chat completion; not 200 makes a failing upstream")
 	latency := fs.Duration("latency", 0, "delay before every answer")
 	model := fs.String("model", "mock-1", "model name in the replies")
+	window := fs.Int("context-window", 0, "tokens of prompt plus max_tokens the mock accepts; 0 accepts any")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +59,9 @@ func run(args []string, stdout io.Writer) error {
 	if *latency < 0 {
 		return fmt.Errorf("--latency %s: must not be negative", *latency)
 	}
+	if *window < 0 {
+		return fmt.Errorf("--context-window %d: must not be negative", *window)
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -61,7 +69,7 @@ func run(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, ln.Addr().String())
 
-	srv := &http.Server{Handler: newHandler(*model, *status, *latency), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: newHandler(*model, *status, *latency, *window), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
@@ -86,14 +94,15 @@ func run(args []string, stdout io.Writer) error {
 type handler struct {
 	status   int
 	latency  time.Duration
+	window   int      // tokens a request may need; 0: any
 	reply    []byte   // the plain answer, or the error body when status is not 2xx
 	chunks   [][]byte // the streamed answer, each a whole "data: ...\n\n" event
 	bufs     sync.Pool
 	replyLen string
 }
 
-func newHandler(model string, status int, latency time.Duration) http.Handler {
-	h := &handler{status: status, latency: latency}
+func newHandler(model string, status int, latency time.Duration, window int) http.Handler {
+	h := &handler{status: status, latency: latency, window: window}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	if status/100 != 2 {
 		h.reply = mustJSON(map[string]any{"error": map[string]any{
@@ -178,6 +187,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	hdr := w.Header()
+	if h.window > 0 {
+		if need := tokens(buf.Bytes()); need > h.window {
+			hdr["Content-Type"] = []string{"application/json"}
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write(mustJSON(map[string]any{"error": map[string]any{
+				"message": fmt.Sprintf("This model's maximum context length is %d tokens. However, you requested %d tokens.", h.window, need),
+				"type":    "invalid_request_error",
+				"param":   "messages",
+				"code":    "context_length_exceeded",
+			}}))
+			return
+		}
+	}
 	if h.status/100 == 2 && wantsStream(buf.Bytes()) {
 		hdr["Content-Type"] = []string{"text/event-stream"}
 		hdr["Cache-Control"] = []string{"no-cache"}
@@ -197,6 +219,26 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr["Content-Length"] = []string{h.replyLen}
 	w.WriteHeader(h.status)
 	w.Write(h.reply)
+}
+
+// tokens is what a request needs by the mock's rule: a token per 4 bytes
+// of each message's content, rounded up, 3 per message, 3 for the reply,
+// and max_tokens. A body that does not decode needs nothing.
+func tokens(body []byte) int {
+	var req struct {
+		Messages []struct {
+			Content string `json:"content"`
+		} `json:"messages"`
+		MaxTokens int `json:"max_tokens"`
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return 0
+	}
+	n := 3 + req.MaxTokens
+	for _, m := range req.Messages {
+		n += 3 + (len(m.Content)+3)/4
+	}
+	return n
 }
 
 // wantsStream reports whether the body sets "stream": true. The body is only

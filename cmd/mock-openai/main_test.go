@@ -17,7 +17,7 @@ func post(t *testing.T, h http.Handler, body string) *httptest.ResponseRecorder 
 }
 
 func TestPlainAnswer(t *testing.T) {
-	rec := post(t, newHandler("m", 200, 0), `{"model":"x","messages":[{"role":"user","content":"hi"}]}`)
+	rec := post(t, newHandler("m", 200, 0, 0), `{"model":"x","messages":[{"role":"user","content":"hi"}]}`)
 	if rec.Code != 200 {
 		t.Fatalf("status %d, want 200", rec.Code)
 	}
@@ -39,7 +39,7 @@ func TestPlainAnswer(t *testing.T) {
 }
 
 func TestStream(t *testing.T) {
-	rec := post(t, newHandler("m", 200, 0), `{"model":"x","stream":true}`)
+	rec := post(t, newHandler("m", 200, 0, 0), `{"model":"x","stream":true}`)
 	if ct := rec.Header().Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("Content-Type %q, want text/event-stream", ct)
 	}
@@ -54,14 +54,14 @@ func TestStream(t *testing.T) {
 }
 
 func TestStreamFalseIsPlain(t *testing.T) {
-	rec := post(t, newHandler("m", 200, 0), `{"model":"x","stream":false}`)
+	rec := post(t, newHandler("m", 200, 0, 0), `{"model":"x","stream":false}`)
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type %q, want application/json", ct)
 	}
 }
 
 func TestStatus(t *testing.T) {
-	rec := post(t, newHandler("m", 500, 0), `{"model":"x","stream":true}`)
+	rec := post(t, newHandler("m", 500, 0, 0), `{"model":"x","stream":true}`)
 	if rec.Code != 500 {
 		t.Fatalf("status %d, want 500", rec.Code)
 	}
@@ -71,5 +71,24 @@ func TestStatus(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &got); err != nil || got.Error.Message == "" {
 		t.Fatalf("body %q, want an OpenAI-shaped error (%v)", b, err)
+	}
+}
+
+func TestContextWindow(t *testing.T) {
+	h := newHandler("m", 200, 0, 20)
+	// "hi": 3 + 3 + 1 = 7 tokens, and 10 of max_tokens: 17, inside 20.
+	if rec := post(t, h, `{"messages":[{"role":"user","content":"hi"}],"max_tokens":10}`); rec.Code != 200 {
+		t.Fatalf("a request of 17 tokens: status %d, want 200 (%s)", rec.Code, rec.Body)
+	}
+	// 40 bytes are 10 tokens: 16 with the format, 26 with max_tokens.
+	rec := post(t, h, `{"messages":[{"role":"user","content":"`+strings.Repeat("x", 40)+`"}],"max_tokens":10}`)
+	var got struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); rec.Code != 400 || err != nil || got.Error.Code != "context_length_exceeded" {
+		t.Fatalf("a request of 26 tokens: status %d, body %s; want 400 context_length_exceeded", rec.Code, rec.Body)
+	}
+	if !strings.Contains(got.Error.Message, "maximum context length is 20 tokens") {
+		t.Errorf("message %q, want the window in it as OpenAI gives it", got.Error.Message)
 	}
 }
