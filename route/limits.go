@@ -49,12 +49,13 @@ func (r *Request) limit(m *Member) messages.Attempt_Skip {
 // skip lists m as skipped for why, once, and lets the group's context
 // fallbacks join the candidates.
 func (r *Request) skip(m *Member, why messages.Attempt_Skip) {
+	listed := false // when the request first came by it, before a wait
 	for _, a := range r.attempts {
-		if a.Model == m.Name && a.Skipped != messages.Attempt_called {
-			return // listed when the request first came by it
-		}
+		listed = listed || a.Model == m.Name && a.Skipped != messages.Attempt_called
 	}
-	r.record(&messages.Attempt{Model: m.Name, Node: r.g.node, ErrorClass: messages.ErrorClass_context_length, Skipped: why})
+	if !listed {
+		r.record(&messages.Attempt{Model: m.Name, Node: r.g.node, ErrorClass: messages.ErrorClass_context_length, Skipped: why})
+	}
 	if !r.widened && len(r.g.contextFallbacks) > 0 {
 		r.widened = true
 		r.reorder(r.g.contextFallbacks)
