@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/rs/zerolog"
@@ -21,6 +22,7 @@ import (
 	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/bus/bustest"
 	"github.com/cmmv-hive/resilience/config"
+	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/route"
 )
 
@@ -80,8 +82,9 @@ func startUpstream(t *testing.T, name string, window int, refuses bool) *upstrea
 }
 
 // startNodeWith starts a node serving models (a models-resilience.yml) on
-// an in-process NATS server, with HTTP on loopback.
-func startNodeWith(t *testing.T, models string) *Node {
+// an in-process NATS server, with HTTP on loopback, and returns a client
+// connection to that server.
+func startNodeWith(t *testing.T, models string) (*Node, *nats.Conn) {
 	t.Helper()
 	srv := bustest.NewServer(t)
 	cfg, err := config.Parse(config.GlobalFile, []byte("recovery: {enabled: false}\nhealthCheck: {enabled: false}"), config.ModelsFile, []byte(models))
@@ -90,7 +93,7 @@ func startNodeWith(t *testing.T, models string) *Node {
 		zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, n.Stop()) })
-	return n
+	return n, bustest.Connect(t, srv)
 }
 
 // ask sends one chat completion through the node's HTTP endpoint with the
@@ -170,7 +173,7 @@ func words(n int) string {
 
 func TestContextWindowThroughTheGateway(t *testing.T) {
 	tiny, roomy := startUpstream(t, "tiny", 1000, true), startUpstream(t, "roomy", 100_000, false)
-	n := startNodeWith(t, limitsModels(tiny, roomy))
+	n, nc := startNodeWith(t, limitsModels(tiny, roomy))
 	long := words(3000) // about 3,000 tokens: too long for tiny, short for roomy
 
 	t.Run("a short prompt is served by the primary", func(t *testing.T) {
@@ -189,6 +192,19 @@ func TestContextWindowThroughTheGateway(t *testing.T) {
 		assert.Equal(t, "large", resp.Model)
 		assert.Equal(t, "small=skipped:context_window,large=ok", raw.Header.Get("X-Hive-Attempts"))
 		assert.Equal(t, before, tiny.calls.Load(), "the small model is not called")
+	})
+
+	t.Run("over NATS, the attempts say why a model was skipped", func(t *testing.T) {
+		before := tiny.calls.Load()
+		_, resp := requestJSON(t, nc, `{"model":"small","messages":[{"role":"user","content":"`+long+`"}]}`)
+		require.Nil(t, resp.GetError())
+		assert.Equal(t, "large", resp.GetServedBy())
+		require.Len(t, resp.GetAttempts(), 2)
+		a := resp.GetAttempts()[0]
+		assert.Equal(t, "small", a.GetModel())
+		assert.Equal(t, messages.Attempt_context_window, a.GetSkipped())
+		assert.Equal(t, messages.ErrorClass_context_length, a.GetErrorClass())
+		assert.Equal(t, before, tiny.calls.Load())
 	})
 
 	t.Run("max_tokens counts against the window", func(t *testing.T) {
@@ -262,7 +278,7 @@ func TestContextWindowThroughTheGateway(t *testing.T) {
 
 func TestContentPolicyThroughTheGateway(t *testing.T) {
 	tiny, roomy := startUpstream(t, "tiny", 1000, true), startUpstream(t, "roomy", 100_000, false)
-	n := startNodeWith(t, limitsModels(tiny, roomy))
+	n, _ := startNodeWith(t, limitsModels(tiny, roomy))
 
 	// strict's refusal goes to its policy fallback, large, not to small.
 	before := tiny.calls.Load()
