@@ -94,7 +94,7 @@ func (s *sink) Final(resp *messages.InferResponse) {
 func (s *sink) publish(resp *messages.InferResponse) {
 	if s.stream {
 		s.seq++
-		s.publishChunk(finalChunk(s.seq, resp))
+		s.publishChunk(endChunk(s.seq, resp))
 		return
 	}
 	s.send(resp)
@@ -137,8 +137,8 @@ func (s *sink) abandon() bool {
 // abandon claimed it: no one else publishes for it any more.
 func (s *sink) stopped() { s.publish(&messages.InferResponse{Error: nodeStopping()}) }
 
-// finalChunk is a stream's final chunk, number seq, saying what resp says.
-func finalChunk(seq uint32, resp *messages.InferResponse) *messages.InferChunk {
+// endChunk is a stream's final chunk, number seq, saying what resp says.
+func endChunk(seq uint32, resp *messages.InferResponse) *messages.InferChunk {
 	ch := &messages.InferChunk{RequestId: resp.GetRequestId(), Seq: seq, Final: true, Outcome: messages.InferChunk_complete,
 		Delta: resp.GetContent(), ServedBy: resp.GetServedBy(), Usage: resp.GetUsage(), Attempts: resp.GetAttempts(), Error: resp.GetError(),
 		Replayed: resp.GetReplayed()}

@@ -5,10 +5,11 @@
 // stream and breaker states, or none without JetStream), the actors (with
 // their providers, wrapped in the fault layer when chaos is on, and the
 // events fanned out to NATS, the metrics and the webhooks), the
-// subscription to other nodes' health, the NATS ingress, the admin and
-// chaos endpoints, HTTP (the gateway and the dashboard) and profiles. It
-// carries out admin commands (admin.go) and injected node faults
-// (chaos.go), and gives the dashboard the whole deployment (cluster.go).
+// subscription to other nodes' health, durable jobs and idempotency keys
+// (jobs.go), the NATS ingress, the admin, chaos and jobs endpoints, HTTP
+// (the gateway and the dashboard) and profiles. It carries out admin
+// commands (admin.go) and injected node faults (chaos.go), and gives the
+// dashboard the whole deployment (cluster.go).
 //
 // It imports every package of the request path and nothing imports it but
 // cmd/hive-node, which keeps only flags and subcommands.
