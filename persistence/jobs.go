@@ -271,8 +271,27 @@ func (j *Jobs) Submit(ctx context.Context, req *messages.InferRequest) (*message
 		if string(first.GetBodyHash()) != string(hash) {
 			return &messages.JobAccepted{JobId: id, Error: conflict()}, nil
 		}
+		// Still queued, the first submission's node may have died between
+		// the record and the message: store the message again. Its
+		// Nats-Msg-Id makes that a no-op when it is stored already.
+		if first.GetState() == messages.JobStatus_queued {
+			if err := j.enqueue(ctx, id, req); err != nil {
+				return nil, err
+			}
+		}
 		return &messages.JobAccepted{JobId: id, Duplicate: true}, nil
 	}
+	if err := j.enqueue(ctx, id, req); err != nil {
+		// Without its message the record would say queued forever.
+		_ = j.jobs.Delete(context.WithoutCancel(ctx), id)
+		return nil, err
+	}
+	return &messages.JobAccepted{JobId: id}, nil
+}
+
+// enqueue stores job id's request in the stream, under its class's
+// subject, with the job id as Nats-Msg-Id.
+func (j *Jobs) enqueue(ctx context.Context, id string, req *messages.InferRequest) error {
 	job := proto.Clone(req).(*messages.InferRequest)
 	if job.RequestId == "" {
 		job.RequestId = id
@@ -283,16 +302,14 @@ func (j *Jobs) Submit(ctx context.Context, req *messages.InferRequest) (*message
 	}
 	msg, err := bus.NewMsg(j.cfg.Subjects.JobsQueue(class), bus.Protobuf, job)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	msg.Header.Set(jobIDHeader, id)
 	if _, err := j.js.PublishMsg(ctx, msg); err != nil {
-		// Without its message the record would say queued forever.
-		_ = j.jobs.Delete(context.WithoutCancel(ctx), id)
-		return nil, wrap("jobs stream: store "+id, err)
+		return wrap("jobs stream: store "+id, err)
 	}
-	return &messages.JobAccepted{JobId: id}, nil
+	return nil
 }
 
 // Get returns job id's record. With wait, it waits until the job ends or

@@ -9,8 +9,10 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/bus/bustest"
@@ -410,4 +412,55 @@ func (f chunkSink) Final(r *messages.InferResponse) {
 		ch.Outcome = messages.InferChunk_incomplete
 	}
 	f(ch)
+}
+
+// jobsKV is the jobs bucket, for tests that write a record as another
+// node would have.
+func jobsKV(t *testing.T, nc *nats.Conn) (jetstream.JetStream, jetstream.KeyValue) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	kv, err := js.KeyValue(timeout(t), persistence.JobsBucketName(subjects))
+	require.NoError(t, err)
+	return js, kv
+}
+
+// TestRepeatedKeyStoresAJobNeverStored: a node that died between a keyed
+// job's record and its message left the record queued and nothing in the
+// stream. The client's retry with the same key stores the message, so the
+// job runs; before, the retry was answered "duplicate" and the job never
+// ran. A repeat while the message is stored is not stored twice.
+func TestRepeatedKeyStoresAJobNeverStored(t *testing.T) {
+	srv := bustest.NewServer(t)
+	j, nc := openJobs(t, srv, "n1", persistence.JobsConfig{})
+	_, kv := jobsKV(t, nc)
+	orphan := job("orphan")
+	orphan.IdempotencyKey = "key-of-a-dead-submission"
+	id := persistence.KeyID(orphan.IdempotencyKey)
+	rec := &messages.JobStatus{JobId: id, State: messages.JobStatus_queued, Model: orphan.GetModel(),
+		BodyHash: persistence.BodyHash(orphan), IdempotencyKey: orphan.GetIdempotencyKey()}
+	b, err := proto.Marshal(rec)
+	require.NoError(t, err)
+	_, err = kv.Create(timeout(t), id, b)
+	require.NoError(t, err)
+
+	stored := job("stored")
+	stored.IdempotencyKey = "key-of-a-stored-job"
+	first, err := j.Submit(timeout(t), stored)
+	require.NoError(t, err)
+	require.Nil(t, first.GetError())
+
+	for _, req := range []*messages.InferRequest{orphan, stored} {
+		acc, err := j.Submit(timeout(t), req)
+		require.NoError(t, err)
+		require.Nil(t, acc.GetError())
+		assert.True(t, acc.GetDuplicate(), "a repeat of %s", req.GetIdempotencyKey())
+	}
+	m := newModel()
+	work(t, j, m, 1, 1)
+	st := awaitEnd(t, j, id)
+	assert.Equal(t, messages.JobStatus_done, st.GetState())
+	assert.Equal(t, "answer to orphan", st.GetResult().GetContent())
+	awaitEnd(t, j, first.GetJobId())
+	assert.Equal(t, int32(2), m.calls.Load(), "model calls: one per key")
 }
