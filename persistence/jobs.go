@@ -30,9 +30,11 @@ import (
 // while the model works (in-progress acks every AckWait/3), writes the
 // result to the record, publishes it on hive.v1.jobs.done.<id>, and only
 // then acknowledges the message: a node that dies before that leaves the
-// message to be delivered again after AckWait, and a node that finds the
-// record already ended acknowledges without running it again, so a job
-// has one result however often it is delivered. Past MaxDeliveries the
+// message to be delivered again after AckWait, a node that finds the
+// record already ended acknowledges without running it again, and a
+// result is written only over a record that has not ended (a node that
+// lost the job while running it and finishes late keeps the other's
+// result), so a job has one result however often it is delivered. Past MaxDeliveries the
 // job fails with the error "not finished after N deliveries".
 
 // Defaults of JobsConfig.

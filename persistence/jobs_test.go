@@ -464,3 +464,54 @@ func TestRepeatedKeyStoresAJobNeverStored(t *testing.T) {
 	awaitEnd(t, j, first.GetJobId())
 	assert.Equal(t, int32(2), m.calls.Load(), "model calls: one per key")
 }
+
+// TestLateResultDoesNotReplaceAnother: a node still running a job that
+// another node ended meanwhile (it was cut from NATS past AckWait and the
+// job was delivered again) finds the record ended when it finishes: the
+// other's result stands, and the late node announces nothing. Before, it
+// wrote its own result over the other's and announced a second one.
+func TestLateResultDoesNotReplaceAnother(t *testing.T) {
+	srv := bustest.NewServer(t)
+	j, nc := openJobs(t, srv, "late", persistence.JobsConfig{})
+	js, kv := jobsKV(t, nc)
+	m := newModel()
+	work(t, j, m, 1, 1)
+	acc, err := j.Submit(timeout(t), job("hold"))
+	require.NoError(t, err)
+	id := acc.GetJobId()
+	m.awaitStart(t)
+	running, err := j.Get(timeout(t), id, 0)
+	require.NoError(t, err)
+	require.Equal(t, messages.JobStatus_running, running.GetState())
+
+	// The other node's end of the job, as its worker records it.
+	other := proto.Clone(running).(*messages.JobStatus)
+	other.State, other.Node = messages.JobStatus_done, "other"
+	other.Result = &messages.InferResponse{RequestId: id, Content: "the other node's answer", ServedBy: "m"}
+	b, err := proto.Marshal(other)
+	require.NoError(t, err)
+	_, err = kv.Put(timeout(t), id, b)
+	require.NoError(t, err)
+	announced, err := nc.SubscribeSync(subjects.JobsDone(id))
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+
+	close(m.release)
+	// The late node acknowledges the job: the work queue empties.
+	stream, err := js.Stream(timeout(t), persistence.JobsStreamName(subjects))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		info, err := stream.Info(timeout(t))
+		return err == nil && info.State.Msgs == 0
+	}, wait, 10*time.Millisecond, "the late node never acknowledged the job")
+	st, err := j.Get(timeout(t), id, 0)
+	require.NoError(t, err)
+	assert.Equal(t, "other", st.GetNode())
+	assert.Equal(t, "the other node's answer", st.GetResult().GetContent())
+	// An announcement would have reached this connection before the ack
+	// was processed, so before the pong of this flush.
+	require.NoError(t, nc.Flush())
+	n, _, err := announced.Pending()
+	require.NoError(t, err)
+	assert.Zero(t, n, "announcements of the late result")
+}

@@ -24,6 +24,9 @@ const (
 	fetchWait = 5 * time.Second
 	// recordTimeout bounds a worker's bucket writes.
 	recordTimeout = 5 * time.Second
+	// maxEndWrites bounds the writes of one result that other writers
+	// get ahead of.
+	maxEndWrites = 5
 )
 
 // Workers take jobs from the queue and run them through a Dispatcher:
@@ -139,13 +142,13 @@ func (w *Workers) serve(msg jetstream.Msg) {
 	}
 	req := &messages.InferRequest{}
 	if err := bus.DecodeTyped(msg.Headers(), msg.Data(), req); err != nil {
-		w.end(msg, rec, &messages.InferResponse{Error: messages.Failure(messages.ErrorClass_bad_request, "malformed_job", "%v", err)})
+		w.end(msg, rec, rev, &messages.InferResponse{Error: messages.Failure(messages.ErrorClass_bad_request, "malformed_job", "%v", err)})
 		return
 	}
 	rec.Deliveries = uint32(meta.NumDelivered)
 	rec.Model = req.GetModel()
 	if int(meta.NumDelivered) > w.j.cfg.MaxDeliveries {
-		w.end(msg, rec, &messages.InferResponse{RequestId: req.GetRequestId(), Error: messages.Failure(messages.ErrorClass_no_capacity, "job_undelivered",
+		w.end(msg, rec, rev, &messages.InferResponse{RequestId: req.GetRequestId(), Error: messages.Failure(messages.ErrorClass_no_capacity, "job_undelivered",
 			"the job was taken %d times and no node finished it: each stopped or died while running it (the last was %s)",
 			w.j.cfg.MaxDeliveries, rec.GetNode())})
 		return
@@ -153,9 +156,9 @@ func (w *Workers) serve(msg jetstream.Msg) {
 	rec.State, rec.Node, rec.Updated = messages.JobStatus_running, w.node, timestamppb.Now()
 	var werr error
 	if rev == 0 {
-		_, werr = w.j.jobs.Put(rctx, id, mustMarshal(rec))
+		rev, werr = w.j.jobs.Create(rctx, id, mustMarshal(rec))
 	} else {
-		_, werr = w.j.jobs.Update(rctx, id, mustMarshal(rec), rev)
+		rev, werr = w.j.jobs.Update(rctx, id, mustMarshal(rec), rev)
 	}
 	if werr != nil {
 		// Someone else wrote it meanwhile: if it ended, do not run again.
@@ -163,8 +166,9 @@ func (w *Workers) serve(msg jetstream.Msg) {
 			_ = msg.Ack()
 			return
 		}
-		if _, err := w.j.jobs.Put(rctx, id, mustMarshal(rec)); err != nil {
-			log.Warn().Err(err).Str("job", id).Msg("jobs: running state not recorded")
+		if rev, werr = w.j.jobs.Put(rctx, id, mustMarshal(rec)); werr != nil {
+			log.Warn().Err(werr).Str("job", id).Msg("jobs: running state not recorded")
+			rev = 0
 		}
 	}
 
@@ -175,7 +179,7 @@ func (w *Workers) serve(msg jetstream.Msg) {
 		log.Info().Str("job", id).Msg("jobs: returned to the queue unfinished at shutdown")
 		return
 	}
-	w.end(msg, rec, resp)
+	w.end(msg, rec, rev, resp)
 }
 
 // dispatch runs req and keeps msg's ack alive meanwhile. ok is false when
@@ -209,8 +213,12 @@ func (w *Workers) dispatch(msg jetstream.Msg, req *messages.InferRequest) (*mess
 }
 
 // end records resp as the job's result, announces it and only then
-// acknowledges the message.
-func (w *Workers) end(msg jetstream.Msg, rec *messages.JobStatus, resp *messages.InferResponse) {
+// acknowledges the message. rev is the record's revision this worker
+// wrote (0: none). The result is written only over a record that has not
+// ended: a node that lost the job while it ran (cut from NATS past
+// AckWait) and finishes after another node did keeps the other's result,
+// so a job has one result however many nodes ran it.
+func (w *Workers) end(msg jetstream.Msg, rec *messages.JobStatus, rev uint64, resp *messages.InferResponse) {
 	rec.Result = resp
 	rec.State = messages.JobStatus_done
 	if resp.GetError() != nil {
@@ -219,16 +227,45 @@ func (w *Workers) end(msg jetstream.Msg, rec *messages.JobStatus, resp *messages
 	rec.Node, rec.Updated = w.node, timestamppb.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
-	if _, err := w.j.jobs.Put(ctx, rec.GetJobId(), mustMarshal(rec)); err != nil {
-		// Without its result the job must run again somewhere.
-		w.j.cfg.Logger.Warn().Err(err).Str("job", rec.GetJobId()).Msg("jobs: result not recorded; the job goes back to the queue")
-		_ = msg.Nak()
-		return
+	id := rec.GetJobId()
+	for try := 1; ; try++ {
+		var err error
+		if rev == 0 {
+			_, err = w.j.jobs.Create(ctx, id, mustMarshal(rec))
+		} else {
+			_, err = w.j.jobs.Update(ctx, id, mustMarshal(rec), rev)
+		}
+		if err == nil {
+			break
+		}
+		// Written since (by another node, or it expired), or the write's
+		// answer was lost. An ended record keeps its result; else write
+		// over what is there now.
+		now, nowRev, lerr := w.j.load(ctx, id)
+		switch {
+		case lerr == nil && proto.Equal(now, rec): // ours: the answer was lost, not the write
+		case lerr == nil && ended(now):
+			w.j.cfg.Logger.Info().Str("job", id).Str("by", now.GetNode()).Msg("jobs: ended meanwhile by another node; its result stands")
+			_ = msg.Ack()
+			return
+		case try < maxEndWrites && lerr == nil && nowRev != rev:
+			rev = nowRev
+			continue
+		case try < maxEndWrites && errors.Is(lerr, ErrJobNotFound) && rev != 0:
+			rev = 0
+			continue
+		default:
+			// Without its result the job must run again somewhere.
+			w.j.cfg.Logger.Warn().Err(err).Str("job", id).Msg("jobs: result not recorded; the job goes back to the queue")
+			_ = msg.Nak()
+			return
+		}
+		break
 	}
 	w.j.publishDone(proto.Clone(rec).(*messages.JobStatus))
 	if err := msg.DoubleAck(ctx); err != nil {
 		// Redelivered later, it finds the record ended and is only acked.
-		w.j.cfg.Logger.Debug().Err(err).Str("job", rec.GetJobId()).Msg("jobs: ack not confirmed")
+		w.j.cfg.Logger.Debug().Err(err).Str("job", id).Msg("jobs: ack not confirmed")
 	}
 }
 
