@@ -117,6 +117,20 @@ func (d *decoder) str(n *yaml.Node, path string) string {
 	return s.Value
 }
 
+// boolean decodes true or false.
+func (d *decoder) boolean(n *yaml.Node, path string) bool {
+	s, ok := d.scalar(n, path)
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseBool(s.Value)
+	if err != nil || s.ShortTag() != "!!bool" {
+		d.errorf(s, path, "%q is not true or false", s.Value)
+		return false
+	}
+	return v
+}
+
 // integer decodes a whole number in [lo, hi].
 func (d *decoder) integer(n *yaml.Node, path string, lo, hi int) int {
 	s, ok := d.scalar(n, path)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,10 @@ type runner struct {
 	conns     []*nats.Conn
 	breakers0 map[string]string
 	injected  atomic.Bool // a fault was injected: clear every fault at the end
+	hub       *jobHub     // announcements of ended jobs, for a load of jobs
+	// calls0 and calls1 are the nodes' model call counters before and
+	// after the load.
+	calls0, calls1 map[string]nodeCalls
 
 	logMu sync.Mutex // guards writes to o.Log
 }
@@ -100,6 +105,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) (*Report, error) {
 	rep.Started = r.rec.t0
 	rep.Nodes = r.nodeNames()
 	rep.Recording = r.rec.build(sc, elapsed, r.breakers0)
+	rep.Recording.ModelCalls, rep.Recording.ModelCallsCounted, rep.Recording.ModelCallsNote = countCalls(r.calls0, r.calls1)
 	rep.Results = Evaluate(sc.Objectives, rep.Recording)
 	switch {
 	case runErr == nil && ctx.Err() != nil:
@@ -137,9 +143,11 @@ func (r *runner) run(ctx context.Context) (time.Duration, error) {
 	issue, stopIssue := context.WithTimeout(runCtx, r.sc.Load.Duration+time.Second) // the generator stops at Duration itself
 	defer stopIssue()
 	g := &loadGen{load: r.sc.Load, subjects: r.subjects, conns: r.conns, rec: &r.rec,
-		expect: expectations(r.sc.Hive.Config), issue: issue, abandon: runCtx}
+		expect: expectations(r.sc.Hive.Config), issue: issue, abandon: runCtx, hub: r.hub}
+	r.calls0 = r.modelCalls(ctx)
 
 	r.rec.t0 = time.Now()
+	g.runID = strconv.FormatInt(r.rec.t0.UnixNano(), 36)
 	r.logf("load started: %s for %s", loadString(r.sc.Load), r.sc.Load.Duration)
 	var bg sync.WaitGroup
 	bg.Add(2)
@@ -157,6 +165,12 @@ func (r *runner) run(ctx context.Context) (time.Duration, error) {
 	cancel(nil) // ends the timeline: every step is within the load
 	close(progressDone)
 	bg.Wait()
+	if r.hub != nil && ctx.Err() == nil {
+		r.settleJobs(ctx, r.hub)
+	}
+	if ctx.Err() == nil {
+		r.calls1 = r.modelCalls(ctx)
+	}
 	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return elapsed, cause
 	}
@@ -188,6 +202,14 @@ func (r *runner) prepare(ctx context.Context) error {
 		return fmt.Errorf("subscribe %s: %w", r.subjects.Events(), err)
 	}
 	_ = sub.SetPendingLimits(-1, -1)
+	if r.sc.Load.Kind == LoadJobs {
+		r.hub = newJobHub()
+		done, err := r.ctl.Subscribe(r.subjects.JobsDone("*"), r.hub.onDone)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", r.subjects.JobsDone("*"), err)
+		}
+		_ = done.SetPendingLimits(-1, -1)
+	}
 	if err := r.ctl.Flush(); err != nil {
 		return fmt.Errorf("subscribe %s: %w", r.subjects.Events(), err)
 	}
@@ -245,6 +267,13 @@ func (r *runner) checkDeployment(ctx context.Context) error {
 	for _, m := range r.sc.Load.Mix {
 		if !models[m.Model] {
 			return fmt.Errorf("no node serves model %s of load.mix (the nodes serve %s)", m.Model, strings.Join(sortedKeys(models), ", "))
+		}
+	}
+	if l := r.sc.Load; l.Kind == LoadJobs || l.IdempotencyKeys {
+		for _, rep := range replies {
+			if st := rep.GetStatus(); st != nil && !st.GetPersistence() {
+				return fmt.Errorf("node %s has no persistence (%s): jobs and idempotency keys need JetStream", st.GetNode(), st.GetPersistenceDetail())
+			}
 		}
 	}
 	needChaos := false
@@ -310,6 +339,32 @@ func (r *runner) waitServing(ctx context.Context) error {
 				case <-ctx.Done():
 					return ctx.Err()
 				}
+			}
+		}
+	}
+	if r.sc.Load.Kind != LoadJobs {
+		return nil
+	}
+	// The jobs subjects are subscribed after the infer endpoint: a read of
+	// a job that does not exist proves they answer.
+	for _, nc := range r.conns {
+		for {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := bus.GetJob(rctx, nc, r.subjects, "chaos-ready", 0)
+			cancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no node answered %s within %s: %w", r.subjects.JobsGet(), readyTimeout, err)
+			}
+			select { // polling, as above
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		}
 	}

@@ -140,6 +140,23 @@ func (m *measure) value(metric string) (float64, string, bool) {
 		return m.events(func(e Event) bool { return e.Kind == "recovery" && e.Detail == "restart" }), "", true
 	case "breaker_opens":
 		return m.events(func(e Event) bool { return e.Kind == "breaker" && (e.To == "open" || e.To == "forced_open") }), "", true
+	case "lost_jobs":
+		return m.jobs(func(r *Request) bool { return r.Job.ID != "" && r.Outcome == Lost })
+	case "unaccepted_jobs":
+		return m.jobs(func(r *Request) bool { return r.Job.ID == "" })
+	case "conflicting_results":
+		return m.jobs(func(r *Request) bool { return r.Job.Results > 1 })
+	case "redelivered_jobs":
+		return m.jobs(func(r *Request) bool { return r.Job.Deliveries > 1 })
+	case "retried_requests":
+		return m.all(func(r *Request) bool { return r.Sends > 1 }), "", true
+	case "model_calls":
+		if !m.rec.ModelCallsCounted {
+			return 0, m.rec.ModelCallsNote, false
+		}
+		return float64(m.rec.ModelCalls), "", true
+	case "extra_model_calls":
+		return m.extraCalls()
 	}
 	return 0, "unknown metric", false
 }
@@ -440,6 +457,56 @@ func (m *measure) count(pred func(*Request) bool) float64 {
 		}
 	}
 	return float64(n)
+}
+
+// all counts the requests of the whole run, warmup included, that were
+// not abandoned.
+func (m *measure) all(pred func(*Request) bool) float64 {
+	n := 0
+	for i := range m.rec.Requests {
+		if r := &m.rec.Requests[i]; r.Outcome != Abandoned && pred(r) {
+			n++
+		}
+	}
+	return float64(n)
+}
+
+// jobs counts the jobs of the whole run for which pred holds; n/a for a
+// load of requests.
+func (m *measure) jobs(pred func(*Request) bool) (float64, string, bool) {
+	n, total := 0, 0
+	for i := range m.rec.Requests {
+		r := &m.rec.Requests[i]
+		if r.Job == nil || r.Outcome == Abandoned {
+			continue
+		}
+		total++
+		if pred(r) {
+			n++
+		}
+	}
+	if total == 0 {
+		return 0, "no job in the run (a load of kind jobs has them)", false
+	}
+	return float64(n), fmt.Sprintf("of %d jobs", total), true
+}
+
+// extraCalls is model_calls minus the idempotency keys sent, abandoned
+// requests included (their model may have run).
+func (m *measure) extraCalls() (float64, string, bool) {
+	if !m.rec.ModelCallsCounted {
+		return 0, m.rec.ModelCallsNote, false
+	}
+	keys := 0
+	for i := range m.rec.Requests {
+		if m.rec.Requests[i].Keyed {
+			keys++
+		}
+	}
+	if keys == 0 {
+		return 0, "no request carried an idempotency key (load.idempotencyKeys)", false
+	}
+	return float64(m.rec.ModelCalls) - float64(keys), fmt.Sprintf("%d calls for %d keys", m.rec.ModelCalls, keys), true
 }
 
 func (m *measure) events(pred func(Event) bool) float64 {

@@ -35,6 +35,10 @@ type loadGen struct {
 	// (an interruption).
 	issue, abandon context.Context
 	wg             sync.WaitGroup
+	// runID makes the run's idempotency keys its own: a deployment keeps
+	// keys for its idempotency window, across runs.
+	runID string
+	hub   *jobHub // the announcements of ended jobs; nil unless the load is of jobs
 }
 
 // expectations returns the answer each sim model of cfg gives: its
@@ -139,7 +143,7 @@ func (g *loadGen) pick(rng *rand.Rand) (string, bool) {
 	return model, g.load.StreamShare > 0 && rng.Float64() < g.load.StreamShare
 }
 
-// send makes request i and records how it ended.
+// send makes request i (or submits job i) and records how it ended.
 func (g *loadGen) send(nc *nats.Conn, i int, model string, stream bool) {
 	id := "chaos-" + strconv.Itoa(i)
 	prompt := "chaos request " + strconv.Itoa(i)
@@ -150,30 +154,72 @@ func (g *loadGen) send(nc *nats.Conn, i int, model string, stream bool) {
 		Stream:     stream,
 		DeadlineMs: int32(g.load.Timeout / time.Millisecond),
 	}
-	body, err := bus.Encode(bus.Protobuf, req)
+	if g.load.IdempotencyKeys {
+		req.IdempotencyKey = "chaos-" + g.runID + "-" + strconv.Itoa(i)
+	}
 	start := time.Now()
-	r := Request{ID: id, Model: model, Streamed: stream, Start: start.Sub(g.rec.t0)}
+	r := Request{ID: id, Model: model, Streamed: stream, Start: start.Sub(g.rec.t0), Keyed: req.IdempotencyKey != ""}
 	r.Warmup = r.Start < g.load.Warmup
 	g.rec.started.Add(1)
-	ctx, cancel := context.WithTimeout(g.abandon, g.load.Timeout+lostGrace)
-	switch {
-	case err != nil:
-		r.Outcome, r.ErrorClass, r.ErrorCode = Failed, ClassTransport, err.Error()
-	case stream:
-		g.stream(ctx, nc, body, &r, prompt)
-	default:
-		g.plain(ctx, nc, body, &r, prompt)
+	if g.load.Kind == LoadJobs {
+		g.job(nc, req, &r, prompt)
+	} else {
+		body, err := bus.Encode(bus.Protobuf, req)
+		ctx, cancel := context.WithTimeout(g.abandon, g.load.Timeout+lostGrace)
+		switch {
+		case err != nil:
+			r.Outcome, r.ErrorClass, r.ErrorCode = Failed, ClassTransport, err.Error()
+		case stream:
+			r.Sends = 1
+			g.stream(ctx, nc, body, &r, prompt)
+		default:
+			g.plain(ctx, nc, body, &r, prompt)
+		}
+		cancel()
 	}
-	cancel()
 	r.End = time.Since(g.rec.t0)
 	g.rec.request(r)
 }
 
+// attempt is the context of the n-th send of a request: it waits
+// Retry.After, except the last send, which waits for the rest of ctx.
+func (g *loadGen) attempt(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	if !g.retries(n) {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, g.load.Retry.After)
+}
+
+// retries reports whether the n-th send may be followed by another.
+func (g *loadGen) retries(n int) bool {
+	return g.load.Retry.After > 0 && n < g.load.Retry.Attempts
+}
+
+// again reports whether the n-th send, which failed with err, is sent
+// once more: it got no answer within its own wait, and the request's
+// deadline is not over.
+func (g *loadGen) again(ctx context.Context, n int, err error) bool {
+	return g.retries(n) && ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout))
+}
+
+// plain sends the request and reads its reply; with load.retry, it sends
+// it again (the same body, so the same idempotency key) each time an
+// attempt gets no reply in time.
 func (g *loadGen) plain(ctx context.Context, nc *nats.Conn, body []byte, r *Request, prompt string) {
 	msg := nats.NewMsg(g.subjects.Infer())
 	msg.Header.Set(bus.ContentTypeHeader, bus.Protobuf.ContentType())
 	msg.Data = body
-	m, err := nc.RequestMsgWithContext(ctx, msg)
+	var m *nats.Msg
+	var err error
+	for {
+		r.Sends++
+		actx, cancel := g.attempt(ctx, r.Sends)
+		m, err = nc.RequestMsgWithContext(actx, msg)
+		cancel()
+		if err == nil || !g.again(ctx, r.Sends, err) {
+			break
+		}
+	}
 	if err != nil {
 		g.failure(err, r)
 		return

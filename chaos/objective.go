@@ -82,6 +82,13 @@ func buildMetrics() []Metric {
 		Metric{"requests", unitCount, "scored requests"},
 		Metric{"restarts", unitCount, "restart recovery events (a supervisor restarted a model actor)"},
 		Metric{"breaker_opens", unitCount, "breaker transitions to open or forced_open"},
+		Metric{"lost_jobs", unitCount, "jobs a node accepted that had no result within load.resultTimeout of their acceptance (load of kind jobs; warmup included)"},
+		Metric{"unaccepted_jobs", unitCount, "jobs whose submission no node acknowledged after every attempt (kind jobs; warmup included)"},
+		Metric{"conflicting_results", unitCount, "jobs with more than one distinct result among their announcements on hive.v1.jobs.done.<id> and their record (kind jobs; warmup included)"},
+		Metric{"redelivered_jobs", unitCount, "jobs whose record counts more than one delivery: a node died or stopped while it held the job and another ran it, so its model may have run more than once (kind jobs; warmup included)"},
+		Metric{"retried_requests", unitCount, "requests, or job submissions, sent more than once by load.retry (warmup included)"},
+		Metric{"model_calls", unitCount, "calls the nodes' models admitted during the run (warmup included), from every node's status before and after the load; not measured when a node restarted in between"},
+		Metric{"extra_model_calls", unitCount, "model_calls minus the idempotency keys the load sent (one per request, warmup included): 0 when each key ran its model once, however often it was sent"},
 	)
 }
 

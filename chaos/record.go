@@ -42,6 +42,31 @@ type Request struct {
 	Chunks     int    // chunks received, for a streamed request
 	Content    string // what a Truncated request got, its first 300 bytes
 	Warmup     bool   // started during the warmup: recorded, not scored
+	Sends      int    // times the request (a job's submission) was sent: above 1, retried
+	Keyed      bool   // sent with an idempotency key of its own
+	Job        *Job   // a job of a load of kind jobs; nil for a request
+}
+
+// Job is what the runner learnt of one job: its acceptance, and its
+// record and announcements once it ended.
+type Job struct {
+	ID       string        // the job id JobAccepted gave; "" when no node accepted it
+	Accepted time.Duration // when the submission was acknowledged (the job is stored)
+	// Duplicate: a repeated submission was answered as the first one's
+	// (a retry after a lost acknowledgement).
+	Duplicate bool
+	// Deliveries is the count of nodes that took the job, from its record
+	// read after the load: above 1, a node died or stopped while running it
+	// and another ran it again.
+	Deliveries int
+	// Results counts the distinct results seen for the job: in the
+	// announcements on hive.v1.jobs.done.<id>, the record read when it
+	// ended and the record read after the load. More than 1 means the job
+	// was answered twice, differently.
+	Results int
+	// Announced counts the announcements received on hive.v1.jobs.done.<id>.
+	Announced int
+	Via       string // how the runner learnt its end: "done" (the announcement) or "get" (reading its record)
 }
 
 // Latency is how long the request took, or waited when it was lost.
@@ -134,6 +159,12 @@ type Recording struct {
 	// start, when they were not all closed (a deployment the runner did not
 	// start); a missing key means closed.
 	Breakers0 map[string]string
+	// ModelCalls counts the calls the nodes' models admitted during the
+	// run (warmup included), from the nodes' status before and after the
+	// load, when ModelCallsCounted; ModelCallsNote says why it was not.
+	ModelCalls        int64
+	ModelCallsCounted bool
+	ModelCallsNote    string
 }
 
 // scored returns the requests that count: after the warmup, not abandoned.

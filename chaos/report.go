@@ -67,12 +67,38 @@ type summary struct {
 	ByClass   map[string]int `json:"errors_by_class,omitempty"`
 	ServedBy  map[string]int `json:"served_by,omitempty"`
 	ByNode    map[string]int `json:"by_node,omitempty"`
+	Retried   int            `json:"retried"` // sent more than once (load.retry)
+	Jobs      *jobSummary    `json:"jobs,omitempty"`
+}
+
+// jobSummary counts the jobs of a load of jobs, warmup included, as the
+// job objectives do.
+type jobSummary struct {
+	Submitted   int `json:"submitted"`
+	Accepted    int `json:"accepted"`
+	Duplicates  int `json:"duplicates"` // a retried submission answered as the first one's
+	Done        int `json:"done"`
+	Failed      int `json:"failed"`
+	Lost        int `json:"lost"`
+	Redelivered int `json:"redelivered"` // deliveries > 1
+	Conflicting int `json:"conflicting"` // more than one distinct result
+	// ViaGet counts the jobs whose end the runner learnt by reading their
+	// record, with no announcement received by then.
+	ViaGet int `json:"via_get"`
 }
 
 func (r *Report) summary() summary {
 	s := summary{ByClass: map[string]int{}, ServedBy: map[string]int{}, ByNode: map[string]int{}}
 	for i := range r.Recording.Requests {
 		q := &r.Recording.Requests[i]
+		if q.Outcome != Abandoned {
+			if q.Sends > 1 {
+				s.Retried++
+			}
+			if q.Job != nil {
+				s.countJob(q)
+			}
+		}
 		switch {
 		case q.Outcome == Abandoned:
 			s.Abandoned++
@@ -106,6 +132,38 @@ func (r *Report) summary() summary {
 	return s
 }
 
+func (s *summary) countJob(q *Request) {
+	if s.Jobs == nil {
+		s.Jobs = &jobSummary{}
+	}
+	j, js := q.Job, s.Jobs
+	js.Submitted++
+	if j.ID == "" {
+		return
+	}
+	js.Accepted++
+	switch {
+	case q.Outcome == Lost:
+		js.Lost++
+	case q.Outcome == OK || q.Outcome == Truncated:
+		js.Done++
+	default:
+		js.Failed++
+	}
+	if j.Duplicate {
+		js.Duplicates++
+	}
+	if j.Deliveries > 1 {
+		js.Redelivered++
+	}
+	if j.Results > 1 {
+		js.Conflicting++
+	}
+	if j.Via == "get" {
+		js.ViaGet++
+	}
+}
+
 // WriteTable prints the run: what ran, the timeline as applied, and one
 // line per objective with its target, the measured value and PASS or FAIL.
 func (r *Report) WriteTable(w io.Writer) error {
@@ -126,7 +184,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if s.Abandoned > 0 {
 		fmt.Fprintf(b, "; %d abandoned", s.Abandoned)
 	}
+	if s.Retried > 0 {
+		fmt.Fprintf(b, "; %d sent more than once", s.Retried)
+	}
 	b.WriteString("\n")
+	if j := s.Jobs; j != nil {
+		fmt.Fprintf(b, "jobs (warmup included): %d submitted, %d accepted (%d retries answered as duplicates), %d done, %d failed, %d lost\n",
+			j.Submitted, j.Accepted, j.Duplicates, j.Done, j.Failed, j.Lost)
+		fmt.Fprintf(b, "  %d delivered more than once, %d with two different results, %d ends read from the record before any announcement\n",
+			j.Redelivered, j.Conflicting, j.ViaGet)
+	}
 	if len(s.ServedBy) > 0 {
 		fmt.Fprintf(b, "served by: %s\n", countList(s.ServedBy))
 	}
@@ -188,9 +255,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 }
 
 func loadString(l Load) string {
-	mode := fmt.Sprintf("%g requests/s", l.Rate)
+	what := "requests"
+	if l.Kind == LoadJobs {
+		what = "jobs"
+	}
+	mode := fmt.Sprintf("%g %s/s", l.Rate, what)
 	if l.Concurrency > 0 {
-		mode = fmt.Sprintf("%d in flight", l.Concurrency)
+		mode = fmt.Sprintf("%d %s in flight", l.Concurrency, what)
+	}
+	if l.IdempotencyKeys {
+		mode += ", a key each"
+	}
+	if l.Retry.After > 0 {
+		mode += fmt.Sprintf(", sent again after %s (at most %d times)", l.Retry.After, l.Retry.Attempts)
 	}
 	var mix []string
 	for _, m := range l.Mix {
@@ -298,6 +375,18 @@ type jsonRequest struct {
 	Chunks    int       `json:"chunks,omitempty"`
 	Content   string    `json:"content,omitempty"` // what a truncated request got
 	Warmup    bool      `json:"warmup,omitempty"`
+	Sends     int       `json:"sends,omitempty"`
+	Job       *jsonJob  `json:"job,omitempty"`
+}
+
+type jsonJob struct {
+	ID         string  `json:"id,omitempty"`
+	AcceptedMs float64 `json:"accepted_ms,omitempty"` // from the start of the load
+	Duplicate  bool    `json:"duplicate,omitempty"`
+	Deliveries int     `json:"deliveries,omitempty"`
+	Results    int     `json:"results,omitempty"`
+	Announced  int     `json:"announced,omitempty"`
+	Via        string  `json:"via,omitempty"`
 }
 
 func (r *Report) json() jsonReport {
@@ -348,9 +437,16 @@ func (r *Report) WriteRequests(w io.Writer) error {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	for i := range r.Recording.Requests {
 		q := &r.Recording.Requests[i]
-		if err := enc.Encode(jsonRequest{ID: q.ID, Model: q.Model, StartMs: ms(q.Start), LatencyMs: ms(q.Latency()),
+		jr := jsonRequest{ID: q.ID, Model: q.Model, StartMs: ms(q.Start), LatencyMs: ms(q.Latency()),
 			Outcome: q.Outcome, Class: q.ErrorClass, Code: q.ErrorCode, ServedBy: q.ServedBy, Node: q.Node,
-			Attempts: q.Attempts, Stream: q.Streamed, Chunks: q.Chunks, Content: q.Content, Warmup: q.Warmup}); err != nil {
+			Attempts: q.Attempts, Stream: q.Streamed, Chunks: q.Chunks, Content: q.Content, Warmup: q.Warmup, Sends: q.Sends}
+		if j := q.Job; j != nil {
+			jr.Job = &jsonJob{ID: j.ID, Duplicate: j.Duplicate, Deliveries: j.Deliveries, Results: j.Results, Announced: j.Announced, Via: j.Via}
+			if j.ID != "" {
+				jr.Job.AcceptedMs = ms(j.Accepted)
+			}
+		}
+		if err := enc.Encode(jr); err != nil {
 			return err
 		}
 	}

@@ -64,6 +64,10 @@ type Hive struct {
 // Load is the traffic a scenario drives (load:). Exactly one of Rate and
 // Concurrency is set.
 type Load struct {
+	// Kind is what each item of the load is (kind:): a request on
+	// hive.v1.infer (LoadRequests, the default) or a durable job
+	// (LoadJobs).
+	Kind        LoadKind
 	Rate        float64       // rate: requests started per second, open loop
 	Concurrency int           // concurrency: requests in flight at all times, closed loop
 	Duration    time.Duration // duration: of the whole load, warmup included
@@ -75,7 +79,45 @@ type Load struct {
 	// 0 means one per NATS server the runner started, or 1 against a
 	// deployment. Workers are spread over them round-robin.
 	Connections int
+	// IdempotencyKeys gives every request (or job) an idempotency key of
+	// its own (idempotencyKeys:), unique to the run.
+	IdempotencyKeys bool
+	// Retry sends a request (a job's submission) again, with the same
+	// key, when it got no answer in time (retry:); zero: never.
+	Retry Retry
+	// ResultTimeout (resultTimeout:, jobs only) is how long after its
+	// acceptance a job may take to end before it counts as lost. Default
+	// (jobs.maxDeliveries + 1) x (jobs.ackWait + timeout) of the hive
+	// configuration: every node that may take it dies just before the end.
+	ResultTimeout time.Duration
 }
+
+// LoadKind is what the load sends.
+type LoadKind string
+
+// The load kinds.
+const (
+	// LoadRequests: request-reply on hive.v1.infer; the reply is the outcome.
+	LoadRequests LoadKind = "requests"
+	// LoadJobs: a durable job submitted on hive.v1.jobs.submit; its outcome
+	// is its result, announced on hive.v1.jobs.done.<id> or read with
+	// hive.v1.jobs.get.
+	LoadJobs LoadKind = "jobs"
+)
+
+// Retry is how a client of the load retries (load.retry).
+type Retry struct {
+	// After is how long an attempt waits for its answer before the next
+	// one is sent (after:); the last attempt waits for the rest of the
+	// timeout.
+	After time.Duration
+	// Attempts is how many times a request is sent at most, the first
+	// included (attempts:, default 3).
+	Attempts int
+}
+
+// DefaultRetryAttempts is load.retry.attempts when not given.
+const DefaultRetryAttempts = 3
 
 // Mix is one model of the request mix and its weight.
 type Mix struct {
@@ -148,7 +190,7 @@ func Parse(name string, data []byte) (*Scenario, error) {
 	if !ok {
 		return nil, d.err()
 	}
-	sc := &Scenario{File: name, Nodes: 1, Load: Load{Timeout: DefaultTimeout}}
+	sc := &Scenario{File: name, Nodes: 1, Load: Load{Kind: LoadRequests, Timeout: DefaultTimeout}}
 	var hive hiveNodes
 	var shortNode *yaml.Node
 	d.mapping(root, "", fields{
@@ -238,6 +280,27 @@ func (l *Load) decode(d *decoder, v *yaml.Node, path string) {
 		"timeout":     func(v *yaml.Node, p string) { l.Timeout = d.duration(v, p) },
 		"streamShare": func(v *yaml.Node, p string) { l.StreamShare = d.number(v, p, 0, 1) },
 		"connections": func(v *yaml.Node, p string) { l.Connections = d.integer(v, p, 1, 64) },
+		"kind": func(v *yaml.Node, p string) {
+			switch k := LoadKind(d.str(v, p)); k {
+			case LoadRequests, LoadJobs:
+				l.Kind = k
+			case "":
+			default:
+				d.errorf(v, p, "unknown kind %q (known: %s, %s)", k, LoadRequests, LoadJobs)
+			}
+		},
+		"idempotencyKeys": func(v *yaml.Node, p string) { l.IdempotencyKeys = d.boolean(v, p) },
+		"resultTimeout":   func(v *yaml.Node, p string) { l.ResultTimeout = d.duration(v, p) },
+		"retry": func(v *yaml.Node, p string) {
+			l.Retry.Attempts = DefaultRetryAttempts
+			d.mapping(v, p, fields{
+				"after":    func(v *yaml.Node, p string) { l.Retry.After = d.duration(v, p) },
+				"attempts": func(v *yaml.Node, p string) { l.Retry.Attempts = d.integer(v, p, 2, 100) },
+			})
+			if l.Retry.After == 0 && find(v, "after") == nil && yamlnode.Resolve(v).Kind == yaml.MappingNode {
+				d.errorf(v, p+".after", "is required: how long an attempt waits for its answer before the next is sent")
+			}
+		},
 		"mix": func(v *yaml.Node, p string) {
 			d.list(v, p, func(_ int, item *yaml.Node, ip string) {
 				m := Mix{Weight: 1}

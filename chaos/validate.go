@@ -85,6 +85,50 @@ func (sc *Scenario) validateLoad(d *decoder, root *yaml.Node, missing func(path,
 			sc.checkModel(d, root, path, m.Model)
 		}
 	}
+	sc.validateKeysAndJobs(d, root)
+}
+
+// validateKeysAndJobs checks the keys of a load of jobs, of idempotency
+// keys and of retries, which only make sense together.
+func (sc *Scenario) validateKeysAndJobs(d *decoder, root *yaml.Node) {
+	l := &sc.Load
+	jobs := l.Kind == LoadJobs
+	if jobs && l.StreamShare > 0 {
+		d.errorf(find(root, "load.streamShare"), "load.streamShare", "a job cannot stream (its answer is kept as one result): leave streamShare out with kind: jobs")
+	}
+	if n := find(root, "load.resultTimeout"); n != nil && !jobs {
+		d.errorf(n, "load.resultTimeout", "applies to kind: jobs only")
+	}
+	if r := find(root, "load.retry"); r != nil {
+		switch {
+		case l.StreamShare > 0 && !jobs:
+			d.errorf(r, "load.retry", "retries are sent for plain requests only: leave streamShare out")
+		case jobs && !l.IdempotencyKeys && !d.hasErrorUnder("load.idempotencyKeys"):
+			d.errorf(r, "load.retry", "a submission sent again without an idempotency key may be stored as two jobs: set idempotencyKeys: true")
+		case l.Retry.After > 0 && l.Retry.After >= l.Timeout:
+			d.errorf(find(root, "load.retry.after"), "load.retry.after", "%s must be shorter than load.timeout (%s): the last attempt waits for the rest of it", l.Retry.After, l.Timeout)
+		}
+	}
+	cfg := sc.Hive.Config
+	if cfg == nil || !(jobs || l.IdempotencyKeys) {
+		return
+	}
+	// Jobs and keys need JetStream on the nodes the runner starts; a
+	// deployment's configuration is its own.
+	path, what := "load.idempotencyKeys", "idempotency keys are"
+	if jobs {
+		path, what = "load.kind", "jobs are"
+	}
+	switch {
+	case !cfg.Global.Jobs.Enabled:
+		d.errorf(find(root, path), path, "%s off in the hive configuration (hive.global.jobs.enabled: false)", what)
+	case !cfg.Global.Persistence.Enabled:
+		d.errorf(find(root, path), path, "%s served only with persistence (JetStream), which hive.global.persistence.enabled turns off", what)
+	}
+	if jobs && l.ResultTimeout == 0 {
+		j := cfg.Global.Jobs
+		l.ResultTimeout = time.Duration(j.MaxDeliveries+1) * (j.AckWait + l.Timeout)
+	}
 }
 
 func (sc *Scenario) validateTimeline(d *decoder, root *yaml.Node) {
