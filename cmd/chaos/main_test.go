@@ -86,6 +86,10 @@ type results struct {
 	Summary struct {
 		Requests int `json:"requests"`
 		OK       int `json:"ok"`
+		Jobs     *struct {
+			Accepted int `json:"accepted"`
+			Done     int `json:"done"`
+		} `json:"jobs"`
 	} `json:"summary"`
 	Events []struct {
 		Kind string `json:"kind"`
@@ -131,6 +135,69 @@ func TestShortScenarios(t *testing.T) {
 			assert.Contains(t, stderr.String(), "load started", "the runner's log goes to stderr")
 			for _, f := range []string{"results.json", "requests.jsonl", "timeline.svg", "report.txt", "nodes/n1/hive-node.log", "nodes/n1/config/resilience.yml"} {
 				assert.FileExists(t, filepath.Join(out, f))
+			}
+		})
+	}
+}
+
+// TestJobsAndKeys runs two small scenarios against a real hive-node
+// process (one node, its embedded JetStream): a load of durable jobs,
+// each submitted with a key of its own, every one of which ends with one
+// result; and requests sent again with their idempotency key whenever an
+// attempt gets no answer within 50 ms, against a model that takes
+// 150 ms, which call the model once per key.
+func TestJobsAndKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts hive-node processes: not with -short")
+	}
+	const head = `name: %s
+description: d
+steadyState: s
+hive:
+  models:
+    m: {provider: sim, sim: {latency: 150ms}}
+load:
+  rate: 20
+  duration: 4s
+  timeout: 3s
+  idempotencyKeys: true
+  mix: [{model: m}]
+%sobjectives:
+`
+	tests := []struct {
+		name, load string
+		objectives []string
+	}{
+		{"jobs", "  kind: jobs\n  retry: {after: 1s}\n",
+			[]string{"lost_jobs == 0", "unaccepted_jobs == 0", "conflicting_results == 0", "redelivered_jobs == 0", "success_rate == 1"}},
+		{"keys", "  retry: {after: 50ms, attempts: 5}\n",
+			[]string{"extra_model_calls == 0", "retried_requests >= 75", "success_rate == 1", "lost_requests == 0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := fmt.Sprintf(head, tt.name, tt.load)
+			for _, o := range tt.objectives {
+				src += "  - " + o + "\n"
+			}
+			file := filepath.Join(dir, tt.name+".yml")
+			require.NoError(t, os.WriteFile(file, []byte(src), 0o644))
+			out := filepath.Join(dir, "out")
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), []string{"run", file, "--hive-node", hiveNode, "--out", out, "--quiet"}, &stdout, &stderr)
+			require.NoError(t, err, "exit %d\nstdout:\n%s\nstderr:\n%s", exitCode(err), &stdout, &stderr)
+			r := readResults(t, out)
+			assert.True(t, r.Passed)
+			require.Len(t, r.Objectives, len(tt.objectives))
+			for _, o := range r.Objectives {
+				assert.True(t, o.Pass, "%s: measured %s %s", o.Objective, o.Measured, o.Note)
+			}
+			assert.Equal(t, 80, r.Summary.Requests)
+			if tt.name == "jobs" {
+				require.NotNil(t, r.Summary.Jobs)
+				assert.Equal(t, 80, r.Summary.Jobs.Accepted)
+				assert.Equal(t, 80, r.Summary.Jobs.Done)
+				assert.Contains(t, stdout.String(), "jobs (warmup included): 80 submitted, 80 accepted")
 			}
 		})
 	}
