@@ -174,16 +174,29 @@ func GetJob(ctx context.Context, nc *nats.Conn, s Subjects, id string, wait time
 }
 
 // requestTyped sends m on subject and decodes the one typed answer into
-// out. Nobody answering is ErrNoNodes.
+// out. Nobody answering is ErrNoNodes. It uses the connection's shared
+// reply inbox (nats.Conn.RequestMsg): a subscription of its own per
+// request, as gather makes for the admin commands' many answers, costs a
+// 64K-message channel (512 KiB) each time.
 func requestTyped(ctx context.Context, nc *nats.Conn, subject string, m, out proto.Message) error {
 	msg, err := NewMsg(subject, Protobuf, m)
 	if err != nil {
 		return err
 	}
-	got, err := gather(ctx, nc, msg, true, 0, " (does a node with persistence run?)", func() proto.Message { return proto.Clone(out) })
-	if err != nil {
-		return err
+	got, err := nc.RequestMsgWithContext(ctx, msg)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("%w on %s: no responders (does a node with persistence run?)", ErrNoNodes, subject)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
+		return fmt.Errorf("%w on %s: %w", ErrNoNodes, subject, err)
+	case err != nil:
+		return fmt.Errorf("request %s: %w", subject, err)
 	}
-	proto.Merge(out, got[0])
+	if err := CheckType(got.Header, out); err != nil {
+		return fmt.Errorf("the answer on %s: %w", subject, err)
+	}
+	if err := Decode(DetectEncoding(got.Header, got.Data), got.Data, out); err != nil {
+		return fmt.Errorf("an answer on %s does not decode: %w", subject, err)
+	}
 	return nil
 }
