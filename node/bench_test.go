@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,4 +91,90 @@ func BenchmarkInfer(b *testing.B) {
 		b.Run(bc.name+"/parallel64", func(b *testing.B) { parallel64(b, "hive.v1.infer", bc.body) })
 	}
 	b.Run("bare_echo/parallel64", func(b *testing.B) { parallel64(b, "bench.echo", pbBody) })
+}
+
+// BenchmarkJobs measures a durable job through a node beside a plain
+// request, in one run, on the same sim model ("instant", no latency) and
+// the same in-process JetStream server: infer is one hive.v1.infer
+// request-reply; infer_keyed the same with an idempotency key of its own
+// (the key's claim and answer in the idempotency bucket); job is
+// hive.v1.jobs.submit and then hive.v1.jobs.get waiting for the end
+// (bus.SubmitJob, bus.GetJob): the record's three writes, the stream, a
+// worker's pull, the model, the result's announcement and the ack. The
+// difference of the serial figures is the latency a job adds; the
+// parallel ones (64 clients on one connection, a node with 64 job slots)
+// give the throughput.
+func BenchmarkJobs(b *testing.B) {
+	srv := bustest.NewServer(b)
+	cfg, err := config.Parse(config.GlobalFile, []byte("jobs: {slots: 64}\n"), config.ModelsFile, []byte(benchModels))
+	require.NoError(b, err)
+	n, err := Start(context.Background(), Config{Files: cfg, ID: "bench", NATS: bus.ConnectOptions{URLs: srv.ClientURL()}, HTTPAddr: "off"}, zerolog.Nop())
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = n.Stop() })
+	require.NotNil(b, n.jobs, "jobs run on the node")
+	nc := bustest.Connect(b, srv)
+	subjects := bus.NewSubjects("")
+	var seq atomic.Int64
+	request := func(keyed bool) *messages.InferRequest {
+		req := &messages.InferRequest{Model: "instant", Messages: []*messages.ChatMessage{{Role: "user", Content: "hi"}}}
+		if keyed {
+			req.IdempotencyKey = fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), seq.Add(1))
+		}
+		return req
+	}
+	infer := func(keyed bool) func() error {
+		return func() error {
+			body, err := proto.Marshal(request(keyed))
+			if err != nil {
+				return err
+			}
+			m, err := nc.Request(subjects.Infer(), body, requestLimit)
+			if err != nil {
+				return err
+			}
+			resp := &messages.InferResponse{}
+			if err := proto.Unmarshal(m.Data, resp); err != nil || resp.GetError() != nil {
+				return fmt.Errorf("infer: %v %v", err, resp.GetError())
+			}
+			return nil
+		}
+	}
+	job := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), requestLimit)
+		defer cancel()
+		acc, err := bus.SubmitJob(ctx, nc, subjects, request(false))
+		if err != nil || acc.GetError() != nil {
+			return fmt.Errorf("submit: %v %v", err, acc.GetError())
+		}
+		st, err := bus.GetJob(ctx, nc, subjects, acc.GetJobId(), requestLimit)
+		if err != nil || st.GetState() != messages.JobStatus_done {
+			return fmt.Errorf("job %s: %v, state %s", acc.GetJobId(), err, st.GetState())
+		}
+		return nil
+	}
+	for _, bc := range []struct {
+		name string
+		do   func() error
+	}{{"infer", infer(false)}, {"infer_keyed", infer(true)}, {"job", job}} {
+		b.Run(bc.name+"/serial", func(b *testing.B) {
+			for b.Loop() {
+				if err := bc.do(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(bc.name+"/parallel64", func(b *testing.B) {
+			b.SetParallelism(32) // 32 x GOMAXPROCS(2) = 64 clients
+			began := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := bc.do(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "ops/s")
+		})
+	}
 }
