@@ -1,5 +1,7 @@
 package persistence
 
+import "time"
+
 // ReadAuditFrom lets tests read from an exact stored time instead of racing
 // the clock with Query.Since.
 var ReadAuditFrom = readAudit
@@ -9,3 +11,9 @@ var (
 	KeyID    = keyID
 	BodyHash = bodyHash
 )
+
+// SetFetchWait shortens the pull requests of the workers j starts next.
+func SetFetchWait(j *Jobs, d time.Duration) { j.fetchWait = d }
+
+// IdlePulls counts the workers' pull requests that expired with no job.
+func IdlePulls(w *Workers) int64 { return w.idle.Load() }

@@ -138,6 +138,9 @@ type Jobs struct {
 	jobs   jetstream.KeyValue
 	idem   jetstream.KeyValue
 	cons   map[string]jetstream.Consumer // by class
+	// fetchWait bounds the workers' pull requests: the package's
+	// fetchWait, shorter in tests.
+	fetchWait time.Duration
 }
 
 // OpenJobs creates or updates the jobs stream, its two consumers and the
@@ -151,7 +154,7 @@ func OpenJobs(ctx context.Context, cfg JobsConfig) (*Jobs, error) {
 	if err != nil {
 		return nil, wrap("jetstream", err)
 	}
-	j := &Jobs{cfg: cfg, nc: cfg.Conn, js: js, cons: make(map[string]jetstream.Consumer)}
+	j := &Jobs{cfg: cfg, nc: cfg.Conn, js: js, cons: make(map[string]jetstream.Consumer), fetchWait: fetchWait}
 	name := JobsStreamName(cfg.Subjects)
 	j.stream, err = upsert(ctx, js.CreateOrUpdateStream, jetstream.StreamConfig{
 		Name:        name,

@@ -2,6 +2,7 @@ package persistence_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
@@ -514,4 +516,41 @@ func TestLateResultDoesNotReplaceAnother(t *testing.T) {
 	n, _, err := announced.Pending()
 	require.NoError(t, err)
 	assert.Zero(t, n, "announcements of the late result")
+}
+
+// syncBuffer is a log sink for one test.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestIdleWorkersAreQuiet: a pull request that expires with no job (the
+// server ends it at its expiry, which nats.go reports as nats.ErrTimeout)
+// is an idle worker, not a failure: it pulls again at once and logs
+// nothing. Before, each expiry was logged as "pull failed" and the worker
+// paused for a second, so an idle node warned every few seconds for each
+// slot, and a job arriving in the pause waited for it.
+func TestIdleWorkersAreQuiet(t *testing.T) {
+	srv := bustest.NewServer(t)
+	var logs syncBuffer
+	nc := bustest.Connect(t, srv)
+	j, err := persistence.OpenJobs(timeout(t), persistence.JobsConfig{Conn: nc, Subjects: subjects, Node: "n1", Logger: zerolog.New(&logs)})
+	require.NoError(t, err)
+	persistence.SetFetchWait(j, 20*time.Millisecond)
+	w := work(t, j, newModel(), 1, 1)
+	require.Eventually(t, func() bool { return persistence.IdlePulls(w) >= 20 }, wait, 5*time.Millisecond,
+		"idle pulls: %d; log:\n%s", persistence.IdlePulls(w), &logs)
+	assert.NotContains(t, logs.String(), "pull failed")
 }

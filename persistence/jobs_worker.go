@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -43,6 +44,8 @@ type Workers struct {
 	stopRunning context.CancelFunc
 	loops       sync.WaitGroup // fetch loops, each with the job it runs
 	returned    atomic.Int64   // jobs Stop returned to the queue
+	idle        atomic.Int64   // pull requests that expired with no job
+	fetchWait   time.Duration  // fetchWait; shorter in tests
 }
 
 // Work starts the workers. slots and critical default to
@@ -54,7 +57,7 @@ func (j *Jobs) Work(d bus.Dispatcher, slots, critical int) *Workers {
 	if critical <= 0 {
 		critical = DefaultCriticalJobSlots
 	}
-	w := &Workers{j: j, d: d, node: j.cfg.Node}
+	w := &Workers{j: j, d: d, node: j.cfg.Node, fetchWait: j.fetchWait}
 	w.fetch, w.stopFetch = context.WithCancel(context.Background())
 	w.run, w.stopRunning = context.WithCancel(context.Background())
 	for class, n := range map[string]int{ClassNormal: slots, ClassCritical: critical} {
@@ -96,7 +99,7 @@ func (w *Workers) Stop(ctx context.Context) int {
 // loop pulls one job at a time from cons until Drain.
 func (w *Workers) loop(cons jetstream.Consumer) {
 	for w.fetch.Err() == nil {
-		ctx, cancel := context.WithTimeout(w.fetch, fetchWait)
+		ctx, cancel := context.WithTimeout(w.fetch, w.fetchWait)
 		msg, err := cons.Next(jetstream.FetchContext(ctx))
 		cancel()
 		switch {
@@ -104,7 +107,9 @@ func (w *Workers) loop(cons jetstream.Consumer) {
 			w.serve(msg)
 		case w.fetch.Err() != nil:
 			return
-		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrNoMessages):
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrNoMessages),
+			errors.Is(err, nats.ErrTimeout): // the server ended the pull at its expiry, before ctx: no job came
+			w.idle.Add(1)
 		default:
 			w.j.cfg.Logger.Warn().Err(err).Str("consumer", cons.CachedInfo().Name).Msg("jobs: pull failed; trying again")
 			select { // a NATS outage: no busy loop
