@@ -17,3 +17,11 @@ func SetFetchWait(j *Jobs, d time.Duration) { j.fetchWait = d }
 
 // IdlePulls counts the workers' pull requests that expired with no job.
 func IdlePulls(w *Workers) int64 { return w.idle.Load() }
+
+// SetClaimRefresh shortens how often j's idempotent requests rewrite their
+// claims, and so how soon an unrefreshed claim is taken over (StaleAfter
+// periods).
+func SetClaimRefresh(j *Jobs, d time.Duration) { j.claimRefresh = d }
+
+// StaleAfter is staleAfter.
+const StaleAfter = staleAfter

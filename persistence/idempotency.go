@@ -23,13 +23,21 @@ import (
 // still runs (up to its own deadline). A repeat with another request is
 // refused with idempotency_conflict. The first run is not cancelled when
 // its caller goes away (a client that timed out and retries finds its
-// answer); it still ends at its deadline. A claim whose node died before
-// answering is taken over once it is older than staleAfter.
+// answer); it still ends at its deadline. While it runs, its node rewrites
+// the claim every claimRefresh; a claim left unrefreshed for staleAfter
+// (its node died before answering) is taken over by the next repeat,
+// which runs the request.
 
-// staleAfter is how old a running claim must be before a repeat takes it
-// over: the longest a request may run (an hour-long deadline is allowed)
-// would keep a dead node's claim for an hour; requests default to 60 s.
-const staleAfter = 10 * time.Minute
+// claimRefresh is how often the node running a key's first request
+// rewrites its claim, so that a repeat tells a claim whose node died from
+// one whose request still runs, however long that may be.
+const claimRefresh = 5 * time.Second
+
+// staleAfter is how long a claim may go unrefreshed before a repeat takes
+// it over, in claimRefresh periods: six missed rewrites, which also
+// absorbs a skew of up to about 25 s between the nodes' clocks (a claim's
+// time is its node's clock).
+const staleAfter = 6
 
 // idemWait bounds a repeat's wait for the first answer when its own
 // request has no deadline.
@@ -60,22 +68,23 @@ func (i *idempotent) Dispatch(ctx context.Context, req *messages.InferRequest, s
 // stream is its one final chunk, the whole answer as its text); the first
 // request runs, and its answer is recorded before it goes to sink.
 func (i *idempotent) serve(ctx context.Context, req *messages.InferRequest, sink messages.Sink) {
-	first, replay := i.claim(ctx, req)
+	first, rev, replay := i.claim(ctx, req)
 	if replay != nil {
 		sink.Final(replay)
 		return
 	}
 	runCtx, cancel := detached(ctx, req)
-	i.next.Dispatch(runCtx, req, &recording{Sink: sink, i: i, first: first, cancel: cancel})
+	i.next.Dispatch(runCtx, req, &recording{Sink: sink, i: i, first: first, cancel: cancel, release: i.keepClaim(first, rev)})
 }
 
 // recording is the sink of a key's first run: it passes the answer on to
 // the caller and records it, a stream's pieces joined, for the repeats.
 type recording struct {
 	messages.Sink
-	i      *idempotent
-	first  *messages.JobStatus
-	cancel context.CancelFunc
+	i       *idempotent
+	first   *messages.JobStatus
+	cancel  context.CancelFunc
+	release func() // stops the claim's rewrites (keepClaim)
 
 	mu   sync.Mutex // guards text and done: pieces and the final may race
 	text strings.Builder
@@ -99,6 +108,7 @@ func (r *recording) Final(resp *messages.InferResponse) {
 	r.mu.Unlock()
 	if first {
 		r.cancel()
+		r.release()
 		rec := resp
 		if text != "" || resp == nil { // a stream: its text went out as pieces
 			rec = &messages.InferResponse{Error: messages.Failure(messages.ErrorClass_stream_cut, "stream_incomplete",
@@ -126,9 +136,42 @@ func detached(ctx context.Context, req *messages.InferRequest) (context.Context,
 	return context.WithCancel(base)
 }
 
-// claim returns the key's record for the request that is to run it, or
-// the answer a repeat gets instead (a replay, a conflict, or an error).
-func (i *idempotent) claim(ctx context.Context, req *messages.InferRequest) (*messages.JobStatus, *messages.InferResponse) {
+// keepClaim rewrites claim (at revision rev) every claimRefresh until the
+// returned release is called; release returns once no rewrite is in
+// flight, so the answer recorded after it is never overwritten. A rewrite
+// that fails (the claim was taken over, JetStream did not answer) is tried
+// again at the next period.
+func (i *idempotent) keepClaim(claim *messages.JobStatus, rev uint64) (release func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(i.j.claimRefresh)
+		defer tick.Stop()
+		rec := proto.Clone(claim).(*messages.JobStatus)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+			rec.Updated = timestamppb.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+			if next, err := i.j.idem.Update(ctx, rec.GetJobId(), mustMarshal(rec), rev); err == nil {
+				rev = next
+			}
+			cancel()
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
+// claim returns the key's record and its revision for the request that
+// is to run it, or the answer a repeat gets instead (a replay, a
+// conflict, or an error).
+func (i *idempotent) claim(ctx context.Context, req *messages.InferRequest) (*messages.JobStatus, uint64, *messages.InferResponse) {
 	key := keyID(req.GetIdempotencyKey())
 	hash := bodyHash(req)
 	now := timestamppb.Now()
@@ -143,12 +186,12 @@ func (i *idempotent) claim(ctx context.Context, req *messages.InferRequest) (*me
 	wctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	for {
-		_, err := i.j.idem.Create(wctx, key, mustMarshal(mine))
+		rev, err := i.j.idem.Create(wctx, key, mustMarshal(mine))
 		if err == nil {
-			return mine, nil
+			return mine, rev, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, failed(req, messages.Failure(messages.ErrorClass_no_capacity, "idempotency_unavailable",
+			return nil, 0, failed(req, messages.Failure(messages.ErrorClass_no_capacity, "idempotency_unavailable",
 				"the idempotency key could not be checked, so the request was not run: %v", err))
 		}
 		first, rev, err := loadRecord(wctx, i.j.idem, key, ErrJobNotFound)
@@ -156,27 +199,36 @@ func (i *idempotent) claim(ctx context.Context, req *messages.InferRequest) (*me
 			continue // expired between the two calls: claim it again
 		}
 		if err != nil {
-			return nil, failed(req, messages.Failure(messages.ErrorClass_no_capacity, "idempotency_unavailable", "%v", err))
+			return nil, 0, failed(req, messages.Failure(messages.ErrorClass_no_capacity, "idempotency_unavailable", "%v", err))
 		}
 		switch {
 		case string(first.GetBodyHash()) != string(hash):
-			return nil, failed(req, conflict())
+			return nil, 0, failed(req, conflict())
 		case ended(first):
-			return nil, replayed(req, first.GetResult())
-		case time.Since(first.GetUpdated().AsTime()) > staleAfter:
+			return nil, 0, replayed(req, first.GetResult())
+		case time.Since(first.GetUpdated().AsTime()) > staleAfter*i.j.claimRefresh:
 			// Its node died before answering: take the key over.
-			if _, err := i.j.idem.Update(wctx, key, mustMarshal(mine), rev); err == nil {
-				return mine, nil
+			if next, err := i.j.idem.Update(wctx, key, mustMarshal(mine), rev); err == nil {
+				return mine, next, nil
 			}
 			continue
 		}
-		if got := i.await(wctx, key); got != nil {
+		// Wait for the answer, or for the claim to go stale unrefreshed.
+		stale := time.Until(first.GetUpdated().AsTime().Add(staleAfter * i.j.claimRefresh))
+		sctx, scancel := context.WithTimeout(wctx, stale+time.Millisecond)
+		got := i.await(sctx, key)
+		wentStale := sctx.Err() != nil && wctx.Err() == nil
+		scancel()
+		if got != nil {
 			if ended(got) {
-				return nil, replayed(req, got.GetResult())
+				return nil, 0, replayed(req, got.GetResult())
 			}
 			continue
 		}
-		return nil, failed(req, messages.Failure(messages.ErrorClass_timeout, "idempotency_in_progress",
+		if wentStale {
+			continue // nothing rewrote the claim meanwhile: look again
+		}
+		return nil, 0, failed(req, messages.Failure(messages.ErrorClass_timeout, "idempotency_in_progress",
 			"the first request with this idempotency key is still running on node %s; its answer was not ready within this request's deadline", first.GetNode()))
 	}
 }

@@ -138,9 +138,10 @@ type Jobs struct {
 	jobs   jetstream.KeyValue
 	idem   jetstream.KeyValue
 	cons   map[string]jetstream.Consumer // by class
-	// fetchWait bounds the workers' pull requests: the package's
-	// fetchWait, shorter in tests.
-	fetchWait time.Duration
+	// fetchWait bounds the workers' pull requests, claimRefresh is how
+	// often an idempotent request's claim is rewritten: the package's
+	// constants, shorter in tests.
+	fetchWait, claimRefresh time.Duration
 }
 
 // OpenJobs creates or updates the jobs stream, its two consumers and the
@@ -154,7 +155,8 @@ func OpenJobs(ctx context.Context, cfg JobsConfig) (*Jobs, error) {
 	if err != nil {
 		return nil, wrap("jetstream", err)
 	}
-	j := &Jobs{cfg: cfg, nc: cfg.Conn, js: js, cons: make(map[string]jetstream.Consumer), fetchWait: fetchWait}
+	j := &Jobs{cfg: cfg, nc: cfg.Conn, js: js, cons: make(map[string]jetstream.Consumer),
+		fetchWait: fetchWait, claimRefresh: claimRefresh}
 	name := JobsStreamName(cfg.Subjects)
 	j.stream, err = upsert(ctx, js.CreateOrUpdateStream, jetstream.StreamConfig{
 		Name:        name,

@@ -554,3 +554,85 @@ func TestIdleWorkersAreQuiet(t *testing.T) {
 		"idle pulls: %d; log:\n%s", persistence.IdlePulls(w), &logs)
 	assert.NotContains(t, logs.String(), "pull failed")
 }
+
+// TestIdempotentClaimOfADeadNode: the node running a key's first request
+// rewrites its claim while it runs, so a repeat on another node waits for
+// the answer however long it takes; a claim nobody rewrites (its node
+// died) is taken over once StaleAfter periods pass, and the repeat runs
+// the request. Before, a dead node's claim held its key for 10 minutes,
+// and every repeat meanwhile failed with idempotency_in_progress.
+func TestIdempotentClaimOfADeadNode(t *testing.T) {
+	srv := bustest.NewServer(t)
+	const refresh = 50 * time.Millisecond
+	open := func(node string) (*persistence.Jobs, *nats.Conn) {
+		j, nc := openJobs(t, srv, node, persistence.JobsConfig{})
+		persistence.SetClaimRefresh(j, refresh)
+		return j, nc
+	}
+	live, _ := open("live")
+	other, otherConn := open("other")
+	dead, deadConn := open("dead")
+	call := func(d bus.Dispatcher, key string) <-chan *messages.InferResponse {
+		out := make(chan *messages.InferResponse, 1)
+		req := job("hold")
+		req.IdempotencyKey = key
+		d.Dispatch(context.Background(), req, finalOf(out))
+		return out
+	}
+	get := func(c <-chan *messages.InferResponse) *messages.InferResponse {
+		t.Helper()
+		select {
+		case r := <-c:
+			return r
+		case <-time.After(wait):
+			t.Fatal("no answer")
+			return nil
+		}
+	}
+
+	// A live node's long request: its claim outlives StaleAfter periods.
+	js, err := jetstream.New(otherConn)
+	require.NoError(t, err)
+	kv, err := js.KeyValue(timeout(t), persistence.IdempotencyBucketName(subjects))
+	require.NoError(t, err)
+	m := newModel()
+	release := sync.OnceFunc(func() { close(m.release) })
+	t.Cleanup(release) // a failure below leaves no call holding
+	first := call(live.Idempotent(m), "long")
+	m.awaitStart(t)
+	rewrites, err := kv.Watch(timeout(t), persistence.KeyID("long"), jetstream.UpdatesOnly())
+	require.NoError(t, err)
+	defer func() { _ = rewrites.Stop() }()
+	repeat := call(other.Idempotent(m), "long")
+	for n := 0; n < persistence.StaleAfter+2; {
+		select {
+		case e, ok := <-rewrites.Updates():
+			if !ok {
+				t.Fatalf("the watch ended after %d rewrites of the claim", n)
+			}
+			if e != nil {
+				n++
+			}
+		case <-time.After(wait):
+			t.Fatalf("the claim was rewritten %d times", n)
+		}
+	}
+	assert.Equal(t, int32(1), m.calls.Load(), "the repeat took a live node's claim over")
+	release()
+	assert.Equal(t, "answer to hold", get(first).GetContent())
+	assert.Equal(t, "answer to hold", get(repeat).GetContent())
+	assert.Equal(t, int32(1), m.calls.Load(), "model calls for one key")
+
+	// A dead node's claim: its connection gone, nothing rewrites it.
+	stuck := newModel()
+	t.Cleanup(func() { close(stuck.release) }) // the dead node's call ends with the test
+	call(dead.Idempotent(stuck), "orphan")
+	stuck.awaitStart(t)
+	deadConn.Close()
+	m2 := newModel()
+	close(m2.release)
+	r := get(call(other.Idempotent(m2), "orphan"))
+	require.Nil(t, r.GetError(), "the repeat of a dead node's key")
+	assert.Equal(t, "answer to hold", r.GetContent())
+	assert.Equal(t, int32(1), m2.calls.Load())
+}
