@@ -122,7 +122,7 @@ func jobRecording() *Recording {
 		case 6:
 			r.Outcome, r.ErrorClass, r.Job.ID, r.Sends = Failed, ClassNotAccepted, "", 4
 		case 7, 8:
-			r.Sends, r.Job.Duplicate = 2, i == 8
+			r.Sends, r.Job.Duplicate, r.Replayed = 2, i == 8, i == 7
 		}
 		rec.Requests = append(rec.Requests, r)
 	}
@@ -218,7 +218,7 @@ func TestReportJobs(t *testing.T) {
 	require.NoError(t, rep.WriteTable(&table))
 	for _, want := range []string{
 		"load: 1 jobs/s, a key each, sent again after 1s (at most 4 times) to a x1",
-		"; 3 sent more than once",
+		"; 3 sent more than once; 1 answered with their key's first answer\n",
 		"jobs (warmup included): 10 submitted, 9 accepted (1 retries answered as duplicates), 8 done, 0 failed, 1 lost\n",
 		"  1 delivered more than once, 1 with two different results, 0 ends read from the record before any announcement\n",
 		"lost_jobs",
@@ -233,6 +233,7 @@ func TestReportJobs(t *testing.T) {
 	require.NoError(t, json.Unmarshal(js.Bytes(), &got))
 	assert.Equal(t, &jobSummary{Submitted: 10, Accepted: 9, Duplicates: 1, Done: 8, Failed: 0, Lost: 1, Redelivered: 1, Conflicting: 1}, got.Summary.Jobs)
 	assert.Equal(t, 3, got.Summary.Retried)
+	assert.Equal(t, 1, got.Summary.Replayed)
 
 	var lines bytes.Buffer
 	require.NoError(t, rep.WriteRequests(&lines))

@@ -229,7 +229,7 @@ func (g *loadGen) plain(ctx context.Context, nc *nats.Conn, body []byte, r *Requ
 		r.Outcome, r.ErrorClass = Failed, ClassUndecodable
 		return
 	}
-	r.ServedBy, r.Node, r.Attempts = resp.GetServedBy(), resp.GetNode(), attempts(resp.GetAttempts())
+	r.ServedBy, r.Node, r.Attempts, r.Replayed = resp.GetServedBy(), resp.GetNode(), attempts(resp.GetAttempts()), resp.GetReplayed()
 	if e := resp.GetError(); e != nil {
 		r.Outcome, r.ErrorClass, r.ErrorCode = Failed, e.GetClass().String(), e.GetCode()
 		return

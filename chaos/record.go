@@ -44,6 +44,7 @@ type Request struct {
 	Warmup     bool   // started during the warmup: recorded, not scored
 	Sends      int    // times the request (a job's submission) was sent: above 1, retried
 	Keyed      bool   // sent with an idempotency key of its own
+	Replayed   bool   // the answer was a repeated key's replay of its first answer
 	Job        *Job   // a job of a load of kind jobs; nil for a request
 }
 

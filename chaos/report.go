@@ -67,7 +67,8 @@ type summary struct {
 	ByClass   map[string]int `json:"errors_by_class,omitempty"`
 	ServedBy  map[string]int `json:"served_by,omitempty"`
 	ByNode    map[string]int `json:"by_node,omitempty"`
-	Retried   int            `json:"retried"` // sent more than once (load.retry)
+	Retried   int            `json:"retried"`  // sent more than once (load.retry)
+	Replayed  int            `json:"replayed"` // answered with a repeated key's first answer
 	Jobs      *jobSummary    `json:"jobs,omitempty"`
 }
 
@@ -94,6 +95,9 @@ func (r *Report) summary() summary {
 		if q.Outcome != Abandoned {
 			if q.Sends > 1 {
 				s.Retried++
+			}
+			if q.Replayed {
+				s.Replayed++
 			}
 			if q.Job != nil {
 				s.countJob(q)
@@ -186,6 +190,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if s.Retried > 0 {
 		fmt.Fprintf(b, "; %d sent more than once", s.Retried)
+	}
+	if s.Replayed > 0 {
+		fmt.Fprintf(b, "; %d answered with their key's first answer", s.Replayed)
 	}
 	b.WriteString("\n")
 	if j := s.Jobs; j != nil {
@@ -376,6 +383,7 @@ type jsonRequest struct {
 	Content   string    `json:"content,omitempty"` // what a truncated request got
 	Warmup    bool      `json:"warmup,omitempty"`
 	Sends     int       `json:"sends,omitempty"`
+	Replayed  bool      `json:"replayed,omitempty"`
 	Job       *jsonJob  `json:"job,omitempty"`
 }
 
@@ -439,7 +447,7 @@ func (r *Report) WriteRequests(w io.Writer) error {
 		q := &r.Recording.Requests[i]
 		jr := jsonRequest{ID: q.ID, Model: q.Model, StartMs: ms(q.Start), LatencyMs: ms(q.Latency()),
 			Outcome: q.Outcome, Class: q.ErrorClass, Code: q.ErrorCode, ServedBy: q.ServedBy, Node: q.Node,
-			Attempts: q.Attempts, Stream: q.Streamed, Chunks: q.Chunks, Content: q.Content, Warmup: q.Warmup, Sends: q.Sends}
+			Attempts: q.Attempts, Stream: q.Streamed, Chunks: q.Chunks, Content: q.Content, Warmup: q.Warmup, Sends: q.Sends, Replayed: q.Replayed}
 		if j := q.Job; j != nil {
 			jr.Job = &jsonJob{ID: j.ID, Duplicate: j.Duplicate, Deliveries: j.Deliveries, Results: j.Results, Announced: j.Announced, Via: j.Via}
 			if j.ID != "" {

@@ -86,6 +86,7 @@ type results struct {
 	Summary struct {
 		Requests int `json:"requests"`
 		OK       int `json:"ok"`
+		Replayed int `json:"replayed"`
 		Jobs     *struct {
 			Accepted int `json:"accepted"`
 			Done     int `json:"done"`
@@ -193,6 +194,9 @@ load:
 				assert.True(t, o.Pass, "%s: measured %s %s", o.Objective, o.Measured, o.Note)
 			}
 			assert.Equal(t, 80, r.Summary.Requests)
+			if tt.name == "keys" {
+				assert.GreaterOrEqual(t, r.Summary.Replayed, 75, "answers that were their key's first answer, replayed")
+			}
 			if tt.name == "jobs" {
 				require.NotNil(t, r.Summary.Jobs)
 				assert.Equal(t, 80, r.Summary.Jobs.Accepted)
