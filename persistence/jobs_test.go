@@ -636,3 +636,41 @@ func TestIdempotentClaimOfADeadNode(t *testing.T) {
 	assert.Equal(t, "answer to hold", r.GetContent())
 	assert.Equal(t, int32(1), m2.calls.Load())
 }
+
+// TestJobEndedByADeadNodeIsAnnouncedAgain: a node that recorded a job's
+// result and died before announcing and acknowledging it leaves the job
+// to be delivered again; the node that takes it runs nothing, announces
+// the recorded result and acknowledges. Before, the result was never
+// announced, and a client waiting on hive.v1.jobs.done.<id> waited for
+// ever.
+func TestJobEndedByADeadNodeIsAnnouncedAgain(t *testing.T) {
+	srv := bustest.NewServer(t)
+	j, nc := openJobs(t, srv, "n1", persistence.JobsConfig{})
+	_, kv := jobsKV(t, nc)
+	acc, err := j.Submit(timeout(t), job("once"))
+	require.NoError(t, err)
+	id := acc.GetJobId()
+	queued, err := j.Get(timeout(t), id, 0)
+	require.NoError(t, err)
+	// The dead node's result, recorded; its announcement and ack lost.
+	dead := proto.Clone(queued).(*messages.JobStatus)
+	dead.State, dead.Node, dead.Deliveries = messages.JobStatus_done, "dead", 1
+	dead.Result = &messages.InferResponse{RequestId: id, Content: "the dead node's answer", ServedBy: "m"}
+	b, err := proto.Marshal(dead)
+	require.NoError(t, err)
+	_, err = kv.Put(timeout(t), id, b)
+	require.NoError(t, err)
+	announced, err := nc.SubscribeSync(subjects.JobsDone(id))
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+
+	m := newModel()
+	work(t, j, m, 1, 1)
+	msg, err := announced.NextMsg(wait)
+	require.NoError(t, err, "no announcement of the recorded result")
+	st := &messages.JobStatus{}
+	require.NoError(t, bus.DecodeTyped(msg.Header, msg.Data, st))
+	assert.Equal(t, "dead", st.GetNode())
+	assert.Equal(t, "the dead node's answer", st.GetResult().GetContent())
+	assert.Zero(t, m.calls.Load(), "model calls")
+}

@@ -141,7 +141,12 @@ func (w *Workers) serve(msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	case ended(rec):
-		// Ended by a node whose ack was lost: never run twice.
+		// Ended by a node whose ack was lost: never run twice. That node
+		// may have died between the result and its announcement (a kill
+		// -9 loses what its connection had not sent yet): announce it
+		// again, the same result, so a client waiting only on
+		// hive.v1.jobs.done.<id> gets it.
+		w.j.publishDone(rec)
 		_ = msg.Ack()
 		return
 	}
