@@ -19,7 +19,8 @@ import (
 // acknowledged it in time; then it waits for the job's end, announced on
 // hive.v1.jobs.done.<id>, reading the job's record as well every jobPoll
 // because an announcement is core NATS (a node that dies between
-// recording a result and announcing it sends none). After the load, the
+// recording a result and announcing it sends none; the node that takes
+// the job again announces it, AckWait later). After the load, the
 // runner reads every job's record once more (settleJobs) for its
 // deliveries and its result, and compares that result with every
 // announcement the job had: a job answered twice differently shows as
