@@ -114,18 +114,18 @@ func (c JobsConfig) withDefaults() (JobsConfig, error) {
 // JobsStreamName is the jobs stream of a subject prefix: HIVE_JOBS for
 // "hive".
 func JobsStreamName(s bus.Subjects) string {
-	return strings.ToUpper(strings.ReplaceAll(s.Prefix(), ".", "_")) + "_JOBS"
+	return strings.ToUpper(prefixed(s, "_JOBS"))
 }
 
 // JobsBucketName is the bucket of job records: hive_jobs for "hive".
 func JobsBucketName(s bus.Subjects) string {
-	return strings.ReplaceAll(s.Prefix(), ".", "_") + "_jobs"
+	return prefixed(s, "_jobs")
 }
 
 // IdempotencyBucketName is the bucket of idempotent requests' results:
 // hive_idempotency for "hive".
 func IdempotencyBucketName(s bus.Subjects) string {
-	return strings.ReplaceAll(s.Prefix(), ".", "_") + "_idempotency"
+	return prefixed(s, "_idempotency")
 }
 
 // Jobs is a node's handle on the job queue and the idempotency bucket.

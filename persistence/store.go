@@ -79,23 +79,30 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// prefixed names a stream or bucket of a subject prefix: the prefix with
+// its dots as underscores, then suffix, so that several Hive deployments
+// can share one JetStream account.
+func prefixed(s bus.Subjects, suffix string) string {
+	return strings.ReplaceAll(s.Prefix(), ".", "_") + suffix
+}
+
 // StreamName is the audit stream of a subject prefix: HIVE_EVENTS for
 // "hive", ACME_HIVE_EVENTS for "acme.hive", so that several Hive
 // deployments can share one JetStream account.
 func StreamName(s bus.Subjects) string {
-	return strings.ToUpper(strings.ReplaceAll(s.Prefix(), ".", "_")) + "_EVENTS"
+	return strings.ToUpper(prefixed(s, "_EVENTS"))
 }
 
 // BucketName is the breaker-state bucket of a subject prefix:
 // hive_breakers for "hive", acme_hive_breakers for "acme.hive".
 func BucketName(s bus.Subjects) string {
-	return strings.ReplaceAll(s.Prefix(), ".", "_") + "_breakers"
+	return prefixed(s, "_breakers")
 }
 
 // LeaseBucketName is the trial-lease bucket of a subject prefix:
 // hive_probe_leases for "hive".
 func LeaseBucketName(s bus.Subjects) string {
-	return strings.ReplaceAll(s.Prefix(), ".", "_") + "_probe_leases"
+	return prefixed(s, "_probe_leases")
 }
 
 // Store is a node's handle on the audit stream and its breaker states.
