@@ -79,8 +79,12 @@ bench: ## benchmarks (figures, never assertions)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: bench-gateway
-bench-gateway: ## the HTTP gateway in front of a local mock OpenAI upstream, with wrk (about 100 s)
+bench-gateway: ## the HTTP gateway in front of a local mock OpenAI upstream, with wrk (about 3 minutes)
 	GO=$(GO) bash bench/gateway.sh
+
+.PHONY: bench-soak
+bench-soak: ## 10 minutes at 16 clients through the gateway; the node's resident memory after 1 and 10 minutes
+	GO=$(GO) BENCH_SOAK=600 bash bench/gateway.sh
 
 clean: ## remove build output and the embedded server's data
 	rm -rf $(BIN) data

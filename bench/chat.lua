@@ -7,6 +7,14 @@ local model = os.getenv("BENCH_MODEL") or "direct-ok"
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- BENCH_PORTKEY_HOST (the upstream's base URL) adds the headers the Portkey
+-- gateway routes by, so the same script loads it too.
+local portkey = os.getenv("BENCH_PORTKEY_HOST")
+if portkey and portkey ~= "" then
+  wrk.headers["x-portkey-provider"] = "openai"
+  wrk.headers["x-portkey-custom-host"] = portkey
+  wrk.headers["Authorization"] = "Bearer bench"
+end
 wrk.body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"Say hello."}]}'
 
 function done(summary, latency, requests)

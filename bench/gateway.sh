@@ -11,7 +11,15 @@
 # per request) for BENCH_DURATION seconds per case:
 #   (a) straight to the mock, 1 / 16 / 64 connections
 #   (b) through the gateway to direct-ok, 1 / 16 / 64
-#   (c) through the gateway to dead-primary, 16 / 64
+#   (c) through the gateway to dead-primary, 1 / 16 / 64
+#   (d) through bench/bareproxy (net/http) and bench/fastproxy (fasthttp),
+#       proxies that only forward bytes: the ceiling of each HTTP stack here
+#   (e) through the Portkey gateway (JavaScript), when it is installed:
+#       `npm install --prefix bench/portkey @portkey-ai/gateway@1.15.2`
+#       (or PORTKEY_DIR=<a directory holding node_modules/@portkey-ai/gateway>)
+# BENCH_SOAK=SECONDS instead runs one long load at 16 connections through the
+# gateway and reports the node's resident memory (VmHWM and VmRSS) after the
+# first minute and at the end (make bench-soak: 600 s).
 # Each target first gets an unrecorded BENCH_WARMUP-second run at 16
 # connections (fills connection pools; for dead-primary it also lets the
 # breaker see its first failures, as it would in any steady state).
@@ -43,6 +51,7 @@ mkdir -p bin
 $GO build -o bin/hive-node ./cmd/hive-node
 $GO build -o bin/mock-openai ./cmd/mock-openai
 $GO build -o bin/bareproxy ./bench/bareproxy
+$GO build -o bin/fastproxy ./bench/fastproxy
 
 tmp=$(mktemp -d)
 pids=()
@@ -59,32 +68,47 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_mock NAME STATUS: starts a mock and sets $addr to where it listens.
-start_mock() {
-  bin/mock-openai --addr 127.0.0.1:0 --status "$2" >"$tmp/$1.out" 2>&1 &
+# start_listener NAME CMD...: starts a program that prints the address it
+# listens on as its first line, and sets $addr to it.
+start_listener() {
+  local name=$1
+  shift
+  "$@" >"$tmp/$name.out" 2>&1 &
   pids+=($!)
   addr=
   for _ in $(seq 100); do
-    addr=$(grep -m1 -E '^[0-9.]+:[0-9]+$' "$tmp/$1.out" || true)
+    addr=$(grep -m1 -E '^[0-9.]+:[0-9]+$' "$tmp/$name.out" || true)
     [ -n "$addr" ] && return
     sleep 0.1
   done
-  echo "mock $1 did not start:" >&2; cat "$tmp/$1.out" >&2; exit 1
+  echo "$name did not start:" >&2; cat "$tmp/$name.out" >&2; exit 1
 }
-start_mock ok 200;  ok=$addr
-start_mock dead 500; dead=$addr
 
-# The ceiling: a bare net/http proxy in front of the same mock (no JSON, no
-# routing); what any net/http gateway can do on this machine at most.
-bin/bareproxy --addr 127.0.0.1:0 --upstream "http://$ok/v1" >"$tmp/bareproxy.out" 2>&1 &
-pids+=($!)
-bare=
-for _ in $(seq 100); do
-  bare=$(grep -m1 -E '^[0-9.]+:[0-9]+$' "$tmp/bareproxy.out" || true)
-  [ -n "$bare" ] && break
-  sleep 0.1
-done
-[ -n "$bare" ] || { echo "bareproxy did not start:" >&2; cat "$tmp/bareproxy.out" >&2; exit 1; }
+start_listener ok bin/mock-openai --addr 127.0.0.1:0 --status 200; ok=$addr
+start_listener dead bin/mock-openai --addr 127.0.0.1:0 --status 500; dead=$addr
+
+# The ceilings: bare proxies in front of the same mock (no JSON, no routing),
+# one on net/http and one on fasthttp: what a gateway on each stack can do on
+# this machine at most.
+start_listener bareproxy bin/bareproxy --addr 127.0.0.1:0 --upstream "http://$ok/v1"; bare=$addr
+start_listener fastproxy bin/fastproxy --addr 127.0.0.1:0 --upstream "http://$ok/v1"; fast=$addr
+
+# The Portkey gateway (JavaScript), when installed (see the header).
+portkey=
+pkdir=${PORTKEY_DIR:-bench/portkey}
+pkjs=$pkdir/node_modules/@portkey-ai/gateway/build/start-server.js
+if [ -z "${BENCH_SOAK:-}" ] && [ -f "$pkjs" ] && command -v node >/dev/null; then
+  pkport=$((20000 + RANDOM % 40000))
+  NODE_ENV=production node "$pkjs" --port="$pkport" --headless >"$tmp/portkey.out" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 300); do
+    if curl -s -o /dev/null "http://127.0.0.1:$pkport/"; then portkey="http://127.0.0.1:$pkport"; break; fi
+    sleep 0.1
+  done
+  [ -n "$portkey" ] || { echo "the Portkey gateway did not start in 30 s; left out:" >&2; tail -5 "$tmp/portkey.out" >&2; }
+else
+  [ -n "${BENCH_SOAK:-}" ] || echo "the Portkey gateway is not installed ($pkjs); left out" >&2
+fi
 
 mkdir -p "$tmp/config"
 cat >"$tmp/config/models-resilience.yml" <<EOF
@@ -148,7 +172,7 @@ run() {
   local label=$1 url=$2 model=$3 conns=$4 secs=$5 threads=2 out line c0 c1
   [ "$conns" -lt 2 ] && threads=1
   c0=$(node_cpu_ticks)
-  out=$(BENCH_MODEL=$model $TASKSET wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 5s \
+  out=$(BENCH_MODEL=$model BENCH_PORTKEY_HOST=${7:-} $TASKSET wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 5s \
     -s bench/chat.lua "$url/v1/chat/completions")
   c1=$(node_cpu_ticks)
   line=$(grep '^RESULT' <<<"$out") || { echo "wrk gave no result:" >&2; echo "$out" >&2; exit 1; }
@@ -157,17 +181,55 @@ run() {
   echo "  $label, $conns connections: $line" >&2
 }
 
+if [ -n "${BENCH_SOAK:-}" ]; then
+  # The soak: one long load at 16 connections through the gateway; the
+  # node's resident memory after the first minute and at the end.
+  echo "soak: ${BENCH_SOAK} s at 16 connections through the gateway (direct-ok)" >&2
+  BENCH_MODEL=direct-ok wrk -t2 -c16 -d"${BENCH_SOAK}s" --timeout 5s -s bench/chat.lua "$gw/v1/chat/completions" >"$tmp/soak.out" &
+  load=$!
+  c0=$(node_cpu_ticks)
+  sleep 60
+  hwm1=$(mem VmHWM); rss1=$(mem VmRSS)
+  echo "  after 60 s: VmHWM $hwm1 MiB, VmRSS $rss1 MiB" >&2
+  elapsed=60
+  while kill -0 "$load" 2>/dev/null; do
+    sleep 60
+    elapsed=$((elapsed + 60))
+    kill -0 "$load" 2>/dev/null && echo "  after $elapsed s: VmHWM $(mem VmHWM) MiB, VmRSS $(mem VmRSS) MiB" >&2
+  done
+  wait "$load"
+  c1=$(node_cpu_ticks)
+  hwm=$(mem VmHWM); rss=$(mem VmRSS)
+  line=$(grep '^RESULT' "$tmp/soak.out") || { echo "wrk gave no result:" >&2; cat "$tmp/soak.out" >&2; exit 1; }
+  requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+  cat <<EOF
+
+Soak, $(date -u +%Y-%m-%d), commit $(git describe --always --dirty 2>/dev/null || echo unknown), $(nproc) cores, ${BENCH_SOAK} s at 16 connections
+wrk: $line
+node resident memory: idle ${rss_idle} MiB; after the first minute VmHWM ${hwm1} MiB, VmRSS ${rss1} MiB; at the end VmHWM ${hwm} MiB, VmRSS ${rss} MiB
+node CPU per request: $(awk -v d=$((c1 - c0)) -v t="$ticks" -v n="$requests" 'BEGIN { printf "%.0f", 1e6 * d / t / n }') µs
+growth of the peak after the first minute: $(awk -v a="$hwm1" -v b="$hwm" 'BEGIN { printf "%.1f MiB (%.1f %%)", b - a, 100 * (b - a) / a }')
+EOF
+  exit 0
+fi
+
 echo "warming up (${WARMUP} s per target, not recorded)" >&2
 run mock "http://$ok" direct-ok 16 "$WARMUP"
 run bareproxy "http://$bare" direct-ok 16 "$WARMUP"
+run fastproxy "http://$fast" direct-ok 16 "$WARMUP"
 run direct-ok "$gw" direct-ok 16 "$WARMUP"
 run dead-primary "$gw" dead-primary 16 "$WARMUP"
+[ -n "$portkey" ] && run portkey "$portkey" direct-ok 16 "$WARMUP" "" "http://$ok/v1"
 
 echo "measuring (${DURATION} s per case)" >&2
 for c in 1 16 64; do run mock "http://$ok" direct-ok "$c" "$DURATION" record; done
 for c in 1 16 64; do run bareproxy "http://$bare" direct-ok "$c" "$DURATION" record; done
+for c in 1 16 64; do run fastproxy "http://$fast" direct-ok "$c" "$DURATION" record; done
 for c in 1 16 64; do run direct-ok "$gw" direct-ok "$c" "$DURATION" record; done
-for c in 16 64; do run dead-primary "$gw" dead-primary "$c" "$DURATION" record; done
+for c in 1 16 64; do run dead-primary "$gw" dead-primary "$c" "$DURATION" record; done
+if [ -n "$portkey" ]; then
+  for c in 1 16 64; do run portkey "$portkey" direct-ok "$c" "$DURATION" record "http://$ok/v1"; done
+fi
 
 hwm=$(mem VmHWM)
 rss=$(mem VmRSS)
@@ -186,8 +248,8 @@ awk '
   function lat(us)   { us += 0; return us < 1000 ? sprintf("%d µs", us) : sprintf("%.2f ms", us / 1000) }
   function num(n,   s, r) { s = sprintf("%d", n); while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) }; return s r }
   {
-    name = $1 == "mock" ? "mock, direct" : $1 == "bareproxy" ? "bare net/http proxy -> mock" : "gateway -> " $1
-    cpu = $1 == "mock" || $1 == "bareproxy" ? "-" : v("node_cpu")
+    name = $1 == "mock" ? "mock, direct" : $1 == "bareproxy" ? "bare net/http proxy -> mock" : $1 == "fastproxy" ? "bare fasthttp proxy -> mock" : $1 == "portkey" ? "Portkey gateway (JavaScript) -> mock" : "gateway -> " $1
+    cpu = $1 == "mock" || $1 == "bareproxy" || $1 == "fastproxy" || $1 == "portkey" ? "-" : v("node_cpu")
     printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, $2, num(v("rps")), lat(v("p50_us")), lat(v("p90_us")), lat(v("p99_us")), v("non2xx"), v("sockerr"), cpu
   }' "$results"
 
@@ -205,6 +267,8 @@ awk -v hwm="$hwm" -v rss="$rss" -v idle="$rss_idle" '
     printf "node CPU per request through the gateway: %.0f µs at 1 client, %.0f µs at 16, %.0f µs at 64\n", 1e6 * cpu["direct-ok", 1] / rps["direct-ok", 1], 1e6 * cpu["direct-ok", 16] / r16, 1e6 * cpu["direct-ok", 64] / rps["direct-ok", 64]
     printf "gateway / direct at 16 clients: %.1f %% of the mock'"'"'s own throughput\n", 100 * r16 / rps["mock", 16]
     printf "gateway / bare net/http proxy (the ceiling of a net/http gateway here): %.1f %% at 16 clients, %.1f %% at 64; the bare proxy adds %d µs p50 at 1 client\n", 100 * r16 / rps["bareproxy", 16], 100 * rps["direct-ok", 64] / rps["bareproxy", 64], p50["bareproxy", 1] - p50["mock", 1]
+    printf "bare fasthttp proxy / bare net/http proxy: %.2fx at 1 client, %.2fx at 16, %.2fx at 64; the fasthttp proxy adds %d µs p50 at 1 client\n", rps["fastproxy", 1] / rps["bareproxy", 1], rps["fastproxy", 16] / rps["bareproxy", 16], rps["fastproxy", 64] / rps["bareproxy", 64], p50["fastproxy", 1] - p50["mock", 1]
+    if (rps["portkey", 16] > 0) printf "gateway / Portkey gateway (JavaScript), same run: %.1fx at 1 client, %.1fx at 16, %.1fx at 64 (goal at 16: 10x)\n", rps["direct-ok", 1] / rps["portkey", 1], r16 / rps["portkey", 16], rps["direct-ok", 64] / rps["portkey", 64]
     printf "\ngoals (the JavaScript gateway of docs/policy.md in brackets):\n"
     printf "  >= 18,000 requests/s at 16 clients [~1,800]: %d, %s\n", r16, verdict(r16 >= 18000, sprintf("%d requests/s (%.0f %% of the goal)", 18000 - r16, 100 * r16 / 18000))
     printf "  added p50, one client, < 100 µs [~700 µs]: %d µs, %s\n", added, verdict(added < 100, sprintf("%d µs", added - 100))
