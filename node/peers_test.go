@@ -283,3 +283,30 @@ func TestOneNodeTakesTheTrials(t *testing.T) {
 	}
 	assert.Equal(t, 1, holders, "half-open trials per open period, cluster-wide: %v", next)
 }
+
+// TestPeersAdoptAcrossAClusteredDeployment: the same rule as
+// TestPeersAdoptAnUpstreamOpening on a deployment of three nats-servers in
+// a cluster, each node on its own server: the events cross the routes.
+func TestPeersAdoptAcrossAClusteredDeployment(t *testing.T) {
+	servers := bustest.NewCluster(t, 3)
+	ch := breakerEvents(t, servers[0])
+	a := startPeer(t, servers[0], "a", peerModels("server_error", "", "1h"), "")
+	b := startPeer(t, servers[1], "b", peerModels("", "", "1h"), "")
+	c := startPeer(t, servers[2], "c", peerModels("", "", "1h"), "")
+	// b's and c's subscriptions reach a's server by gossip over the routes;
+	// a's opening must not be published before they have.
+	subject := bus.NewSubjects("").Breaker("a", "flaky")
+	require.Eventually(t, func() bool { return servers[0].GlobalAccount().Interest(subject) >= 3 },
+		requestLimit, 5*time.Millisecond, "b's and c's interest in %s on a's server", subject)
+
+	own := openOn(t, ch, a, "flaky")
+	for _, n := range []*Node{b, c} {
+		ev, _ := ch.await("peer opening on "+n.cfg.ID, opened(n.cfg.ID, "flaky", messages.BreakerTransition_peer))
+		assert.Equal(t, "a", ev.GetOrigin())
+		assert.True(t, ev.GetOpenUntil().AsTime().Equal(own.GetOpenUntil().AsTime()))
+		st := modelStatus(t, n, "flaky")
+		assert.Equal(t, messages.BreakerState_open, st.GetBreaker())
+		assert.True(t, st.GetBreakerAdopted())
+		assert.Zero(t, st.GetRequests(), "%s never called the dead upstream", n.cfg.ID)
+	}
+}
