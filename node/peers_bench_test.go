@@ -83,7 +83,7 @@ func deadUpstreamTrip(b *testing.B, servers int, global string) (int64, []time.D
 	for _, srv := range srvs {
 		for srv.GlobalAccount().Interest(subject) < 1 {
 			if time.Now().After(deadline) {
-				b.Fatalf("the nodes' subscriptions did not reach %s within %s", srv.Name(), requestLimit)
+				b.Fatalf("the recorder's subscription did not reach %s within %s", srv.Name(), requestLimit)
 			}
 			time.Sleep(time.Millisecond)
 		}
