@@ -182,7 +182,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.breakers.stop()
 			return nil, wrap("lease bucket "+lb, err)
 		}
-		s.leases = newLeases(lkv, cfg.Node, cfg.Logger)
+		s.leases = newLeases(lkv, cfg.Node, cfg.LeaseTTL, cfg.Logger)
 	}
 	return s, nil
 }
