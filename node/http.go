@@ -21,7 +21,7 @@ func (n *Node) listenHTTP(subjects bus.Subjects) error {
 	order := n.cfg.Files.Order
 	handler, err := gateway.New(gateway.Config{
 		Node:       n.cfg.ID,
-		Dispatcher: n.served,
+		Dispatcher: n.httpGate.dispatcher(n.served),
 		Jobs:       n.httpJobs(),
 		Models:     func() []string { return order },
 		Readiness:  n,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -102,6 +103,11 @@ type Node struct {
 	natsURL           string           // where clients reach NATS
 	httpURL           string
 	served            bus.Dispatcher // the hive, with idempotency keys when jobs are on
+	natsGate          gate           // holds NATS requests from a disconnect until the shared state is read again
+	httpGate          gate           // holds HTTP requests from a reconnect until the shared state is read again
+	resyncMu          sync.Mutex     // guards closing against resyncs.Add
+	closing           bool           // close has begun: no more reads of the shared state
+	resyncs           sync.WaitGroup // reads of the shared state after a reconnect
 }
 
 // Start starts a node: the embedded NATS server (without NATS.URLs) and
@@ -217,7 +223,7 @@ func (n *Node) start(ctx context.Context) error {
 		Subjects:   subjects,
 		Node:       n.cfg.ID,
 		Version:    n.cfg.Version,
-		Dispatcher: n.metrics.Wrap("nats", n.served),
+		Dispatcher: n.metrics.Wrap("nats", n.natsGate.dispatcher(n.served)),
 		Logger:     log,
 		Replies:    n.replies,
 		Models:     files.Order,
@@ -358,6 +364,12 @@ func (n *Node) close() {
 	for _, sub := range n.events {
 		_ = sub.Unsubscribe()
 	}
+	n.resyncMu.Lock()
+	n.closing = true
+	n.resyncMu.Unlock()
+	n.resyncs.Wait()
+	n.natsGate.open()
+	n.httpGate.open()
 	if n.jobs != nil { // a node that failed to start: nothing runs yet
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.jobs.stop(ctx)

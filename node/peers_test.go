@@ -307,3 +307,30 @@ func TestPeersAdoptAcrossAClusteredDeployment(t *testing.T) {
 		assert.Zero(t, st.GetRequests(), "%s never called the dead upstream", n.cfg.ID)
 	}
 }
+
+// TestAReconnectingNodeReadsTheSharedState: b is cut from NATS while a
+// finds flaky dead, so a's event never reaches b; when b's connection
+// comes back it reads the shared state again and has flaky open, adopted
+// from a, without calling it.
+func TestAReconnectingNodeReadsTheSharedState(t *testing.T) {
+	srv := bustest.NewServer(t)
+	ch := breakerEvents(t, srv)
+	a := startPeer(t, srv, "a", peerModels("server_error", "", "1h"), "")
+	b := startPeer(t, srv, "b", peerModels("", "", "1h"), "chaos: {enabled: true}\n")
+	require.NoError(t, b.chaos.partition.Cut())
+	require.Eventually(t, func() bool { return b.nc.IsReconnecting() }, requestLimit, time.Millisecond, "b cut from NATS")
+
+	openOn(t, ch, a, "flaky")
+	ctx, cancel := context.WithTimeout(context.Background(), requestLimit)
+	defer cancel()
+	require.NoError(t, a.store.Breakers().Flush(ctx))
+	assert.Equal(t, messages.BreakerState_closed, modelStatus(t, b, "flaky").GetBreaker(), "b missed a's opening")
+
+	require.NoError(t, b.chaos.partition.Heal())
+	ev, _ := ch.await("b adopting a's opening after its reconnect", opened("b", "flaky", messages.BreakerTransition_peer))
+	assert.Equal(t, "a", ev.GetOrigin())
+	st := modelStatus(t, b, "flaky")
+	assert.Equal(t, messages.BreakerState_open, st.GetBreaker())
+	assert.True(t, st.GetBreakerAdopted())
+	assert.Zero(t, st.GetRequests(), "b never called the dead upstream")
+}

@@ -63,8 +63,9 @@ func leaseTTL(c config.Cluster) time.Duration {
 }
 
 // adoptShared hands the actors what the other nodes know (their open
-// breakers, from the bucket) before the node takes traffic, and says how
-// this node will share with them.
+// breakers, from the bucket) before the node takes traffic, and again
+// after each reconnect (see resyncOnReconnect), and says how this node
+// will share with them.
 func (n *Node) adoptShared(ctx context.Context, c config.Cluster) {
 	switch {
 	case !c.ShareBreakers:
@@ -78,13 +79,24 @@ func (n *Node) adoptShared(ctx context.Context, c config.Cluster) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, persistOpenTimeout)
 	defer cancel()
-	peers, err := n.store.Peers(ctx, time.Now())
+	count, err := n.readShared(ctx)
 	if err != nil {
 		n.log.Warn().Err(err).Msg("shared breaker states not read: starting from this node's own")
 		return
 	}
-	n.hive.Adopt(peers)
-	if len(peers) > 0 {
-		n.log.Info().Int("open", len(peers)).Msg("read the other nodes' open breakers before taking traffic")
+	if count > 0 {
+		n.log.Info().Int("open", count).Msg("read the other nodes' open breakers before taking traffic")
 	}
+	n.resyncOnReconnect()
+}
+
+// readShared hands the actors the other nodes' open breakers from the
+// bucket, and returns how many there were.
+func (n *Node) readShared(ctx context.Context) (int, error) {
+	peers, err := n.store.Peers(ctx, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	n.hive.Adopt(peers)
+	return len(peers), nil
 }
