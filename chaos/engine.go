@@ -376,12 +376,19 @@ func (r *runner) waitServing(ctx context.Context) error {
 func (r *runner) teardown() {
 	if r.ctl != nil && r.injected.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), clearTimeout)
+		sent := time.Now()
 		acks, err := bus.ChaosRequest(ctx, r.ctl, r.subjects, r.address("all"), true, nil, gatherStall)
 		cancel()
 		if err != nil {
 			r.logf("clearing the faults: %v", err)
 		} else {
 			r.logf("faults cleared on %d node(s)", len(acks))
+			// Each node announces its clear on the events after its
+			// answer: wait for them, so that the recording has them.
+			cleared := func(e Event) bool { return e.Kind == "admin" && e.Detail == bus.CmdChaosClear }
+			if !r.rec.awaitEvents(sent, len(acks), cleared, time.After(clearTimeout)) {
+				r.logf("not every node's clear event arrived within %s", clearTimeout)
+			}
 		}
 	}
 	for _, nc := range r.conns {

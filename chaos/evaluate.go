@@ -140,6 +140,10 @@ func (m *measure) value(metric string) (float64, string, bool) {
 		return m.events(func(e Event) bool { return e.Kind == "recovery" && e.Detail == "restart" }), "", true
 	case "breaker_opens":
 		return m.events(func(e Event) bool { return e.Kind == "breaker" && (e.To == "open" || e.To == "forced_open") }), "", true
+	case "adopted_opens":
+		return m.events(func(e Event) bool { return e.Kind == "breaker" && e.To == "open" && e.Detail == "peer" }), "", true
+	case "half_opens":
+		return m.events(func(e Event) bool { return e.Kind == "breaker" && e.To == "half_open" }), "", true
 	case "lost_jobs":
 		return m.jobs(func(r *Request) bool { return r.Job.ID != "" && r.Outcome == Lost })
 	case "unaccepted_jobs":

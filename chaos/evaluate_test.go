@@ -173,6 +173,15 @@ func TestEvaluate(t *testing.T) {
 		}, 1, true, false},
 		{"restarts", "restarts >= 1", nil, 1, true, true},
 		{"breaker opens", "breaker_opens >= 2", nil, 2, true, true},
+		{"no adopted opens", "adopted_opens == 0", nil, 0, true, true},
+		{"adopted opens", "adopted_opens == 0", func(r *Recording) {
+			r.Events = append(r.Events,
+				Event{At: 8251 * ms, Kind: "breaker", Node: "n2", Model: "a", From: "closed", To: "open", Detail: "peer"},
+				Event{At: 8252 * ms, Kind: "breaker", Node: "n3", Model: "a", From: "closed", To: "open", Detail: "consecutive"})
+		}, 1, true, false},
+		{"half opens on every node", "half_opens <= 2", func(r *Recording) {
+			r.Events = append(r.Events, Event{At: 9251 * ms, Kind: "breaker", Node: "n2", Model: "a", From: "open", To: "half_open"})
+		}, 3, true, false},
 		{"no requests at all", "success_rate >= 0.99", func(r *Recording) { r.Requests = nil }, 0, false, false},
 		{"no requests: counts are zero", "lost_requests == 0", func(r *Recording) { r.Requests = nil }, 0, true, true},
 		{"no steady state", "throughput_ratio >= 0.9", func(r *Recording) {

@@ -82,6 +82,8 @@ func buildMetrics() []Metric {
 		Metric{"requests", unitCount, "scored requests"},
 		Metric{"restarts", unitCount, "restart recovery events (a supervisor restarted a model actor)"},
 		Metric{"breaker_opens", unitCount, "breaker transitions to open or forced_open"},
+		Metric{"adopted_opens", unitCount, "breaker transitions to open with the reason peer: a node adopting another node's opening (cluster.shareBreakers)"},
+		Metric{"half_opens", unitCount, "breaker transitions to half_open, on every node: the trial periods the deployment ran (with cluster.probeLease, one per ended open period cluster-wide)"},
 		Metric{"lost_jobs", unitCount, "jobs a node accepted that had no result within load.resultTimeout of their acceptance (load of kind jobs; warmup included)"},
 		Metric{"unaccepted_jobs", unitCount, "jobs whose submission no node acknowledged after every attempt (kind jobs; warmup included)"},
 		Metric{"conflicting_results", unitCount, "jobs with more than one distinct result among their announcements on hive.v1.jobs.done.<id> and their record (kind jobs; warmup included)"},

@@ -89,7 +89,7 @@ type Event struct {
 	Model  string
 	From   string // breaker and health: the state left
 	To     string // breaker and health: the state entered
-	Detail string // recovery: its kind (restart, ramp_step...); alert: its state and rule
+	Detail string // breaker: its reason (consecutive, peer...); recovery: its kind (restart, ramp_step...); alert: its state and rule
 	Line   string // the event in one line, as hive-node audit prints it
 }
 

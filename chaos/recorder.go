@@ -22,10 +22,11 @@ type recorder struct {
 
 	started, finished, ok atomic.Int64 // requests, for the progress line
 
-	mu       sync.Mutex // guards requests, events and steps
+	mu       sync.Mutex // guards requests, events, steps and waiters
 	requests []Request
 	events   []timedEvent
 	steps    []AppliedStep
+	waiters  []chan struct{} // signalled at the next event
 }
 
 // timedEvent is an event with the wall-clock time it was received: events
@@ -48,7 +49,37 @@ func (rc *recorder) request(r Request) {
 func (rc *recorder) event(at time.Time, e Event) {
 	rc.mu.Lock()
 	rc.events = append(rc.events, timedEvent{at, e})
+	for _, w := range rc.waiters {
+		close(w)
+	}
+	rc.waiters = nil
 	rc.mu.Unlock()
+}
+
+// awaitEvents waits until n events received since match want, or until
+// done is closed; it reports whether they arrived.
+func (rc *recorder) awaitEvents(since time.Time, n int, want func(Event) bool, done <-chan time.Time) bool {
+	for {
+		rc.mu.Lock()
+		got := 0
+		for _, te := range rc.events {
+			if !te.at.Before(since) && want(te.ev) {
+				got++
+			}
+		}
+		if got >= n {
+			rc.mu.Unlock()
+			return true
+		}
+		w := make(chan struct{})
+		rc.waiters = append(rc.waiters, w)
+		rc.mu.Unlock()
+		select {
+		case <-w:
+		case <-done:
+			return false
+		}
+	}
 }
 
 func (rc *recorder) step(s AppliedStep) {
@@ -66,7 +97,7 @@ func (rc *recorder) onEvent(s bus.Subjects) nats.MsgHandler {
 		ev := Event{Kind: e.Kind, Node: e.Node, Model: e.Model, Line: persistence.FormatEntry(e)}
 		switch x := e.Event.(type) {
 		case *messages.BreakerTransition:
-			ev.From, ev.To = x.GetFrom().String(), x.GetTo().String()
+			ev.From, ev.To, ev.Detail = x.GetFrom().String(), x.GetTo().String(), x.GetReason().String()
 		case *messages.HealthChanged:
 			ev.From, ev.To = x.GetFrom().String(), x.GetTo().String()
 		case *messages.RecoveryEvent:

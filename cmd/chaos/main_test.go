@@ -254,7 +254,7 @@ func TestInterrupt(t *testing.T) {
 	for _, e := range r.Events {
 		cleared = cleared || e.Kind == "admin" && strings.Contains(e.Line, "chaos_clear") && strings.Contains(e.Line, "clear every fault")
 	}
-	assert.True(t, cleared, "the runner cleared the faults it injected")
+	assert.True(t, cleared, "the runner cleared the faults it injected: %v\nstderr:\n%s", r.Events, stderr)
 	log, err := os.ReadFile(filepath.Join(out, "nodes", "n1", "hive-node.log"))
 	require.NoError(t, err)
 	assert.Contains(t, string(log), `"message":"stopped"`, "the node was stopped gracefully (SIGTERM)")
