@@ -108,7 +108,7 @@ func newMeasure(rec *Recording) *measure {
 // value measures one metric: its value, a note, and whether it could be
 // measured at all.
 func (m *measure) value(metric string) (float64, string, bool) {
-	for _, base := range []string{"success_rate", "error_rate", "p50_latency", "p99_latency", "throughput"} {
+	for _, base := range []string{"success_rate", "error_rate", "p50_latency", "p99_latency", "throughput", "fallback_rate"} {
 		if suffix, ok := strings.CutPrefix(metric, base); ok {
 			if w, known := m.windows[suffix]; known {
 				return m.windowed(base, w)
@@ -169,12 +169,15 @@ func (m *measure) windowed(base string, w window) (float64, string, bool) {
 	if len(w.requests) == 0 {
 		return 0, "no request in " + w.name, false
 	}
-	var ok int
+	var ok, fellBack int
 	var lat []time.Duration
 	for _, r := range w.requests {
 		if r.Outcome == OK {
 			ok++
 			lat = append(lat, r.Latency())
+			if r.ServedBy != r.Model {
+				fellBack++
+			}
 		}
 	}
 	switch base {
@@ -182,6 +185,11 @@ func (m *measure) windowed(base string, w window) (float64, string, bool) {
 		return float64(ok) / float64(len(w.requests)), fmt.Sprintf("%d of %d", ok, len(w.requests)), true
 	case "error_rate":
 		return float64(len(w.requests)-ok) / float64(len(w.requests)), fmt.Sprintf("%d of %d", len(w.requests)-ok, len(w.requests)), true
+	case "fallback_rate":
+		if ok == 0 {
+			return 0, "no successful request in " + w.name, false
+		}
+		return float64(fellBack) / float64(ok), fmt.Sprintf("%d of %d", fellBack, ok), true
 	case "throughput":
 		if w.length <= 0 {
 			return 0, w.name + " has no length", false

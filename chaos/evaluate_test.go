@@ -174,6 +174,15 @@ func TestEvaluate(t *testing.T) {
 		{"restarts", "restarts >= 1", nil, 1, true, true},
 		{"breaker opens", "breaker_opens >= 2", nil, 2, true, true},
 		{"no adopted opens", "adopted_opens == 0", nil, 0, true, true},
+		{"fallback rate during the fault", "fallback_rate_during_fault >= 1", nil, 1, true, true},
+		{"fallback rate in steady state", "fallback_rate_steady <= 0", nil, 0, true, true},
+		{"fallback rate of failures only", "fallback_rate_during_fault >= 1", func(r *Recording) {
+			for i := range r.Requests {
+				if r.Requests[i].Start >= 8*time.Second && r.Requests[i].Start < 14*time.Second {
+					r.Requests[i].Outcome = Failed
+				}
+			}
+		}, 0, false, false},
 		{"adopted opens", "adopted_opens == 0", func(r *Recording) {
 			r.Events = append(r.Events,
 				Event{At: 8251 * ms, Kind: "breaker", Node: "n2", Model: "a", From: "closed", To: "open", Detail: "peer"},

@@ -63,6 +63,7 @@ func buildMetrics() []Metric {
 		{"p50_latency", unitDuration, "median latency of the successful requests"},
 		{"p99_latency", unitDuration, "99th percentile latency of the successful requests"},
 		{"throughput", unitPerSecond, "successful requests per second of the window"},
+		{"fallback_rate", unitRate, "successful requests served by another model than the one requested / successful requests"},
 	}
 	for _, m := range windowed {
 		for _, w := range windows {
