@@ -291,11 +291,15 @@ func TestPeersAdoptAcrossAClusteredDeployment(t *testing.T) {
 	servers := bustest.NewCluster(t, 3)
 	ch := breakerEvents(t, servers[0])
 	a := startPeer(t, servers[0], "a", peerModels("server_error", "", "1h"), "")
+	// b's and c's subscriptions reach a's server by gossip over the routes,
+	// one interest per route however many subscribers are behind it: a's
+	// server counts two more for a's breaker subject once both arrived.
+	subject := bus.NewSubjects("").Breaker("a", "flaky")
+	local := servers[0].GlobalAccount().Interest(subject)
 	b := startPeer(t, servers[1], "b", peerModels("", "", "1h"), "")
 	c := startPeer(t, servers[2], "c", peerModels("", "", "1h"), "")
-	// b's and c's subscriptions reach a's server by gossip over the routes;
-	// no server API tells when, so this test relies on their arriving
-	// before a's third failed request (a possible flake, never a false pass).
+	require.Eventually(t, func() bool { return servers[0].GlobalAccount().Interest(subject) >= local+2 },
+		requestLimit, time.Millisecond, "b's and c's interest in a's breaker events reached a's server")
 	own := openOn(t, ch, a, "flaky")
 	for _, n := range []*Node{b, c} {
 		ev, _ := ch.await("peer opening on "+n.cfg.ID, opened(n.cfg.ID, "flaky", messages.BreakerTransition_peer))
