@@ -167,10 +167,12 @@ func (rc *recorder) build(sc *Scenario, elapsed time.Duration, breakers0 map[str
 // steps as applied. Each starts when its step was done (the nodes had
 // answered; for a fault, plus its startAfterMs) and lasts: a fault for its
 // durationMs or until a clear that names it (or clears everything) on its
-// node or on all was done; a forced-open breaker or a disabled model until
-// its duration ends or the command that undoes it was done; a killed or
+// node or on all was sent; a forced-open breaker or a disabled model until
+// its duration ends or the command that undoes it was sent; a killed or
 // drained node until a restart of it was sent; a partition for its
-// duration.
+// duration. So a disruption holds only the time it surely held: a node
+// applies a step between its sending and its answer, and a request
+// started in between may already meet the model healed.
 func disruptions(steps []AppliedStep, end time.Duration) []Disruption {
 	var out []Disruption
 	for i, as := range steps {
@@ -204,8 +206,8 @@ func disruptions(steps []AppliedStep, end time.Duration) []Disruption {
 				for _, c := range later {
 					if c.Step.Action == ActClear && (c.Step.ClearID == "" || c.Step.ClearID == f.GetId()) &&
 						(c.Step.Node == "all" || c.Step.Node == st.Node) {
-						if d.End < 0 || c.Done < d.End {
-							d.End = max(c.Done, d.Start)
+						if d.End < 0 || c.Applied < d.End {
+							d.End = max(c.Applied, d.Start)
 						}
 						break
 					}
@@ -231,8 +233,8 @@ func disruptions(steps []AppliedStep, end time.Duration) []Disruption {
 			for _, c := range later {
 				if c.Step.Action == ActAdmin && slices.Contains(undo, c.Step.Command) && c.Step.Admin.GetModel() == d.Model &&
 					(c.Step.Node == "all" || c.Step.Node == st.Node) {
-					if d.End < 0 || c.Done < d.End {
-						d.End = c.Done
+					if d.End < 0 || c.Applied < d.End {
+						d.End = max(c.Applied, d.Start)
 					}
 					break
 				}
