@@ -141,7 +141,7 @@ func (s *sink) stopped() { s.publish(&messages.InferResponse{Error: nodeStopping
 func endChunk(seq uint32, resp *messages.InferResponse) *messages.InferChunk {
 	ch := &messages.InferChunk{RequestId: resp.GetRequestId(), Seq: seq, Final: true, Outcome: messages.InferChunk_complete,
 		Delta: resp.GetContent(), ServedBy: resp.GetServedBy(), Usage: resp.GetUsage(), Attempts: resp.GetAttempts(), Error: resp.GetError(),
-		Replayed: resp.GetReplayed()}
+		Replayed: resp.GetReplayed(), Continuation: resp.GetContinuation()}
 	if ch.Error != nil {
 		ch.Outcome = messages.InferChunk_incomplete
 	}

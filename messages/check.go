@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -35,7 +36,8 @@ func (p *Problem) Error() *Error {
 
 // CheckRequest returns the first problem of r, or nil when a node may serve
 // it: a model and at least one message (at most MaxMessages), each with a
-// known role; max_tokens, deadline_ms not negative (0 means the default);
+// known role (only the last, of role assistant, may be a prefix); tools
+// and response_format, when set, a JSON array and object; max_tokens, deadline_ms not negative (0 means the default);
 // temperature, when set, a number in [0, 2]; a known priority; request_id
 // and idempotency_key, when set, visible ASCII of at most MaxIDLength bytes;
 // at most MaxMetadataKeys metadata entries of bounded size. Strings are
@@ -60,10 +62,20 @@ func CheckRequest(r *InferRequest) *Problem {
 	case n > MaxMessages:
 		return bad("too_many_messages", "messages", "messages holds %d messages, more than %d", n, MaxMessages)
 	}
+	last := len(r.GetMessages()) - 1
 	for i, m := range r.GetMessages() {
 		if !knownRole(m.GetRole()) {
 			return bad("invalid_role", fmt.Sprintf("messages[%d].role", i), "messages[%d].role must be %s", i, strings.Join(Roles, ", "))
 		}
+		if m.GetPrefix() && (i != last || m.GetRole() != "assistant") {
+			return bad("invalid_prefix", fmt.Sprintf("messages[%d].prefix", i), "only the last message, of role assistant, may be a prefix")
+		}
+	}
+	if t := r.GetTools(); t != "" && !jsonOf(t, '[') {
+		return bad("invalid_tools", "tools", "tools must be a JSON array")
+	}
+	if f := r.GetResponseFormat(); f != "" && !jsonOf(f, '{') {
+		return bad("invalid_response_format", "responseFormat", "responseFormat must be a JSON object")
 	}
 	if r.GetMaxTokens() < 0 {
 		return bad("invalid_max_tokens", "maxTokens", "maxTokens must be between 1 and %d (0 or absent: the model's default)", math.MaxInt32)
@@ -88,6 +100,12 @@ func CheckRequest(r *InferRequest) *Problem {
 		}
 	}
 	return nil
+}
+
+// jsonOf reports whether s is valid JSON whose value opens with open.
+func jsonOf(s string, open byte) bool {
+	t := strings.TrimSpace(s)
+	return len(t) > 0 && t[0] == open && json.Valid([]byte(t))
 }
 
 func knownRole(role string) bool {

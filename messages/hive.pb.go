@@ -823,9 +823,14 @@ func (JobStatus_State) EnumDescriptor() ([]byte, []int) {
 
 // ChatMessage is one turn of a conversation.
 type ChatMessage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
-	Content       string                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Role    string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Content string                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	// prefix marks the last message, of role assistant, as the beginning of
+	// the answer (a prefill): the model goes on from it. The router sets it
+	// when it continues a stream cut after text went out (README,
+	// "Streaming"); OpenAI-compatible backends send it as "prefix": true.
+	Prefix        bool `protobuf:"varint,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -874,6 +879,13 @@ func (x *ChatMessage) GetContent() string {
 	return ""
 }
 
+func (x *ChatMessage) GetPrefix() bool {
+	if x != nil {
+		return x.Prefix
+	}
+	return false
+}
+
 // InferRequest asks for a completion from a model or its fallbacks.
 type InferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -892,6 +904,13 @@ type InferRequest struct {
 	Priority       InferRequest_Priority `protobuf:"varint,8,opt,name=priority,proto3,enum=hive.v1.InferRequest_Priority" json:"priority,omitempty"`
 	IdempotencyKey string                `protobuf:"bytes,9,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Metadata       map[string]string     `protobuf:"bytes,10,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// tools and response_format are the caller's OpenAI-shaped tools array
+	// and response_format object, as raw JSON ("" when none). OpenAI-compatible
+	// backends forward them; a stream that carries either is never continued
+	// on another model after a cut, since a splice would corrupt a tool call
+	// or a structured answer.
+	Tools          string `protobuf:"bytes,11,opt,name=tools,proto3" json:"tools,omitempty"`
+	ResponseFormat string `protobuf:"bytes,12,opt,name=response_format,json=responseFormat,proto3" json:"response_format,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -996,6 +1015,20 @@ func (x *InferRequest) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *InferRequest) GetTools() string {
+	if x != nil {
+		return x.Tools
+	}
+	return ""
+}
+
+func (x *InferRequest) GetResponseFormat() string {
+	if x != nil {
+		return x.ResponseFormat
+	}
+	return ""
+}
+
 // Attempt is one call to one model made while serving a request.
 type Attempt struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -1012,9 +1045,18 @@ type Attempt struct {
 	Hedged bool `protobuf:"varint,7,opt,name=hedged,proto3" json:"hedged,omitempty"`
 	// skipped is set when the router did not call the model (the pre-call
 	// check, docs/context-windows.md).
-	Skipped       Attempt_Skip `protobuf:"varint,8,opt,name=skipped,proto3,enum=hive.v1.Attempt_Skip" json:"skipped,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Skipped Attempt_Skip `protobuf:"varint,8,opt,name=skipped,proto3,enum=hive.v1.Attempt_Skip" json:"skipped,omitempty"`
+	// continued says how this attempt continued a stream an earlier attempt
+	// left cut after its text reached the caller: "prefill" (the text sent
+	// was given to the model as the start of its answer) or "instruction"
+	// (a user turn asked it to go on from that text); "" for an attempt that
+	// continued nothing.
+	Continued string `protobuf:"bytes,9,opt,name=continued,proto3" json:"continued,omitempty"`
+	// malformed_skipped counts the unparsable events of this attempt's
+	// stream that were skipped (streaming.onMalformed: skip).
+	MalformedSkipped int32 `protobuf:"varint,10,opt,name=malformed_skipped,json=malformedSkipped,proto3" json:"malformed_skipped,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Attempt) Reset() {
@@ -1101,6 +1143,20 @@ func (x *Attempt) GetSkipped() Attempt_Skip {
 		return x.Skipped
 	}
 	return Attempt_called
+}
+
+func (x *Attempt) GetContinued() string {
+	if x != nil {
+		return x.Continued
+	}
+	return ""
+}
+
+func (x *Attempt) GetMalformedSkipped() int32 {
+	if x != nil {
+		return x.MalformedSkipped
+	}
+	return 0
 }
 
 // Usage counts tokens as reported by the model.
@@ -1243,7 +1299,15 @@ type InferResponse struct {
 	Error      *Error `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
 	// replayed is set on the answer to a repeated idempotency key: the
 	// first request's answer, given again without calling any model.
-	Replayed      bool `protobuf:"varint,10,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	Replayed bool `protobuf:"varint,10,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// continuation, on a streamed reply, says what became of a stream cut
+	// after its text reached the caller: "complete" (another model finished
+	// the answer), "failed" (the continuation failed too), or why none was
+	// tried: "refused_tools" (the request carries tools or a response
+	// format), "limit" (streaming.maxContinuations reached), "deadline" (the
+	// request's time was up), "no_candidate" (no model left to continue).
+	// Empty when no stream was cut.
+	Continuation  string `protobuf:"bytes,11,opt,name=continuation,proto3" json:"continuation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1348,6 +1412,13 @@ func (x *InferResponse) GetReplayed() bool {
 	return false
 }
 
+func (x *InferResponse) GetContinuation() string {
+	if x != nil {
+		return x.Continuation
+	}
+	return ""
+}
+
 // InferChunk is one piece of a streamed answer. The last chunk has final set
 // and says whether the answer is complete; an incomplete answer carries the
 // error that cut it and is never a success.
@@ -1365,7 +1436,9 @@ type InferChunk struct {
 	Attempts []*Attempt `protobuf:"bytes,9,rep,name=attempts,proto3" json:"attempts,omitempty"`
 	// replayed is set on the final chunk of a repeated idempotency key's
 	// answer (see InferResponse.replayed).
-	Replayed      bool `protobuf:"varint,10,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	Replayed bool `protobuf:"varint,10,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// continuation is set on the final chunk as on InferResponse.
+	Continuation  string `protobuf:"bytes,11,opt,name=continuation,proto3" json:"continuation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1468,6 +1541,13 @@ func (x *InferChunk) GetReplayed() bool {
 		return x.Replayed
 	}
 	return false
+}
+
+func (x *InferChunk) GetContinuation() string {
+	if x != nil {
+		return x.Continuation
+	}
+	return ""
 }
 
 // Evidence is the numbers behind a health or breaker decision.
@@ -3016,10 +3096,11 @@ var File_hive_proto protoreflect.FileDescriptor
 const file_hive_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"hive.proto\x12\ahive.v1\x1a\x1fgoogle/protobuf/timestamp.proto\";\n" +
+	"hive.proto\x12\ahive.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n" +
 	"\vChatMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\tR\acontent\"\x97\x04\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\bR\x06prefix\"\xd6\x04\n" +
 	"\fInferRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x14\n" +
@@ -3034,7 +3115,9 @@ const file_hive_proto_rawDesc = "" +
 	"\bpriority\x18\b \x01(\x0e2\x1e.hive.v1.InferRequest.PriorityR\bpriority\x12'\n" +
 	"\x0fidempotency_key\x18\t \x01(\tR\x0eidempotencyKey\x12?\n" +
 	"\bmetadata\x18\n" +
-	" \x03(\v2#.hive.v1.InferRequest.MetadataEntryR\bmetadata\x1a;\n" +
+	" \x03(\v2#.hive.v1.InferRequest.MetadataEntryR\bmetadata\x12\x14\n" +
+	"\x05tools\x18\v \x01(\tR\x05tools\x12'\n" +
+	"\x0fresponse_format\x18\f \x01(\tR\x0eresponseFormat\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +
@@ -3043,7 +3126,7 @@ const file_hive_proto_rawDesc = "" +
 	"\x06normal\x10\x00\x12\b\n" +
 	"\x04high\x10\x01\x12\f\n" +
 	"\bcritical\x10\x02B\x0e\n" +
-	"\f_temperature\"\xcb\x02\n" +
+	"\f_temperature\"\x96\x03\n" +
 	"\aAttempt\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x124\n" +
@@ -3055,7 +3138,10 @@ const file_hive_proto_rawDesc = "" +
 	"statusCode\x12\x18\n" +
 	"\aretried\x18\x06 \x01(\bR\aretried\x12\x16\n" +
 	"\x06hedged\x18\a \x01(\bR\x06hedged\x12/\n" +
-	"\askipped\x18\b \x01(\x0e2\x15.hive.v1.Attempt.SkipR\askipped\"=\n" +
+	"\askipped\x18\b \x01(\x0e2\x15.hive.v1.Attempt.SkipR\askipped\x12\x1c\n" +
+	"\tcontinued\x18\t \x01(\tR\tcontinued\x12+\n" +
+	"\x11malformed_skipped\x18\n" +
+	" \x01(\x05R\x10malformedSkipped\"=\n" +
 	"\x04Skip\x12\n" +
 	"\n" +
 	"\x06called\x10\x00\x12\x12\n" +
@@ -3068,7 +3154,7 @@ const file_hive_proto_rawDesc = "" +
 	"\x05class\x18\x01 \x01(\x0e2\x13.hive.v1.ErrorClassR\x05class\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
 	"\x0eretry_after_ms\x18\x03 \x01(\x05R\fretryAfterMs\x12\x12\n" +
-	"\x04code\x18\x04 \x01(\tR\x04code\"\xe8\x02\n" +
+	"\x04code\x18\x04 \x01(\tR\x04code\"\x8c\x03\n" +
 	"\rInferResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
@@ -3082,7 +3168,8 @@ const file_hive_proto_rawDesc = "" +
 	"overheadUs\x12$\n" +
 	"\x05error\x18\t \x01(\v2\x0e.hive.v1.ErrorR\x05error\x12\x1a\n" +
 	"\breplayed\x18\n" +
-	" \x01(\bR\breplayed\"\x89\x03\n" +
+	" \x01(\bR\breplayed\x12\"\n" +
+	"\fcontinuation\x18\v \x01(\tR\fcontinuation\"\xad\x03\n" +
 	"\n" +
 	"InferChunk\x12\x1d\n" +
 	"\n" +
@@ -3096,7 +3183,8 @@ const file_hive_proto_rawDesc = "" +
 	"\x05usage\x18\b \x01(\v2\x0e.hive.v1.UsageR\x05usage\x12,\n" +
 	"\battempts\x18\t \x03(\v2\x10.hive.v1.AttemptR\battempts\x12\x1a\n" +
 	"\breplayed\x18\n" +
-	" \x01(\bR\breplayed\"4\n" +
+	" \x01(\bR\breplayed\x12\"\n" +
+	"\fcontinuation\x18\v \x01(\tR\fcontinuation\"4\n" +
 	"\aOutcome\x12\v\n" +
 	"\apending\x10\x00\x12\f\n" +
 	"\bcomplete\x10\x01\x12\x0e\n" +
