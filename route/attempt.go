@@ -56,3 +56,30 @@ func (k Kind) String() string {
 // PastBreaker reports whether the model admits the attempt without asking
 // its breaker.
 func (k Kind) PastBreaker() bool { return k == Trickle }
+
+// Continue says how an attempt continues a stream that an earlier attempt
+// left cut after its text reached the caller (see continue.go).
+type Continue uint8
+
+// Continuation modes.
+const (
+	// Fresh is an attempt that continues nothing.
+	Fresh Continue = iota
+	// Prefill gives the model the text sent as the start of its answer
+	// (an assistant prefill), for a member that takes one.
+	Prefill
+	// Instruction asks the model, in a user turn, to go on from the text
+	// sent without repeating it.
+	Instruction
+)
+
+var continueNames = [...]string{Fresh: "", Prefill: "prefill", Instruction: "instruction"}
+
+// String is the mode's name in Attempt.continued: "prefill",
+// "instruction", or "" for Fresh.
+func (c Continue) String() string {
+	if int(c) < len(continueNames) {
+		return continueNames[c]
+	}
+	return "continue(" + strconv.Itoa(int(c)) + ")"
+}

@@ -23,6 +23,11 @@ type Effect struct {
 	Why Kind
 	// Deadline bounds a Launch: the request's deadline.
 	Deadline time.Time
+	// Continue, on a Launch, says whether and how the attempt continues a
+	// stream cut after its text reached the caller: the owner then sends
+	// the conversation with the text sent so far, as a prefill or as an
+	// instruction.
+	Continue Continue
 
 	// Timer and At are an Arm: the owner delivers TimerFired{Timer} at At
 	// (by the clock the Steps are given), unless the request ends first.

@@ -24,6 +24,10 @@ type Started struct {
 	// Stream asks for the answer in pieces: candidates are then tried one
 	// at a time, since two answers would interleave.
 	Stream bool
+	// NoSplice says the request carries tools or a response format: a
+	// stream of it cut after text went out is never continued elsewhere,
+	// since a splice would corrupt a tool call or a structured answer.
+	NoSplice bool
 	// Prompt is the request's estimated prompt tokens (EstimateTokens) and
 	// MaxTokens its max_tokens (0: none given): a candidate whose known
 	// limits cannot hold them is skipped. A Prompt of 0 checks max_tokens
@@ -44,6 +48,10 @@ type Result struct {
 	// caller (a streamed request): such a failure cannot be taken back, nor
 	// restarted elsewhere unnoticed.
 	TextSent bool
+	// PrefillRejected reports that the model refused an assistant prefill
+	// (a 400 that says so, providers.CodePrefillUnsupported): a Prefill
+	// continuation is then retried once on it as an Instruction.
+	PrefillRejected bool
 	// Content and Usage are a success's answer.
 	Content string
 	Usage   *messages.Usage

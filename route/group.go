@@ -69,6 +69,10 @@ type GroupConfig struct {
 	// candidate answered content_policy; with none (the default) the
 	// provider's reason is returned at once. No nil and no name twice.
 	PolicyFallbacks []*Member
+	// MaxContinuations bounds how many times one streamed request is
+	// continued on another model after a cut (see continue.go); 0 means 1,
+	// a negative value none.
+	MaxContinuations int
 	// Random returns values in [0, 1): ramp shares, the random order,
 	// retry jitter. Required.
 	Random func() float64
@@ -88,6 +92,7 @@ type Group struct {
 	requestTimeout time.Duration
 	allDown        AllDown
 	random         func() float64
+	continuations  int // MaxContinuations, 0 for none
 
 	contextFallbacks []*Member
 	policyFallbacks  []*Member
@@ -152,6 +157,12 @@ func NewGroup(c GroupConfig) (*Group, error) {
 		for _, m := range ms {
 			g.limits = g.limits || m.ContextWindow > 0 || m.MaxOutput > 0
 		}
+	}
+	switch {
+	case c.MaxContinuations == 0:
+		g.continuations = 1
+	case c.MaxContinuations > 0:
+		g.continuations = c.MaxContinuations
 	}
 	if g.maxParallel <= 0 {
 		g.maxParallel = 3

@@ -15,17 +15,17 @@ import (
 //
 // Commands (times are offsets from the script's start, as Go durations):
 //
-//	model NAME [weight=W] [retries=N] [base=D] [jitter=J] [window=N] [maxOutput=N]
+//	model NAME [weight=W] [retries=N] [base=D] [jitter=J] [window=N] [maxOutput=N] [prefill]
 //	group NAME [fallbacks=a,b] [contextFallbacks=a,b] [policyFallbacks=a,b]
 //	      [strategy=S] [maxParallel=N] [hedgeDelay=D]
 //	      [timeout=D] [requestTimeout=D] [budgetRatio=R] [budgetMin=N]
 //	      [panicRate=R] [maxOpenShare=S] [wait=D] [reply=TEXT]
-//	      [criticalOnly] [lowerAfter=D]
+//	      [criticalOnly] [lowerAfter=D] [maxContinuations=N]
 //	view NAME [up=B] [enabled=B] [breaker=STATE] [until=T|none] [ramp=P] [score=S] [p95=D]
 //	random V...            the next values the groups' random source returns (then 0.5)
 //	at T                   the clock
-//	start ID GROUP [stream] [budget=D] [priority=P] [received=T] [prompt=N] [maxTokens=N]
-//	result ID.N [class=C] [latency=D] [retryAfter=D] [status=N] [text] [message=WORD]
+//	start ID GROUP [stream] [budget=D] [priority=P] [received=T] [prompt=N] [maxTokens=N] [nosplice]
+//	result ID.N [class=C] [latency=D] [retryAfter=D] [status=N] [text] [message=WORD] [prefillRejected]
 //	fire ID TIMER          at the time the request armed it (or now, if later)
 //	changed ID MODEL       a view changed
 //	shutdown ID
@@ -126,6 +126,7 @@ func (w *world) run(f []string) string {
 		if v, ok := a["maxOutput"]; ok {
 			m.MaxOutput = int(w.num(v))
 		}
+		m.Prefill = a["prefill"] == "true"
 		w.members[f[1]] = m
 		return ""
 	case "group":
@@ -211,6 +212,8 @@ func (w *world) group(name string, a map[string]string) string {
 			c.Degradation.CriticalOnly = true
 		case "lowerAfter":
 			c.Degradation.LowerAfter = w.dur(v)
+		case "maxContinuations":
+			c.MaxContinuations = int(w.num(v))
 		default:
 			w.fatalf("group: unknown argument %q", k)
 		}
@@ -271,7 +274,7 @@ func (w *world) start(idText, group string, a map[string]string) string {
 	}
 	r := NewRequest(id, g)
 	w.reqs[id] = &r
-	ev := Started{Received: w.clock(), Stream: a["stream"] == "true"}
+	ev := Started{Received: w.clock(), Stream: a["stream"] == "true", NoSplice: a["nosplice"] == "true"}
 	if v, ok := a["budget"]; ok {
 		ev.Budget = w.dur(v)
 	}
@@ -313,6 +316,8 @@ func (w *world) result(attempt string, a map[string]string) string {
 			res.Status = int32(w.num(v))
 		case "text":
 			res.TextSent = true
+		case "prefillRejected":
+			res.PrefillRejected = true
 		case "message":
 			res.Message = v
 		default:
@@ -352,7 +357,11 @@ func (w *world) step(id uint64, r *Request, ev Event) string {
 	for _, e := range fx {
 		switch e.Kind {
 		case Launch:
-			fmt.Fprintf(&b, "launch %s %s %s\n", e.Attempt, e.Model, e.Why)
+			fmt.Fprintf(&b, "launch %s %s %s", e.Attempt, e.Model, e.Why)
+			if e.Continue != Fresh {
+				fmt.Fprintf(&b, " continue=%s", e.Continue)
+			}
+			b.WriteString("\n")
 		case Cancel:
 			fmt.Fprintf(&b, "cancel %s %s\n", e.Attempt, e.Model)
 		case Arm:
@@ -398,6 +407,9 @@ func reply(resp *messages.InferResponse) string {
 	if resp.GetServedBy() != "" && resp.GetError() != nil {
 		fmt.Fprintf(&b, " served_by=%s", resp.GetServedBy())
 	}
+	if c := resp.GetContinuation(); c != "" {
+		fmt.Fprintf(&b, " continuation=%s", c)
+	}
 	fmt.Fprintf(&b, " degradation=%s overhead=%s\n", resp.GetDegradation(), time.Duration(resp.GetOverheadUs())*time.Microsecond)
 	if len(resp.GetAttempts()) > 0 {
 		parts := make([]string, 0, len(resp.GetAttempts()))
@@ -412,6 +424,9 @@ func reply(resp *messages.InferResponse) string {
 			}
 			if a.GetHedged() {
 				s += " hedged"
+			}
+			if c := a.GetContinued(); c != "" {
+				s += " continued=" + c
 			}
 			parts = append(parts, s)
 		}

@@ -32,6 +32,7 @@ type Request struct {
 	busy       time.Duration // time with at least one attempt out
 	busySince  time.Duration // since received: when the attempts out began being out
 	retryModel *Member       // the model RetryTimer retries
+	cutBy      *Member       // the model whose stream was last cut after its text went out
 
 	// The small fields together, so that they share a word or two: a
 	// request is allocated for every request the node serves (and a run,
@@ -42,6 +43,10 @@ type Request struct {
 	extra     uint16 // retries and hedges taken from the group's budget (a request makes far fewer attempts than 2^16)
 	normal    Kind   // how the next candidate is launched: First, or Race
 	stream    bool
+	noSplice  bool  // tools or a response format: a cut stream is not continued
+	textOut   bool  // some of the stream's text reached the caller
+	continued uint8 // continuations begun (a cut followed by another model)
+	reprefill bool  // a rejected prefill was retried as an instruction
 	started   bool // counted in the group's budget
 	done      bool
 	waited    bool // the wait for a member has been spent
@@ -63,6 +68,7 @@ type live struct {
 	id     AttemptID
 	member *Member
 	why    Kind
+	cont   Continue
 	began  time.Duration // since the request was received
 }
 
@@ -112,7 +118,7 @@ func (r *Request) deadline() time.Time { return r.received.Add(r.budget) }
 // into the budget and launches by the strategy.
 func (r *Request) start(now time.Time, ev Started) {
 	g := r.g
-	r.received, r.stream = ev.Received, ev.Stream
+	r.received, r.stream, r.noSplice = ev.Received, ev.Stream, ev.NoSplice
 	r.prompt, r.maxTokens = clamp32(ev.Prompt), clamp32(ev.MaxTokens)
 	if !g.degradation.Admit(ev.Priority) {
 		r.fail(now, messages.ErrorClass_no_capacity, "shed_degraded",
@@ -176,7 +182,11 @@ func (r *Request) launchNext(now time.Time, why Kind) bool {
 	return false
 }
 
-func (r *Request) launch(now time.Time, m *Member, why Kind) {
+func (r *Request) launch(now time.Time, m *Member, why Kind) { r.launchAs(now, m, why, Fresh) }
+
+// launchAs launches an attempt on m, as why, continuing a cut stream as
+// cont.
+func (r *Request) launchAs(now time.Time, m *Member, why Kind, cont Continue) {
 	if len(r.live) == 0 {
 		r.busySince = now.Sub(r.received)
 	}
@@ -185,8 +195,8 @@ func (r *Request) launch(now time.Time, m *Member, why Kind) {
 	if r.live == nil {
 		r.live = r.liveBuf[:0]
 	}
-	r.live = append(r.live, live{id: id, member: m, why: why, began: now.Sub(r.received)})
-	r.emit(Effect{Kind: Launch, Attempt: id, Model: m.Name, Why: why, Deadline: r.deadline()})
+	r.live = append(r.live, live{id: id, member: m, why: why, cont: cont, began: now.Sub(r.received)})
+	r.emit(Effect{Kind: Launch, Attempt: id, Model: m.Name, Why: why, Deadline: r.deadline(), Continue: cont})
 }
 
 // takeLive removes and returns the live attempt id.
@@ -212,21 +222,23 @@ func (r *Request) result(now time.Time, res Result) {
 	}
 	r.record(&messages.Attempt{
 		Model: a.member.Name, Node: r.g.node, ErrorClass: res.Class, LatencyMs: millis(res.Latency),
-		StatusCode: res.Status, Retried: a.why == Retry, Hedged: a.why == Hedge,
+		StatusCode: res.Status, Retried: a.why == Retry, Hedged: a.why == Hedge, Continued: a.cont.String(),
 	})
 	if res.Class == messages.ErrorClass_ok {
 		resp := &messages.InferResponse{ServedBy: a.member.Name, Usage: res.Usage}
+		if r.textOut {
+			resp.Continuation = ContinuationComplete
+		}
 		if !r.stream { // a stream's text went out as pieces
 			resp.Content = res.Content
 		}
 		r.finish(now, resp)
 		return
 	}
-	if r.stream && res.TextSent {
+	if r.stream && (res.TextSent || r.textOut) {
 		// Part of the answer reached the caller: it cannot be taken back
-		// or restarted elsewhere unnoticed, so the stream ends incomplete.
-		r.finish(now, &messages.InferResponse{ServedBy: a.member.Name, Error: &messages.Error{
-			Class: res.Class, Code: "stream_incomplete", Message: res.Message}})
+		// or restarted elsewhere unnoticed; another model may continue it.
+		r.cut(now, a, res)
 		return
 	}
 	r.last = failure{class: res.Class, message: res.Message, retryAfter: res.RetryAfter}

@@ -56,7 +56,10 @@ type Member struct {
 	// every request.
 	ContextWindow int
 	MaxOutput     int
-	View          View
+	// Prefill says the model takes an assistant prefill: a cut stream it
+	// continues is continued by Prefill, else by Instruction.
+	Prefill bool
+	View    View
 }
 
 // NewMember returns a member whose view is up, enabled, closed, at full
