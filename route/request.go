@@ -47,7 +47,7 @@ type Request struct {
 	textOut   bool  // some of the stream's text reached the caller
 	continued uint8 // continuations begun (a cut followed by another model)
 	reprefill bool  // a rejected prefill was retried as an instruction
-	started   bool // counted in the group's budget
+	started   bool  // counted in the group's budget
 	done      bool
 	waited    bool // the wait for a member has been spent
 	waiting   bool // parked until a member admits traffic
