@@ -111,6 +111,8 @@ func (s *deadlineStream) Recv() (Chunk, error) {
 	case err != nil:
 		if fired := s.fired.Load(); fired != nil {
 			err = fired
+		} else if pe, ok := err.(*Error); ok && pe.Skippable {
+			return Chunk{}, err // one bad event: the stream and its deadlines go on
 		}
 		s.err = err
 		s.stopTimers()

@@ -49,12 +49,16 @@ func ClassifyHTTP(status int, header http.Header, body []byte) *Error {
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
-	return &Error{
+	e := &Error{
 		Class:      class,
 		StatusCode: status,
 		RetryAfter: retryAfter(header, time.Now()),
 		Message:    fmt.Sprintf("HTTP %d: %s", status, scrub(msg)),
 	}
+	if status/100 == 4 && PrefillRefusal(msg) {
+		e.Code = CodePrefillUnsupported
+	}
+	return e
 }
 
 // ClassifyEvent classifies an error object that arrived inside a successful

@@ -31,6 +31,12 @@ type Error struct {
 	RetryAfter time.Duration // from a Retry-After header, 0 when none
 	Message    string
 	Err        error // the underlying cause, if any
+	// Code is a stable detail within Class, when one matters to the
+	// router: CodePrefillUnsupported.
+	Code string
+	// Skippable marks a malformed event of a stream that can be read on
+	// past it: the events after it may parse (see Stream.Recv).
+	Skippable bool
 }
 
 func (e *Error) Error() string {

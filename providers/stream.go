@@ -21,7 +21,9 @@ type Stream interface {
 	// A stream that fails returns an *Error: stream_cut when the upstream
 	// ended without its terminal event, stream_stall when a deadline
 	// between pieces passed, malformed for an unparsable event, timeout,
-	// cancelled, and so on.
+	// cancelled, and so on. A malformed error marked Skippable is one event
+	// that did not parse in a stream that can be read on: Recv may be
+	// called again. Every other error is the end of the stream.
 	Recv() (Chunk, error)
 	// Close releases the stream; it is safe to call at any time and more
 	// than once, and ends a Recv in progress.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
 
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
@@ -134,7 +135,11 @@ func (m *Model) body(req *messages.InferRequest, stream bool) messagesRequest {
 		case "system", "developer":
 			system = append(system, msg.GetContent())
 		case "assistant":
-			mr.Messages = append(mr.Messages, message{Role: "assistant", Content: msg.GetContent()})
+			text := msg.GetContent()
+			if msg.GetPrefix() { // a prefill: the API refuses one that ends with white space
+				text = strings.TrimRightFunc(text, unicode.IsSpace)
+			}
+			mr.Messages = append(mr.Messages, message{Role: "assistant", Content: text})
 		default:
 			mr.Messages = append(mr.Messages, message{Role: "user", Content: msg.GetContent()})
 		}

@@ -64,7 +64,7 @@ func (s *stream) next() (providers.Chunk, error) {
 		}
 		var e event
 		if err := json.Unmarshal(ev.Data, &e); err != nil {
-			return providers.Chunk{}, providers.Errorf(messages.ErrorClass_malformed, "unparsable stream event %q: %v", ev.Type, err)
+			return providers.Chunk{}, httpapi.Unparsable(ev.Type, err)
 		}
 		if e.Type == "" {
 			e.Type = ev.Type

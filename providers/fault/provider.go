@@ -36,10 +36,10 @@ import (
 //   - cut_stream, stall_stream, malformed_chunk: a stream sends
 //     after_tokens pieces, then ends with stream_cut, blocks until its
 //     context ends (the stream deadlines then make it stream_stall), or
-//     fails with malformed. A plain call runs, then its answer is lost the
-//     same way: stream_cut, a wait for its context, or malformed. An answer
-//     shorter than after_tokens pieces ends complete: the fault came too
-//     late.
+//     sends one event that does not parse (a Skippable malformed error)
+//     and goes on. A plain call runs, then its answer is lost: stream_cut,
+//     a wait for its context, or malformed. An answer shorter than
+//     after_tokens pieces ends complete: the fault came too late.
 func Wrap(model string, p providers.Provider, r *Registry) providers.Provider {
 	if r == nil {
 		return p

@@ -331,3 +331,35 @@ type plainOnly struct{}
 func (plainOnly) Complete(context.Context, *messages.InferRequest) (*providers.Result, error) {
 	return &providers.Result{Content: reply}, nil
 }
+
+// TestMalformedChunkIsOneEvent: in a stream, malformed_chunk is one
+// Skippable event after after_tokens pieces; read on, the stream gives
+// the rest of the answer and ends complete, under its deadlines.
+func TestMalformedChunkIsOneEvent(t *testing.T) {
+	r := NewRegistry(Config{})
+	r.Inject(&messages.FaultSpec{Kind: messages.FaultSpec_malformed_chunk, AfterTokens: 2}, time.Now())
+	st, err := providers.WithDeadlines(context.Background(), deadlines, func(ctx context.Context) (providers.Stream, error) {
+		return wrapped(t, r).Stream(ctx, hello)
+	})
+	require.NoError(t, err)
+	defer st.Close()
+	var text strings.Builder
+	skipped := 0
+	for {
+		c, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var pe *providers.Error
+			require.ErrorAs(t, err, &pe)
+			require.True(t, pe.Skippable, "only the injected event fails, and it is skippable")
+			require.Equal(t, 2, len(sim.Tokens(text.String())), "after after_tokens pieces")
+			skipped++
+			continue
+		}
+		text.WriteString(c.Delta)
+	}
+	assert.Equal(t, 1, skipped)
+	assert.Equal(t, reply, text.String(), "the whole answer around the bad event")
+}

@@ -19,6 +19,7 @@ type stream struct {
 	fault      *messages.FaultSpec // cut_stream, stall_stream or malformed_chunk; nil for none
 
 	waited bool  // firstToken has passed; owned by Recv
+	spoilt bool  // malformed_chunk: the unparsable event was sent; owned by Recv
 	sent   int   // pieces with text passed on; owned by Recv
 	err    error // the sticky end; owned by Recv
 
@@ -30,7 +31,15 @@ func (s *stream) Recv() (providers.Chunk, error) {
 	if s.err != nil {
 		return providers.Chunk{}, s.err
 	}
-	if s.fault != nil && s.sent >= int(s.fault.GetAfterTokens()) {
+	if s.fault != nil && s.fault.GetKind() == messages.FaultSpec_malformed_chunk {
+		if !s.spoilt && s.sent >= int(s.fault.GetAfterTokens()) {
+			// One event that does not parse, in a stream that goes on.
+			s.spoilt = true
+			e := providers.Errorf(messages.ErrorClass_malformed, "injected fault %s: an event that does not parse", s.fault.GetId())
+			e.Skippable = true
+			return providers.Chunk{}, e
+		}
+	} else if s.fault != nil && s.sent >= int(s.fault.GetAfterTokens()) {
 		if s.fault.GetKind() != messages.FaultSpec_stall_stream {
 			_ = s.inner.Close() // the upstream is gone
 		}

@@ -71,6 +71,9 @@ func New(cfg Config) (*Model, error) {
 type chatMessage struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+	// Prefix marks a final assistant message as the start of the answer,
+	// as DeepSeek, Mistral and vLLM's OpenAI-compatible servers read it.
+	Prefix bool `json:"prefix,omitempty"`
 }
 
 type chatRequest struct {
@@ -81,6 +84,9 @@ type chatRequest struct {
 	Temperature         *float64       `json:"temperature,omitempty"`
 	Stream              bool           `json:"stream,omitempty"`
 	StreamOptions       *streamOptions `json:"stream_options,omitempty"`
+	// Tools and ResponseFormat are the caller's, passed on as they came.
+	Tools          json.RawMessage `json:"tools,omitempty"`
+	ResponseFormat json.RawMessage `json:"response_format,omitempty"`
 }
 
 type streamOptions struct {
@@ -114,7 +120,13 @@ type chatResponse struct {
 func (m *Model) body(req *messages.InferRequest, stream bool) chatRequest {
 	cr := chatRequest{Model: m.model, Messages: make([]chatMessage, 0, len(req.GetMessages()))}
 	for _, msg := range req.GetMessages() {
-		cr.Messages = append(cr.Messages, chatMessage{Role: msg.GetRole(), Content: msg.GetContent()})
+		cr.Messages = append(cr.Messages, chatMessage{Role: msg.GetRole(), Content: msg.GetContent(), Prefix: msg.GetPrefix()})
+	}
+	if t := req.GetTools(); t != "" {
+		cr.Tools = json.RawMessage(t)
+	}
+	if f := req.GetResponseFormat(); f != "" {
+		cr.ResponseFormat = json.RawMessage(f)
 	}
 	if m.cfg.MaxCompletionTokens {
 		cr.MaxCompletionTokens = req.GetMaxTokens()

@@ -196,3 +196,25 @@ func TestDefaultClient(t *testing.T) {
 	r := <-u.Got
 	assert.Equal(t, 1, r.ProtoMajor, "HTTP/1.1: one connection per stream")
 }
+
+// TestPrefixAndTools: a prefill goes out as a final assistant message
+// with "prefix": true; tools and response_format are passed on as given.
+func TestPrefixAndTools(t *testing.T) {
+	m, u := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"choices":[{"message":{"content":"rest"},"finish_reason":"stop"}]}`))
+	})
+	req := providers.Continuation(upstreamtest.Hello, "The start ", true)
+	req.Tools = `[{"type":"function","function":{"name":"f"}}]`
+	req.ResponseFormat = `{"type":"json_object"}`
+	_, err := m.Complete(upstreamtest.Bounded(t), req)
+	require.NoError(t, err)
+	_, body := u.Request(t)
+	msgs := body["messages"].([]any)
+	last := msgs[len(msgs)-1].(map[string]any)
+	assert.Equal(t, map[string]any{"role": "assistant", "content": "The start", "prefix": true}, last)
+	assert.Equal(t, []any{map[string]any{"type": "function", "function": map[string]any{"name": "f"}}}, body["tools"])
+	assert.Equal(t, map[string]any{"type": "json_object"}, body["response_format"])
+	_, hasPrefix := msgs[0].(map[string]any)["prefix"]
+	assert.False(t, hasPrefix, "no prefix on an ordinary message")
+}

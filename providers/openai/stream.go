@@ -79,7 +79,7 @@ func (s *stream) next() (providers.Chunk, error) {
 			if s.finished {
 				return providers.Chunk{}, io.EOF
 			}
-			return providers.Chunk{}, providers.Errorf(messages.ErrorClass_malformed, "unparsable stream event: %v", err)
+			return providers.Chunk{}, httpapi.Unparsable(ev.Type, err)
 		}
 		if len(cj.Error) > 0 && string(cj.Error) != "null" {
 			return providers.Chunk{}, s.failed(ev.Data)

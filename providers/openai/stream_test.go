@@ -137,3 +137,23 @@ func TestStreamDeadlines(t *testing.T) {
 func TestStreamCloseEndsRecv(t *testing.T) {
 	upstreamtest.CheckCloseEndsRecv(t, serve, "one ", delta("one "))
 }
+
+// TestStreamSkippableEvent: an event that does not parse is a Skippable
+// malformed error, and the stream reads on past it to a complete answer.
+func TestStreamSkippableEvent(t *testing.T) {
+	m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
+		upstreamtest.Events(w, delta("half "), "data: {oops\n\n", delta("whole"), finish("stop"), done)
+	})
+	s := upstreamtest.Open(t, m)
+	c, err := s.Recv()
+	require.NoError(t, err)
+	assert.Equal(t, "half ", c.Delta)
+	_, err = s.Recv()
+	var pe *providers.Error
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, messages.ErrorClass_malformed, pe.Class)
+	assert.True(t, pe.Skippable, "one bad event: the stream can be read on")
+	text, _, err := upstreamtest.Collect(s)
+	assert.ErrorIs(t, err, io.EOF, "the answer ends complete after the skipped event")
+	assert.Equal(t, "whole", text)
+}

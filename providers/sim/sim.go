@@ -25,6 +25,10 @@ type Config struct {
 	// TokenDelay paces a streamed answer: the wait between two tokens
 	// (words). The first token comes after the drawn latency.
 	TokenDelay time.Duration
+	// RejectPrefill makes the model refuse an assistant prefill as
+	// Anthropic's models that take none do: a 400, bad_request with
+	// providers.CodePrefillUnsupported.
+	RejectPrefill bool
 }
 
 // Model is a simulated provider.
@@ -72,7 +76,10 @@ func (m *Model) Complete(ctx context.Context, req *messages.InferRequest) (*prov
 	if err := m.begin(ctx); err != nil {
 		return nil, err
 	}
-	reply := m.reply(req)
+	reply, err := m.answer(req)
+	if err != nil {
+		return nil, err
+	}
 	return &providers.Result{Content: reply, Usage: usage(req, reply), StatusCode: 200}, nil
 }
 
@@ -98,6 +105,29 @@ func (m *Model) begin(ctx context.Context) error {
 		return e
 	}
 	return nil
+}
+
+// answer is the answer to req. A continuation of a cut answer
+// (providers.Continuation) gets the rest of the answer to the conversation
+// before it, as a model that follows the prefill or the instruction would
+// give it: what follows the partial answer when the whole one starts with
+// it, else the whole one. With RejectPrefill, a prefill is refused.
+func (m *Model) answer(req *messages.InferRequest) (string, error) {
+	conv, sent, prefill, ok := providers.ContinuationOf(req)
+	if !ok {
+		return m.reply(req), nil
+	}
+	if prefill && m.cfg.RejectPrefill {
+		e := providers.Errorf(messages.ErrorClass_bad_request,
+			"HTTP 400: This model does not support assistant message prefill. The conversation must end with a user message.")
+		e.StatusCode, e.Code = 400, providers.CodePrefillUnsupported
+		return "", e
+	}
+	whole := m.reply(&messages.InferRequest{Messages: conv})
+	if rest, ok := strings.CutPrefix(whole, sent); ok {
+		return rest, nil
+	}
+	return whole, nil
 }
 
 // reply is the answer to req: the fixed Reply, or one built from the prompt.

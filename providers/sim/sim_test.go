@@ -124,3 +124,37 @@ func TestBadTokenDelay(t *testing.T) {
 	_, err := New(Config{Name: "s", TokenDelay: -time.Millisecond})
 	assert.EqualError(t, err, "sim s: negative token delay")
 }
+
+// TestContinuation: a sim model continues a cut answer from a prefill or
+// an instruction with what follows the partial answer, and one set to
+// refuse prefills answers prefill_unsupported.
+func TestContinuation(t *testing.T) {
+	m, err := New(Config{Name: "s", Reply: "one two three four"})
+	require.NoError(t, err)
+	for _, prefill := range []bool{true, false} {
+		res, err := m.Complete(context.Background(), providers.Continuation(hello, "one two ", prefill))
+		require.NoError(t, err)
+		want := "three four"
+		if prefill {
+			want = " three four" // the prefill lost its trailing space
+		}
+		assert.Equal(t, want, res.Content, "prefill %v", prefill)
+	}
+	st, err := m.Stream(context.Background(), providers.Continuation(hello, "one two ", false))
+	require.NoError(t, err)
+	c, err := st.Recv()
+	require.NoError(t, err)
+	assert.Equal(t, "three ", c.Delta)
+	st.Close()
+
+	r, err := New(Config{Name: "r", Reply: "one two three four", RejectPrefill: true})
+	require.NoError(t, err)
+	_, err = r.Stream(context.Background(), providers.Continuation(hello, "one two ", true))
+	pe := providers.Classify(err)
+	assert.Equal(t, messages.ErrorClass_bad_request, pe.Class)
+	assert.Equal(t, providers.CodePrefillUnsupported, pe.Code)
+	assert.Equal(t, 400, pe.StatusCode)
+	res, err := r.Complete(context.Background(), providers.Continuation(hello, "one two ", false))
+	require.NoError(t, err, "an instruction is fine")
+	assert.Equal(t, "three four", res.Content)
+}

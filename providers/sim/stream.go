@@ -25,7 +25,10 @@ func (m *Model) Stream(ctx context.Context, req *messages.InferRequest) (provide
 	if err := m.begin(ctx); err != nil {
 		return nil, err
 	}
-	reply := m.reply(req)
+	reply, err := m.answer(req)
+	if err != nil {
+		return nil, err
+	}
 	tokens := Tokens(reply)
 	if len(tokens) == 0 {
 		tokens = []string{""} // an empty answer is one chunk, with the usage

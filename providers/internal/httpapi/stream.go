@@ -81,13 +81,18 @@ type Stream struct {
 // Recv is providers.Stream's Recv over next, a backend's parser, which
 // returns the next chunk, io.EOF at the end of a complete answer, or an
 // error. The first error is sticky: every later Recv returns it without
-// calling next again. After io.EOF, Close drains the rest of the body.
+// calling next again, but for an event that did not parse (Skippable),
+// after which the stream may be read on. After io.EOF, Close drains the
+// rest of the body.
 func (s *Stream) Recv(next func() (providers.Chunk, error)) (providers.Chunk, error) {
 	if s.err != nil {
 		return providers.Chunk{}, s.err
 	}
 	c, err := next()
 	if err != nil {
+		if pe, ok := err.(*providers.Error); ok && pe.Skippable {
+			return providers.Chunk{}, err
+		}
 		if err == io.EOF {
 			s.complete.Store(true)
 		}
@@ -122,6 +127,14 @@ func (s *Stream) ended(err error) error {
 	}
 	e := providers.ClassifyTransport(err).Redact(s.secrets...)
 	return &providers.Error{Class: messages.ErrorClass_stream_cut, Message: "the stream broke off: " + e.Message, Err: err}
+}
+
+// Unparsable is the error of an event whose data does not parse: malformed,
+// and Skippable, since the events after it may.
+func Unparsable(event string, err error) *providers.Error {
+	e := providers.Errorf(messages.ErrorClass_malformed, "unparsable stream event %q: %v", event, err)
+	e.Skippable = true
+	return e
 }
 
 // ErrorEvent classifies the data of an error event
