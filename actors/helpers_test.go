@@ -93,7 +93,8 @@ func (s *chunkSink) Final(r *messages.InferResponse) {
 	s.ended = true
 	s.seq++
 	c := &messages.InferChunk{RequestId: r.GetRequestId(), Seq: s.seq, Final: true, Outcome: messages.InferChunk_complete,
-		Delta: r.GetContent(), ServedBy: r.GetServedBy(), Usage: r.GetUsage(), Attempts: r.GetAttempts(), Error: r.GetError()}
+		Delta: r.GetContent(), ServedBy: r.GetServedBy(), Usage: r.GetUsage(), Attempts: r.GetAttempts(), Error: r.GetError(),
+		Continuation: r.GetContinuation()}
 	if r.GetError() != nil {
 		c.Outcome = messages.InferChunk_incomplete
 	}

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -28,7 +29,10 @@ type running struct {
 	call   *call
 	cancel context.CancelFunc
 	permit resilience.Permit
-	sent   int // pieces passed to the caller's sink
+	// text is what of the answer was passed to the caller's sink: a later
+	// attempt may have to continue from it.
+	text     strings.Builder
+	trimLead bool // drop the white space the answer begins with (call.trimLead)
 }
 
 // queued is an admitted call waiting for a concurrency slot.
@@ -265,10 +269,10 @@ func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, now,
 	}
 	callCtx, cancel := context.WithDeadline(c.ctx, deadline)
 	id := c.id
-	m.inFlight[id] = &running{call: c, cancel: cancel, permit: permit}
+	m.inFlight[id] = &running{call: c, cancel: cancel, permit: permit, trimLead: c.trimLead}
 
 	self, root, provider, clock, log := ctx.Self(), ctx.ActorSystem().Root, m.provider, m.env.now, m.log
-	deadlines := m.spec.Streaming
+	deadlines, skip := m.spec.Streaming, !m.spec.FailOnMalformed
 	m.env.wg.Add(1)
 	go func() {
 		defer m.env.wg.Done()
@@ -278,7 +282,7 @@ func (m *model) start(ctx actor.Context, c *call, permit resilience.Permit, now,
 		var panicked any
 		if c.sink != nil {
 			send := func(text string) { root.Send(self, &piece{id: id, text: text}) }
-			f.result, f.firstToken, f.err, panicked = streamCall(callCtx, provider, c.req, deadlines, send)
+			f.result, f.firstToken, f.malformed, f.err, panicked = streamCall(callCtx, provider, c.req, deadlines, skip, send)
 		} else {
 			f.result, f.err, panicked = complete(callCtx, provider, c.req)
 		}
@@ -319,7 +323,7 @@ func (m *model) finish(ctx actor.Context, f *finished) {
 		o.Class, o.RetryAfter = f.err.Class, f.err.RetryAfter
 	}
 	m.record(ctx, now, r, o)
-	m.reply(ctx, r.call, f.result, f.err, f.latency, r.sent)
+	m.reply(ctx, r.call, f.result, f.err, f.latency, r.text.String(), f.malformed)
 	m.drainQueue(ctx, now)
 	m.schedule(ctx)
 }
@@ -399,7 +403,7 @@ func (m *model) crash(ctx actor.Context, p *providerPanicked) {
 	if r, ok := m.inFlight[p.id]; ok {
 		delete(m.inFlight, p.id)
 		m.transitions(ctx, m.breaker.Done(r.permit, m.env.now(), resilience.Outcome{Class: messages.ErrorClass_server_error}), "")
-		m.reply(ctx, r.call, nil, providers.Errorf(messages.ErrorClass_server_error, "model %s crashed", m.spec.Name), 0, r.sent)
+		m.reply(ctx, r.call, nil, providers.Errorf(messages.ErrorClass_server_error, "model %s crashed", m.spec.Name), 0, r.text.String(), 0)
 	}
 	panic(fmt.Sprintf("provider of model %s panicked: %v", m.spec.Name, p.value))
 }
@@ -411,11 +415,11 @@ func (m *model) abandonAll(ctx actor.Context, err *providers.Error) {
 	for id, r := range m.inFlight {
 		r.cancel()
 		m.breaker.Release(r.permit, now)
-		m.reply(ctx, r.call, nil, err, 0, r.sent)
+		m.reply(ctx, r.call, nil, err, 0, r.text.String(), 0)
 		delete(m.inFlight, id)
 	}
 	for _, q := range m.queue {
-		m.reply(ctx, q.call, nil, err, 0, 0)
+		m.reply(ctx, q.call, nil, err, 0, "", 0)
 	}
 	m.queue = nil
 }
@@ -429,13 +433,13 @@ func (m *model) stopped() {
 }
 
 func (m *model) refuse(ctx actor.Context, c *call, err *providers.Error) {
-	m.reply(ctx, c, nil, err, 0, 0)
+	m.reply(ctx, c, nil, err, 0, "", 0)
 }
 
-// reply answers c's caller; sent is how many of its pieces reached the
-// caller's sink.
-func (m *model) reply(ctx actor.Context, c *call, res *providers.Result, err *providers.Error, latency time.Duration, sent int) {
-	ctx.Send(c.replyTo, &callResult{id: c.id, result: res, err: err, latency: latency, textSent: sent > 0})
+// reply answers c's caller; text is what of its answer reached the
+// caller's sink, malformed the unparsable events its stream skipped.
+func (m *model) reply(ctx actor.Context, c *call, res *providers.Result, err *providers.Error, latency time.Duration, text string, malformed int32) {
+	ctx.Send(c.replyTo, &callResult{id: c.id, result: res, err: err, latency: latency, text: text, malformed: malformed})
 }
 
 func (m *model) jittered(d time.Duration) time.Duration {

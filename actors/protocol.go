@@ -26,6 +26,9 @@ type call struct {
 	// sink, for a streamed request, takes the answer's pieces; nil for a
 	// plain one.
 	sink messages.Sink
+	// trimLead, for a continuation of a stream whose text sent so far ends
+	// with white space, drops the white space its answer begins with.
+	trimLead bool
 }
 
 // cancelCall tells a model actor that the router no longer wants an
@@ -39,8 +42,10 @@ type callResult struct {
 	result  *providers.Result
 	err     *providers.Error // nil on success
 	latency time.Duration
-	// textSent reports that some of the attempt's text reached the caller.
-	textSent bool
+	// text is what of the attempt's answer reached the caller (a stream).
+	text string
+	// malformed counts the stream's unparsable events skipped.
+	malformed int32
 }
 
 // view is what a model actor tells the router of itself, whenever it
@@ -71,6 +76,7 @@ type finished struct {
 	err        *providers.Error
 	latency    time.Duration
 	firstToken time.Duration
+	malformed  int32 // unparsable stream events skipped
 }
 
 type providerPanicked struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/providers"
 	"github.com/cmmv-hive/resilience/resilience"
 	"github.com/cmmv-hive/resilience/route"
 )
@@ -22,6 +23,7 @@ type run struct {
 	req      *messages.InferRequest
 	sink     messages.Sink
 	received time.Time
+	sent     strings.Builder // a stream's text that reached the caller, which a continuation goes on from
 
 	id       uint64
 	m        route.Request
@@ -76,6 +78,7 @@ func newRouter(e *env) (*router, error) {
 		r.order = append(r.order, spec.Name)
 		m := route.NewMember(spec.Name, spec.Weight, spec.Retry)
 		m.ContextWindow, m.MaxOutput = spec.Limits.ContextWindow, spec.Limits.MaxOutputTokens
+		m.Prefill = spec.Prefill
 		r.members[spec.Name] = m
 	}
 	for i := range cfg.Models {
@@ -106,6 +109,8 @@ func newRouter(e *env) (*router, error) {
 			AllDown:        cfg.AllDown,
 			Random:         e.random,
 
+			MaxContinuations: spec.MaxContinuations,
+
 			ContextFallbacks: contextFallbacks,
 			PolicyFallbacks:  policyFallbacks,
 		})
@@ -127,6 +132,7 @@ func (r *router) Receive(ctx actor.Context) {
 		r.swept.ring = func() { root.Send(self, sweepUp) }
 	case *callResult:
 		if rn, ok := r.runs[msg.id.Request()]; ok {
+			rn.sent.WriteString(msg.text)
 			r.step(ctx, rn, result(msg))
 		}
 	case *timersDue:
@@ -187,6 +193,7 @@ func (r *router) start(ctx actor.Context, rn *run) {
 		Priority:  req.GetPriority(),
 		Stream:    req.GetStream(),
 		MaxTokens: int(req.GetMaxTokens()),
+		NoSplice:  req.GetTools() != "" || req.GetResponseFormat() != "",
 	}
 	if g.Limits() { // else no window to check: the estimate's cost is spared
 		ev.Prompt = route.EstimateTokens(req.GetMessages())
@@ -246,12 +253,13 @@ func (r *router) checkDrained(ctx actor.Context) {
 
 // result turns a model actor's answer into the machine's event.
 func result(c *callResult) route.Result {
-	ev := route.Result{Attempt: c.id, Latency: c.latency, TextSent: c.textSent}
+	ev := route.Result{Attempt: c.id, Latency: c.latency, TextSent: c.text != "", MalformedSkipped: c.malformed}
 	if res := c.result; res != nil {
 		ev.Status, ev.Content, ev.Usage = int32(res.StatusCode), res.Content, res.Usage
 	}
 	if e := c.err; e != nil {
 		ev.Class, ev.Message, ev.RetryAfter, ev.Status = e.Class, e.Message, e.RetryAfter, int32(e.StatusCode)
+		ev.PrefillRejected = e.Code == providers.CodePrefillUnsupported
 	}
 	return ev
 }

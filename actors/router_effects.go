@@ -1,6 +1,9 @@
 package actors
 
 import (
+	"strings"
+	"unicode"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/cmmv-hive/resilience/messages"
@@ -56,6 +59,11 @@ func (r *router) launch(ctx actor.Context, rn *run, fx *route.Effect) {
 	c := &call{ctx: rn.ctx, req: rn.req, id: fx.Attempt, deadline: fx.Deadline, why: fx.Why, replyTo: ctx.Self()}
 	if rn.req.GetStream() {
 		c.sink = rn.sink
+	}
+	if fx.Continue != route.Fresh { // the rest of a cut stream, from the text sent so far
+		sent := rn.sent.String()
+		c.req = providers.Continuation(rn.req, sent, fx.Continue == route.Prefill)
+		c.trimLead = strings.TrimRightFunc(sent, unicode.IsSpace) != sent
 	}
 	ctx.Send(pid, c)
 }

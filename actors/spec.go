@@ -56,6 +56,18 @@ type ModelSpec struct {
 	// Streaming bounds a streamed answer: time to first token, idle time
 	// between pieces, total time (zero: no bound beyond Timeout).
 	Streaming providers.StreamDeadlines
+	// Prefill says the model takes an assistant prefill (Anthropic's do,
+	// OpenAI-compatible ones when configured supportsPrefill): a cut stream
+	// it continues gets the text sent as the start of its answer, else as
+	// an instruction.
+	Prefill bool
+	// FailOnMalformed ends a stream at an event that does not parse; by
+	// default (false) such an event is skipped when the events around it
+	// parse, and counted (Attempt.malformed_skipped).
+	FailOnMalformed bool
+	// MaxContinuations bounds the continuations of a streamed request for
+	// this model after a cut (route.GroupConfig); 0 means 1, below 0 none.
+	MaxContinuations int
 
 	Breaker resilience.BreakerConfig // zero: bip03
 	Retry   resilience.RetryConfig   // zero: 3 retries, 1 s x2, cap 30 s, 10 % jitter

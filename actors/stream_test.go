@@ -126,10 +126,12 @@ func TestStreamFailsOverBeforeFirstPiece(t *testing.T) {
 	assert.Equal(t, []string{"a=overloaded", "b=ok"}, classes(final.Attempts))
 }
 
+// With continuations off, a stream cut after text went out ends
+// incomplete (continue_test.go has them on).
 func TestStreamCutAfterPiecesIsIncomplete(t *testing.T) {
 	h := startHive(t,
 		ModelSpec{Name: "a", Provider: script{pieces: []string{"half ", "an "}, end: providers.Errorf(messages.ErrorClass_stream_cut, "ended without [DONE]")},
-			Fallbacks: []string{"b"}, Retry: noRetry},
+			Fallbacks: []string{"b"}, Retry: noRetry, MaxContinuations: -1},
 		ModelSpec{Name: "b", Provider: script{pieces: []string{"never"}}, Retry: noRetry},
 	)
 	chunks := collect(t, h, "a")
@@ -139,6 +141,7 @@ func TestStreamCutAfterPiecesIsIncomplete(t *testing.T) {
 	assert.Equal(t, "stream_incomplete", final.Error.GetCode())
 	assert.Equal(t, "half an ", text(chunks))
 	assert.Equal(t, []string{"a=stream_cut"}, classes(final.Attempts), "no fallback once text reached the caller")
+	assert.Equal(t, "limit", final.GetContinuation())
 }
 
 func TestStreamDeadlines(t *testing.T) {
@@ -151,12 +154,12 @@ func TestStreamDeadlines(t *testing.T) {
 		wantTries []string
 	}{
 		{
-			name:      "stall after a piece ends incomplete",
+			name:      "stall after a piece is continued by the fallback",
 			primary:   script{pieces: []string{"start "}, stall: true},
 			deadlines: providers.StreamDeadlines{Idle: 20 * time.Millisecond},
-			want:      messages.InferChunk_incomplete,
-			wantText:  "start ",
-			wantTries: []string{"a=stream_stall"},
+			want:      messages.InferChunk_complete,
+			wantText:  "start from b",
+			wantTries: []string{"a=stream_stall", "b=ok"},
 		},
 		{
 			name:      "slow first token fails over unnoticed",
@@ -209,9 +212,10 @@ func (crashingStreamer) Complete(context.Context, *messages.InferRequest) (*prov
 }
 
 // A model actor that crashes while one of its streams has already sent
-// text: the stream ends incomplete, and no other model's text is appended
-// to it (found by the actor-crash chaos scenario).
-func TestStreamCrashAfterPiecesIsIncomplete(t *testing.T) {
+// text: another model's text is never appended to it unnoticed (found by
+// the actor-crash chaos scenario). It is continued on the fallback, marked
+// so, the chunks numbered on.
+func TestStreamCrashAfterPiecesIsContinued(t *testing.T) {
 	h := startHive(t,
 		ModelSpec{Name: "a", Provider: crashingStreamer{script{pieces: []string{"half "}, stall: true}}, Fallbacks: []string{"b"}, Retry: noRetry},
 		ModelSpec{Name: "b", Provider: script{pieces: []string{"from b"}}, Retry: noRetry},
@@ -242,9 +246,11 @@ func TestStreamCrashAfterPiecesIsIncomplete(t *testing.T) {
 	}
 	await(t, crash)
 	final := chunks[len(chunks)-1]
-	assert.Equal(t, messages.InferChunk_incomplete, final.Outcome, "final: %v", final)
-	assert.Equal(t, "half ", text(chunks), "nothing of b's follows a's text")
-	assert.Equal(t, "stream_incomplete", final.GetError().GetCode())
+	assert.Equal(t, messages.InferChunk_complete, final.Outcome, "final: %v", final)
+	assert.Equal(t, "half from b", text(chunks), "b's answer follows a's text (this script ignores the instruction)")
+	require.Len(t, final.Attempts, 2)
+	assert.Equal(t, "instruction", final.Attempts[1].GetContinued(), "the splice is marked")
+	assert.Equal(t, "complete", final.GetContinuation())
 	for i, c := range chunks {
 		assert.Equal(t, uint32(i+1), c.Seq, "chunk %d", i)
 	}

@@ -52,6 +52,9 @@ type Result struct {
 	// (a 400 that says so, providers.CodePrefillUnsupported): a Prefill
 	// continuation is then retried once on it as an Instruction.
 	PrefillRejected bool
+	// MalformedSkipped counts the unparsable events of the attempt's
+	// stream that were skipped (Attempt.malformed_skipped).
+	MalformedSkipped int32
 	// Content and Usage are a success's answer.
 	Content string
 	Usage   *messages.Usage

@@ -223,6 +223,7 @@ func (r *Request) result(now time.Time, res Result) {
 	r.record(&messages.Attempt{
 		Model: a.member.Name, Node: r.g.node, ErrorClass: res.Class, LatencyMs: millis(res.Latency),
 		StatusCode: res.Status, Retried: a.why == Retry, Hedged: a.why == Hedge, Continued: a.cont.String(),
+		MalformedSkipped: res.MalformedSkipped,
 	})
 	if res.Class == messages.ErrorClass_ok {
 		resp := &messages.InferResponse{ServedBy: a.member.Name, Usage: res.Usage}
