@@ -118,12 +118,21 @@ type HealthCheck struct {
 	Window           time.Duration // window: span of the success rate and latency quantiles, default 5m, > 0
 }
 
-// Streaming holds the three deadlines of a streamed answer.
+// Streaming holds the three deadlines of a streamed answer and what is
+// done when a stream breaks.
 type Streaming struct {
 	FirstTokenTimeout time.Duration // firstTokenTimeout: until the first chunk, default 10s, > 0
 	IdleTimeout       time.Duration // idleTimeout: between two chunks, default 10s, > 0
 	TotalTimeout      time.Duration // totalTimeout: whole stream, default 120s, > 0
+	MaxContinuations  int           // maxContinuations: times a request's stream cut after text went out is continued on a fallback, default 1, >= 0; 0 turns continuation off
+	OnMalformed       string        // onMalformed: skip (default) or fail: what an event that does not parse does to an otherwise readable stream
 }
+
+// The values of streaming.onMalformed.
+const (
+	MalformedSkip = "skip"
+	MalformedFail = "fail"
+)
 
 // Restoration configures the progressive restoration of a model whose
 // breaker has just closed (see Model.RampConfig).
@@ -214,6 +223,7 @@ type Model struct {
 	Fallbacks         []string      // fallbacks: other models tried in this order
 	Strategy          string        // strategy: sequential | parallel | hedged | weighted | random; default Global.Strategy
 	Weight            float64       // weight: static weight for weighted routing, default 1, > 0
+	SupportsPrefill   bool          // supportsPrefill: the model takes an assistant prefill (a cut stream it continues gets the text sent as the start of its answer); default true for anthropic, false otherwise; not for exec
 
 	// Limits and the fallbacks they bring (docs/context-windows.md).
 	ContextWindow          int      // contextWindow: tokens of prompt plus output, >= 0; default the known value of the upstream model (openai and anthropic at their own endpoints), else 0: unknown
@@ -238,6 +248,9 @@ type Sim struct {
 	Seed        int64         // seed: random seed, default derived from the model name so runs repeat
 	Reply       string        // reply: text of every answer; "" lets the provider build one
 	TokenDelay  time.Duration // tokenDelay: pause between streamed tokens, default 5ms, >= 0
+	// RejectPrefill: rejectPrefill, default false: refuse an assistant
+	// prefill with a 400, as models that take none do (for chaos).
+	RejectPrefill bool
 }
 
 // APIKey returns the value of the environment variable APIKeyEnv names, or ""
@@ -286,6 +299,8 @@ func defaultGlobal() Global {
 			FirstTokenTimeout: 10 * time.Second,
 			IdleTimeout:       10 * time.Second,
 			TotalTimeout:      120 * time.Second,
+			MaxContinuations:  1,
+			OnMalformed:       MalformedSkip,
 		},
 		Restoration: Restoration{
 			Steps:        []int{10, 25, 50, 100},

@@ -61,7 +61,7 @@ var keyCases = []badFile{
 		want: "models-resilience.yml:3: models.gpt-5.colour: unknown key (known: apiKeyEnv, circuitBreaker, " +
 			"circuitBreakerThreshold, command, contentPolicyFallbacks, contextWindow, contextWindowFallbacks, endpoint, fallbacks, " +
 			"healthCheck, maxConcurrent, maxOutputTokens, maxRetries, " +
-			"provider, queueSize, restoration, retry, sim, strategy, streaming, timeout, upstreamModel, weight)"},
+			"provider, queueSize, restoration, retry, sim, strategy, streaming, supportsPrefill, timeout, upstreamModel, weight)"},
 	{name: "unknown global key, shortened", global: "maxConcurrent: 5\n", models: okModels,
 		want: `resilience.yml:1: maxConcurrent: unknown key (did you mean "maxConcurrentPerModel"?)`},
 	{name: "unknown key in a block", global: lines("circuitBreaker:", "  failureTreshold: 3"), models: okModels,
@@ -271,7 +271,7 @@ func TestAllErrors(t *testing.T) {
 		`models-resilience.yml:7: models.b.bogus: unknown key (known: apiKeyEnv, circuitBreaker, circuitBreakerThreshold, `+
 			`command, contentPolicyFallbacks, contextWindow, contextWindowFallbacks, endpoint, fallbacks, healthCheck, maxConcurrent, `+
 			`maxOutputTokens, maxRetries, provider, queueSize, restoration, retry, sim, `+
-			`strategy, streaming, timeout, upstreamModel, weight)`,
+			`strategy, streaming, supportsPrefill, timeout, upstreamModel, weight)`,
 	)
 	if err == nil || err.Error()+"\n" != want {
 		t.Fatalf("got error\n%v\nwant\n%s", err, want)

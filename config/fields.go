@@ -108,6 +108,8 @@ func (d *decoder) streamingFields(s *Streaming) map[string]field {
 		"firstTokenTimeout": d.duration(&s.FirstTokenTimeout, positive),
 		"idleTimeout":       d.duration(&s.IdleTimeout, positive),
 		"totalTimeout":      d.duration(&s.TotalTimeout, positive),
+		"maxContinuations":  d.count(&s.MaxContinuations, 0),
+		"onMalformed":       d.choice(&s.OnMalformed, "onMalformed", []string{MalformedSkip, MalformedFail}),
 	}
 }
 
@@ -232,6 +234,7 @@ func (d *decoder) modelFields(m *Model, flat *flatKeys) map[string]field {
 		"fallbacks":               d.list(&m.Fallbacks, "model names"),
 		"strategy":                d.choice(&m.Strategy, "strategy", strategies),
 		"weight":                  d.number(&m.Weight, above0),
+		"supportsPrefill":         d.flag(&m.SupportsPrefill),
 		"contextWindow":           d.count(&m.ContextWindow, 0),
 		"maxOutputTokens":         d.count(&m.MaxOutputTokens, 0),
 		"contextWindowFallbacks":  d.list(&m.ContextWindowFallbacks, "model names"),
@@ -249,13 +252,14 @@ func (d *decoder) modelFields(m *Model, flat *flatKeys) map[string]field {
 
 func (d *decoder) simFields(s *Sim) map[string]field {
 	return map[string]field{
-		"latency":     d.duration(&s.Latency, zeroOK),
-		"jitter":      d.duration(&s.Jitter, zeroOK),
-		"failureRate": d.number(&s.FailureRate, fraction),
-		"errorClass":  d.errorClass(&s.ErrorClass),
-		"seed":        d.seed(&s.Seed),
-		"reply":       d.text(&s.Reply),
-		"tokenDelay":  d.duration(&s.TokenDelay, zeroOK),
+		"latency":       d.duration(&s.Latency, zeroOK),
+		"jitter":        d.duration(&s.Jitter, zeroOK),
+		"failureRate":   d.number(&s.FailureRate, fraction),
+		"errorClass":    d.errorClass(&s.ErrorClass),
+		"seed":          d.seed(&s.Seed),
+		"reply":         d.text(&s.Reply),
+		"tokenDelay":    d.duration(&s.TokenDelay, zeroOK),
+		"rejectPrefill": d.flag(&s.RejectPrefill),
 	}
 }
 

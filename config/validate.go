@@ -99,6 +99,11 @@ func (d *decoder) finishModel(m *Model, path string, flat flatKeys, g *Global) {
 	}
 	if m.Provider != ProviderExec {
 		d.onlyFor(m, path, "command", "provider exec")
+	} else {
+		d.onlyFor(m, path, "supportsPrefill", "providers openai, anthropic and sim")
+	}
+	if _, given := d.seen[yamlnode.Join(path, "supportsPrefill")]; !given {
+		m.SupportsPrefill = m.Provider == ProviderAnthropic // every Anthropic model but a few takes one; the rest say so (a 400)
 	}
 	if m.Provider != ProviderSim {
 		d.onlyFor(m, path, "sim", "provider sim")

@@ -105,6 +105,9 @@ func modelSpecs(cfg *config.Config, log zerolog.Logger) ([]actors.ModelSpec, err
 				Idle:       m.Streaming.IdleTimeout,
 				Total:      m.Streaming.TotalTimeout,
 			},
+			Prefill:          m.SupportsPrefill,
+			FailOnMalformed:  m.Streaming.OnMalformed == config.MalformedFail,
+			MaxContinuations: zeroIsOff(m.Streaming.MaxContinuations),
 		}
 		if m.HealthCheck.Enabled {
 			spec.ProbeInterval = m.HealthCheck.Interval
@@ -132,6 +135,8 @@ func newProvider(m *config.Model) (providers.Provider, error) {
 			Seed:        uint64(m.Sim.Seed),
 			Reply:       m.Sim.Reply,
 			TokenDelay:  m.Sim.TokenDelay,
+
+			RejectPrefill: m.Sim.RejectPrefill,
 		})
 	case config.ProviderOpenAI:
 		return openai.New(openai.Config{Name: m.Name, BaseURL: m.Endpoint, APIKey: m.APIKey(), UpstreamModel: m.UpstreamModel})
@@ -145,7 +150,7 @@ func newProvider(m *config.Model) (providers.Provider, error) {
 
 // zeroIsOff passes a value the files allow to be 0 ("none") to the actors,
 // which read 0 as "the default" and a negative value as "none".
-func zeroIsOff[T ~int64 | ~float64](v T) T {
+func zeroIsOff[T ~int | ~int64 | ~float64](v T) T {
 	if v == 0 {
 		return -1
 	}
