@@ -12,7 +12,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/route"
 )
+
+// continuationOutcomes are the values of InferResponse.continuation, and
+// other.
+var continuationOutcomes = []string{route.ContinuationComplete, route.ContinuationFailed, route.ContinuationRefusedTools,
+	route.ContinuationLimit, route.ContinuationDeadline, route.ContinuationNoCandidate, other}
 
 // Histogram buckets, in seconds.
 var (
@@ -61,6 +67,8 @@ const (
 //	hive_recovery_events_total{node, model, kind}
 //	hive_alerts_total{rule, severity, state}
 //	hive_alerts_firing{rule}                                    gauge, alerts fired or escalated and not resolved
+//	hive_stream_continuations_total{outcome}                   streams cut after text went out, by InferResponse.continuation
+//	hive_stream_malformed_events_total{model}                   unparsable stream events skipped (Attempt.malformed_skipped)
 //
 // plus the Go runtime's go_* and the process's process_* metrics.
 //
@@ -105,6 +113,8 @@ type Metrics struct {
 	alertsFiring       *prometheus.GaugeVec
 	refusedReplies     *prometheus.CounterVec
 	replays            *prometheus.CounterVec
+	continuations      map[string]prometheus.Counter // by outcome, every one from the start; read-only after NewMetrics
+	malformed          *prometheus.CounterVec
 
 	// Hot-path caches of resolved series.
 	requestSeries  cache[requestKey, requestSeries]
@@ -201,6 +211,12 @@ func NewMetrics(node string, models ...string) *Metrics {
 	for _, e := range []string{"infer", "admin", "chaos", "jobs"} {
 		m.refusedReplies.WithLabelValues(e) // every series from the start, at 0
 	}
+	conts := counter("hive_stream_continuations_total", "Streams cut after some of their text reached the caller, by what became of them: complete, failed (continued, still incomplete), refused_tools, limit, deadline, no_candidate; _other for a value this build does not know.", "outcome")
+	m.continuations = map[string]prometheus.Counter{}
+	for _, o := range continuationOutcomes {
+		m.continuations[o] = conts.WithLabelValues(o)
+	}
+	m.malformed = counter("hive_stream_malformed_events_total", "Events of streams that did not parse and were skipped (streaming.onMalformed: skip).", "model")
 	m.reg.MustRegister(m.degradation, m.overhead,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -294,10 +310,20 @@ func (m *Metrics) record(ingress, requested string, resp *messages.InferResponse
 		m.replays.WithLabelValues(ingress).Inc()
 		return
 	}
+	if c := resp.GetContinuation(); c != "" {
+		if cs, ok := m.continuations[c]; ok {
+			cs.Inc()
+		} else {
+			m.continuations[other].Inc()
+		}
+	}
 	attempts := resp.GetAttempts()
 	for _, a := range attempts {
 		if a.GetSkipped() != messages.Attempt_called {
 			continue // not a call: the router skipped it for its limits
+		}
+		if n := a.GetMalformedSkipped(); n > 0 {
+			m.malformed.WithLabelValues(m.models.value(a.GetModel())).Add(float64(n))
 		}
 		as := m.attemptSeries.get(attemptKey{model: a.GetModel(), class: a.GetErrorClass()})
 		as.count.Inc()

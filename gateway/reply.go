@@ -17,10 +17,17 @@ import (
 // A retry of the same model appears as another pair. A candidate the
 // router did not call, because its known limits cannot hold the request
 // (docs/context-windows.md), appears as model=skipped:<why>, such as
-// small=skipped:context_window. Config allows only
+// small=skipped:context_window. An attempt that continued a stream cut
+// after its text went out (README, "Streaming") carries how, after a "+":
+//
+//	X-Hive-Attempts: gpt-5=stream_cut,claude-4-sonnet=ok+prefill
+//
+// and X-Hive-Continuation says what became of the cut: complete, failed,
+// refused_tools, limit, deadline or no_candidate. Config allows only
 // letters, digits, "-" and "_" in model names, so the list splits
-// unambiguously on "," and "=".
+// unambiguously on ",", "=" and "+".
 const (
+	headerContinuation = "X-Hive-Continuation"
 	headerServedBy    = "X-Hive-Served-By"
 	headerAttempts    = "X-Hive-Attempts"
 	headerDegradation = "X-Hive-Degradation"
@@ -127,8 +134,18 @@ func setAttempts(h http.Header, attempts []*messages.Attempt) {
 			continue
 		}
 		b.WriteString(a.GetErrorClass().String())
+		if c := a.GetContinued(); c != "" {
+			b.WriteString("+" + c)
+		}
 	}
 	h.Set(headerAttempts, b.String())
+}
+
+// setContinuation sets X-Hive-Continuation when a stream was cut.
+func setContinuation(h http.Header, resp *messages.InferResponse) {
+	if c := resp.GetContinuation(); c != "" {
+		h.Set(headerContinuation, c)
+	}
 }
 
 // reply writes a non-streamed answer: OpenAI's chat.completion whose model

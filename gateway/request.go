@@ -16,8 +16,10 @@ import (
 )
 
 // chatRequest is the part of OpenAI's chat completions request that Hive
-// uses. Other fields (tools, response_format, seed...) are ignored, as
-// OpenAI ignores unknown ones.
+// uses. tools and response_format are passed on as they came (to
+// OpenAI-compatible backends) and keep a cut stream from being spliced;
+// other fields (seed, tool_choice...) are ignored, as OpenAI ignores
+// unknown ones.
 type chatRequest struct {
 	Model               string        `json:"model"`
 	Messages            []chatMessage `json:"messages"`
@@ -28,8 +30,10 @@ type chatRequest struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	User string `json:"user"`
-	N    *int64 `json:"n"`
+	User           string          `json:"user"`
+	N              *int64          `json:"n"`
+	Tools          json.RawMessage `json:"tools"`
+	ResponseFormat json.RawMessage `json:"response_format"`
 }
 
 // chatMessage keeps content raw: OpenAI sends a string, null, or an array
@@ -208,7 +212,20 @@ func fill(req *messages.InferRequest, b *chatRequest) *apiError {
 	if b.User != "" {
 		req.Metadata = map[string]string{"user": b.User}
 	}
+	req.Tools, req.ResponseFormat = rawJSON(b.Tools), rawJSON(b.ResponseFormat) // their shape: messages.CheckRequest
+	if strings.Join(strings.Fields(req.Tools), "") == "[]" {
+		req.Tools = "" // no tools
+	}
 	return nil
+}
+
+// rawJSON is a raw value as text, "" for null or absent.
+func rawJSON(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return ""
+	}
+	return string(raw)
 }
 
 // openAIParam names field, in messages.CheckRequest's protojson terms, as
@@ -222,6 +239,8 @@ func openAIParam(field string, b *chatRequest) string {
 		return "max_tokens"
 	case "metadata":
 		return "user"
+	case "responseFormat":
+		return "response_format"
 	}
 	return field
 }

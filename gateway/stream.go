@@ -23,8 +23,8 @@ import (
 // truncated answer never looks like a complete one.
 //
 // X-Hive-Served-By goes with the 200 when a piece has named the model by
-// then; X-Hive-Attempts, known only at the end, is an HTTP trailer (a
-// header when the answer arrives whole). Each event's model is the serving
+// then; X-Hive-Attempts and X-Hive-Continuation, known only at the end, are
+// HTTP trailers (headers when the answer arrives whole). Each event's model is the serving
 // model once known, the requested one before. A stream has no
 // X-Hive-Degradation: its 200 goes out before the level is known.
 
@@ -137,6 +137,7 @@ func (s *sse) incomplete(final *messages.InferResponse) int {
 			h.Set(headerServedBy, s.servedBy)
 		}
 		setAttempts(h, final.GetAttempts())
+		setContinuation(h, final)
 		status := errorStatus(e)
 		writeError(s.w, status, e)
 		return status
@@ -168,8 +169,10 @@ func (s *sse) start(final *messages.InferResponse) {
 	}
 	if final != nil {
 		setAttempts(h, final.GetAttempts())
+		setContinuation(h, final)
 	} else {
 		h.Add("Trailer", headerAttempts)
+		h.Add("Trailer", headerContinuation)
 	}
 	s.w.WriteHeader(http.StatusOK)
 }
@@ -186,6 +189,7 @@ func (s *sse) trailers(final *messages.InferResponse) {
 	}
 	if h.Get(headerAttempts) == "" {
 		setAttempts(h, final.GetAttempts())
+		setContinuation(h, final)
 	}
 }
 
