@@ -532,3 +532,35 @@ func TestMetricsSkippedAttempts(t *testing.T) {
 	assert.Equal(t, map[string]float64{"error_class=ok,model=claude-4-sonnet": 1}, family(fams, "hive_attempts_total"))
 	assert.Equal(t, map[string]float64{"from=gpt-5,to=claude-4-sonnet": 1}, family(fams, "hive_fallbacks_total"))
 }
+
+// TestMetricsContinuations: a stream cut after text went out counts by
+// what became of it (an unknown value as _other), and skipped malformed
+// events by model.
+func TestMetricsContinuations(t *testing.T) {
+	m := NewMetrics("n1")
+	cut := attempt("gpt-5", messages.ErrorClass_stream_cut, 9, false)
+	cont := attempt("claude-4-sonnet", messages.ErrorClass_ok, 20, false)
+	cont.Continued = "prefill"
+	skipped := attempt("gpt-5", messages.ErrorClass_ok, 5, false)
+	skipped.MalformedSkipped = 2
+	m.Stream("http", "", &messages.InferResponse{ServedBy: "claude-4-sonnet", Continuation: "complete", Attempts: []*messages.Attempt{cut, cont}}, time.Millisecond)
+	m.Stream("nats", "", &messages.InferResponse{ServedBy: "gpt-5", Continuation: "refused_tools",
+		Error: &messages.Error{Class: messages.ErrorClass_stream_cut, Code: "stream_incomplete"}, Attempts: []*messages.Attempt{cut}}, time.Millisecond)
+	m.Stream("nats", "", &messages.InferResponse{ServedBy: "gpt-5", Continuation: "from-a-newer-build", Attempts: []*messages.Attempt{skipped}}, time.Millisecond)
+	m.Stream("nats", "", &messages.InferResponse{ServedBy: "gpt-5", Attempts: []*messages.Attempt{skipped}}, time.Millisecond)
+
+	fams := scrape(t, m.Handler())
+	assert.Equal(t, map[string]float64{
+		"outcome=complete": 1, "outcome=failed": 0, "outcome=refused_tools": 1, "outcome=limit": 0,
+		"outcome=deadline": 0, "outcome=no_candidate": 0, "outcome=_other": 1,
+	}, family(fams, "hive_stream_continuations_total"))
+	assert.Equal(t, map[string]float64{"model=gpt-5": 4}, family(fams, "hive_stream_malformed_events_total"))
+}
+
+func TestAttemptsHeaderMarksContinuation(t *testing.T) {
+	h := http.Header{}
+	cont := attempt("claude-4-sonnet", messages.ErrorClass_ok, 20, false)
+	cont.Continued = "instruction"
+	setAttempts(h, []*messages.Attempt{attempt("gpt-5", messages.ErrorClass_stream_stall, 9, false), cont})
+	assert.Equal(t, "gpt-5=stream_stall,claude-4-sonnet=ok+instruction", h.Get("X-Hive-Attempts"))
+}
