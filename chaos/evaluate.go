@@ -130,6 +130,12 @@ func (m *measure) value(metric string) (float64, string, bool) {
 		return m.primaryAttempts()
 	case "truncated_successes":
 		return m.count(func(r *Request) bool { return r.Outcome == Truncated }), "", true
+	case "streams":
+		return m.count(func(r *Request) bool { return r.Streamed }), "", true
+	case "incomplete_streams":
+		return m.count(func(r *Request) bool { return r.Streamed && r.ErrorCode == "stream_incomplete" }), "", true
+	case "continued_streams":
+		return m.count(func(r *Request) bool { return r.Streamed && r.Continuation == "complete" }), "", true
 	case "lost_requests":
 		return m.count(func(r *Request) bool { return r.Outcome == Lost }), "", true
 	case "lost_outside_node_faults":

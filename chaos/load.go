@@ -92,12 +92,12 @@ func (g *loadGen) openLoop() {
 		} else if g.issue.Err() != nil {
 			return
 		}
-		model, stream := g.pick(rng)
+		model, stream, tools := g.pick(rng)
 		nc := g.conns[i%len(g.conns)]
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			g.send(nc, i, model, stream)
+			g.send(nc, i, model, stream, tools)
 		}()
 	}
 }
@@ -118,15 +118,17 @@ func (g *loadGen) closedLoop() {
 				i := next
 				next++
 				seq.Unlock()
-				model, stream := g.pick(rng)
-				g.send(nc, i, model, stream)
+				model, stream, tools := g.pick(rng)
+				g.send(nc, i, model, stream, tools)
 			}
 		}()
 	}
 }
 
-// pick draws a model by weight and whether to stream.
-func (g *loadGen) pick(rng *rand.Rand) (string, bool) {
+// pick draws a model by weight, whether to stream, and whether to send
+// tools (drawn only when toolsShare is set, so that other loads draw as
+// they always did).
+func (g *loadGen) pick(rng *rand.Rand) (string, bool, bool) {
 	total := 0.0
 	for _, m := range g.load.Mix {
 		total += m.Weight
@@ -140,11 +142,17 @@ func (g *loadGen) pick(rng *rand.Rand) (string, bool) {
 		}
 		x -= m.Weight
 	}
-	return model, g.load.StreamShare > 0 && rng.Float64() < g.load.StreamShare
+	stream := g.load.StreamShare > 0 && rng.Float64() < g.load.StreamShare
+	return model, stream, g.load.ToolsShare > 0 && rng.Float64() < g.load.ToolsShare
 }
 
+// loadTools is the tools array of a request sent with tools: one function
+// the models never call (sim models take no tools), enough to make the
+// router treat the request as one a splice would corrupt.
+const loadTools = `[{"type":"function","function":{"name":"lookup","parameters":{"type":"object","properties":{}}}}]`
+
 // send makes request i (or submits job i) and records how it ended.
-func (g *loadGen) send(nc *nats.Conn, i int, model string, stream bool) {
+func (g *loadGen) send(nc *nats.Conn, i int, model string, stream, tools bool) {
 	id := "chaos-" + strconv.Itoa(i)
 	prompt := "chaos request " + strconv.Itoa(i)
 	req := &messages.InferRequest{
@@ -154,11 +162,14 @@ func (g *loadGen) send(nc *nats.Conn, i int, model string, stream bool) {
 		Stream:     stream,
 		DeadlineMs: int32(g.load.Timeout / time.Millisecond),
 	}
+	if tools {
+		req.Tools = loadTools
+	}
 	if g.load.IdempotencyKeys {
 		req.IdempotencyKey = "chaos-" + g.runID + "-" + strconv.Itoa(i)
 	}
 	start := time.Now()
-	r := Request{ID: id, Model: model, Streamed: stream, Start: start.Sub(g.rec.t0), Keyed: req.IdempotencyKey != ""}
+	r := Request{ID: id, Model: model, Streamed: stream, Tools: tools, Start: start.Sub(g.rec.t0), Keyed: req.IdempotencyKey != ""}
 	r.Warmup = r.Start < g.load.Warmup
 	g.rec.started.Add(1)
 	if g.load.Kind == LoadJobs {
@@ -274,7 +285,7 @@ func (g *loadGen) stream(ctx context.Context, nc *nats.Conn, body []byte, r *Req
 		if !chunk.GetFinal() {
 			continue
 		}
-		r.ServedBy, r.Attempts = chunk.GetServedBy(), attempts(chunk.GetAttempts())
+		r.ServedBy, r.Attempts, r.Continuation = chunk.GetServedBy(), attempts(chunk.GetAttempts()), chunk.GetContinuation()
 		if n := len(r.Attempts); n > 0 {
 			r.Node = r.Attempts[n-1].Node
 		}
@@ -323,7 +334,7 @@ func (g *loadGen) failure(err error, r *Request) {
 func attempts(as []*messages.Attempt) []Attempt {
 	out := make([]Attempt, len(as))
 	for i, a := range as {
-		out[i] = Attempt{Model: a.GetModel(), Node: a.GetNode(), Class: a.GetErrorClass().String()}
+		out[i] = Attempt{Model: a.GetModel(), Node: a.GetNode(), Class: a.GetErrorClass().String(), Continued: a.GetContinued()}
 		if a.GetSkipped() != messages.Attempt_called {
 			out[i].Class = "skipped" // never called: the router skipped it for its limits
 		}

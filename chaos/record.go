@@ -39,13 +39,18 @@ type Request struct {
 	Node       string // the node that answered
 	Attempts   []Attempt
 	Streamed   bool
-	Chunks     int    // chunks received, for a streamed request
-	Content    string // what a Truncated request got, its first 300 bytes
-	Warmup     bool   // started during the warmup: recorded, not scored
-	Sends      int    // times the request (a job's submission) was sent: above 1, retried
-	Keyed      bool   // sent with an idempotency key of its own
-	Replayed   bool   // the answer was a repeated key's replay of its first answer
-	Job        *Job   // a job of a load of kind jobs; nil for a request
+	Tools      bool // sent with a tools array (load.toolsShare)
+	// Continuation is what the final chunk says became of a stream cut
+	// after its text went out (complete, refused_tools ...); "" when none
+	// was cut.
+	Continuation string
+	Chunks       int    // chunks received, for a streamed request
+	Content      string // what a Truncated request got, its first 300 bytes
+	Warmup       bool   // started during the warmup: recorded, not scored
+	Sends        int    // times the request (a job's submission) was sent: above 1, retried
+	Keyed        bool   // sent with an idempotency key of its own
+	Replayed     bool   // the answer was a repeated key's replay of its first answer
+	Job          *Job   // a job of a load of kind jobs; nil for a request
 }
 
 // Job is what the runner learnt of one job: its acceptance, and its
@@ -78,6 +83,9 @@ type Attempt struct {
 	Model string `json:"model"`
 	Node  string `json:"node,omitempty"`
 	Class string `json:"class"` // error class, "ok" for a success, "skipped" when the router did not call the model
+	// Continued is how the call continued a cut stream: prefill or
+	// instruction; "" for one that continued nothing.
+	Continued string `json:"continued,omitempty"`
 }
 
 // Event is one event received on hive.v1.events.>, or one the runner

@@ -74,6 +74,7 @@ type Load struct {
 	Warmup      time.Duration // warmup: first part of the load, not scored (default 0)
 	Timeout     time.Duration // timeout: each request's deadline (default DefaultTimeout)
 	StreamShare float64       // streamShare: share of requests sent with stream true, 0 to 1
+	ToolsShare  float64       // toolsShare: share of requests sent with a tools array (a stream of one is never continued after a cut), 0 to 1
 	Mix         []Mix         // mix: models requested, by weight
 	// Connections is how many NATS connections carry the load (connections:);
 	// 0 means one per NATS server the runner started, or 1 against a
@@ -279,6 +280,7 @@ func (l *Load) decode(d *decoder, v *yaml.Node, path string) {
 		"warmup":      func(v *yaml.Node, p string) { l.Warmup = d.duration(v, p) },
 		"timeout":     func(v *yaml.Node, p string) { l.Timeout = d.duration(v, p) },
 		"streamShare": func(v *yaml.Node, p string) { l.StreamShare = d.number(v, p, 0, 1) },
+		"toolsShare":  func(v *yaml.Node, p string) { l.ToolsShare = d.number(v, p, 0, 1) },
 		"connections": func(v *yaml.Node, p string) { l.Connections = d.integer(v, p, 1, 64) },
 		"kind": func(v *yaml.Node, p string) {
 			switch k := LoadKind(d.str(v, p)); k {
