@@ -157,6 +157,22 @@ func TestEvaluate(t *testing.T) {
 		{"truncated successes", "truncated_successes == 0", func(r *Recording) {
 			at(r, 9*time.Second).Outcome = Truncated
 		}, 1, true, false},
+		{"streams", "streams == 2", func(r *Recording) {
+			at(r, 9*time.Second).Streamed = true
+			at(r, 10*time.Second).Streamed = true
+		}, 2, true, true},
+		{"incomplete streams", "incomplete_streams == 0", func(r *Recording) {
+			a := at(r, 9*time.Second)
+			a.Streamed, a.Outcome, a.ErrorClass, a.ErrorCode = true, Failed, "stream_cut", "stream_incomplete"
+			b := at(r, 10*time.Second) // failed before any text: a plain error, not incomplete
+			b.Streamed, b.Outcome, b.ErrorClass = true, Failed, "server_error"
+		}, 1, true, false},
+		{"continued streams", "continued_streams >= 1", func(r *Recording) {
+			a := at(r, 9*time.Second)
+			a.Streamed, a.Continuation = true, "complete"
+			b := at(r, 10*time.Second) // cut, not rescued
+			b.Streamed, b.Continuation = true, "refused_tools"
+		}, 1, true, true},
 		{"lost requests", "lost_requests == 0", func(r *Recording) {
 			a := at(r, 9*time.Second)
 			a.Outcome, a.End = Lost, a.Start+6*time.Second

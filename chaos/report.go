@@ -379,12 +379,15 @@ type jsonRequest struct {
 	Node      string    `json:"node,omitempty"`
 	Attempts  []Attempt `json:"attempts,omitempty"`
 	Stream    bool      `json:"stream,omitempty"`
-	Chunks    int       `json:"chunks,omitempty"`
-	Content   string    `json:"content,omitempty"` // what a truncated request got
-	Warmup    bool      `json:"warmup,omitempty"`
-	Sends     int       `json:"sends,omitempty"`
-	Replayed  bool      `json:"replayed,omitempty"`
-	Job       *jsonJob  `json:"job,omitempty"`
+	Tools     bool      `json:"tools,omitempty"`
+	// Continuation is what became of a stream cut after its text went out.
+	Continuation string   `json:"continuation,omitempty"`
+	Chunks       int      `json:"chunks,omitempty"`
+	Content      string   `json:"content,omitempty"` // what a truncated request got
+	Warmup       bool     `json:"warmup,omitempty"`
+	Sends        int      `json:"sends,omitempty"`
+	Replayed     bool     `json:"replayed,omitempty"`
+	Job          *jsonJob `json:"job,omitempty"`
 }
 
 type jsonJob struct {
@@ -447,7 +450,7 @@ func (r *Report) WriteRequests(w io.Writer) error {
 		q := &r.Recording.Requests[i]
 		jr := jsonRequest{ID: q.ID, Model: q.Model, StartMs: ms(q.Start), LatencyMs: ms(q.Latency()),
 			Outcome: q.Outcome, Class: q.ErrorClass, Code: q.ErrorCode, ServedBy: q.ServedBy, Node: q.Node,
-			Attempts: q.Attempts, Stream: q.Streamed, Chunks: q.Chunks, Content: q.Content, Warmup: q.Warmup, Sends: q.Sends, Replayed: q.Replayed}
+			Attempts: q.Attempts, Stream: q.Streamed, Tools: q.Tools, Continuation: q.Continuation, Chunks: q.Chunks, Content: q.Content, Warmup: q.Warmup, Sends: q.Sends, Replayed: q.Replayed}
 		if j := q.Job; j != nil {
 			jr.Job = &jsonJob{ID: j.ID, Duplicate: j.Duplicate, Deliveries: j.Deliveries, Results: j.Results, Announced: j.Announced, Via: j.Via}
 			if j.ID != "" {
