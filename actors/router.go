@@ -23,7 +23,7 @@ type run struct {
 	req      *messages.InferRequest
 	sink     messages.Sink
 	received time.Time
-	sent     strings.Builder // a stream's text that reached the caller, which a continuation goes on from
+	sent     string // a stream's text that reached the caller, which a continuation goes on from (added once per attempt)
 
 	id       uint64
 	m        route.Request
@@ -132,7 +132,9 @@ func (r *router) Receive(ctx actor.Context) {
 		r.swept.ring = func() { root.Send(self, sweepUp) }
 	case *callResult:
 		if rn, ok := r.runs[msg.id.Request()]; ok {
-			rn.sent.WriteString(msg.text)
+			if msg.text != "" {
+				rn.sent += msg.text
+			}
 			r.step(ctx, rn, result(msg))
 		}
 	case *timersDue:

@@ -61,7 +61,7 @@ func (r *router) launch(ctx actor.Context, rn *run, fx *route.Effect) {
 		c.sink = rn.sink
 	}
 	if fx.Continue != route.Fresh { // the rest of a cut stream, from the text sent so far
-		sent := rn.sent.String()
+		sent := rn.sent
 		c.req = providers.Continuation(rn.req, sent, fx.Continue == route.Prefill)
 		c.trimLead = strings.TrimRightFunc(sent, unicode.IsSpace) != sent
 	}

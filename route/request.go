@@ -36,7 +36,7 @@ type Request struct {
 
 	// The small fields together, so that they share a word or two: a
 	// request is allocated for every request the node serves (and a run,
-	// which holds it, stays in the 352-byte size class).
+	// which holds it, stays in the 384-byte size class).
 	prompt    int32  // estimated prompt tokens, for the pre-call check
 	maxTokens int32  // the request's max_tokens, 0 when it gives none
 	n         uint16 // the last attempt number given
