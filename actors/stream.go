@@ -23,6 +23,12 @@ import (
 // (cancelled, abandoned at a crash or restart) may still be running; its
 // pieces reach an actor that no longer knows it and are dropped. Numbering
 // and the one final chunk are the sink's (messages.Sink).
+//
+// The model actor keeps the text of each attempt's pieces and returns it
+// with the result; the router adds it to the request's, so that when the
+// route machine continues a cut stream on another model (route/continue.go)
+// the launch carries the text sent so far, as a prefill or an instruction
+// (providers.Continuation).
 
 // streamCall runs one streamed attempt: the provider's own stream when it
 // has one, under the model's stream deadlines, else a plain call sent as

@@ -28,11 +28,11 @@ import (
 // unambiguously on ",", "=" and "+".
 const (
 	headerContinuation = "X-Hive-Continuation"
-	headerServedBy    = "X-Hive-Served-By"
-	headerAttempts    = "X-Hive-Attempts"
-	headerDegradation = "X-Hive-Degradation"
-	headerNode        = "X-Hive-Node"
-	headerRetryAfter  = "Retry-After"
+	headerServedBy     = "X-Hive-Served-By"
+	headerAttempts     = "X-Hive-Attempts"
+	headerDegradation  = "X-Hive-Degradation"
+	headerNode         = "X-Hive-Node"
+	headerRetryAfter   = "Retry-After"
 	// headerRetryAfterMs is OpenAI's exact form, which its SDKs prefer.
 	headerRetryAfterMs = "Retry-After-Ms"
 )
