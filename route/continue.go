@@ -24,7 +24,7 @@ import (
 // carries tools or a response format (Started.NoSplice). A continuation
 // that fails before its first piece goes on to the next candidate, as a
 // plain attempt would; one whose prefill the model refuses is retried once
-// on it as an instruction, when the group's retry budget allows. When no continuation may follow, the stream
+// on it as an instruction. When no continuation may follow, the stream
 // ends incomplete (code stream_incomplete) with the class of the failure
 // that cut it.
 
@@ -47,12 +47,15 @@ func (r *Request) cut(now time.Time, a live, res Result) {
 	}
 	fails := resilience.PolicyFor(res.Class).FailOver || res.Class == messages.ErrorClass_context_length
 	switch {
-	case a.cont == Prefill && res.PrefillRejected && !res.TextSent && !r.reprefill && now.Before(r.deadline()) && r.g.budget.TryAcquire():
+	case a.cont == Prefill && res.PrefillRejected && !res.TextSent && !r.reprefill && now.Before(r.deadline()):
 		// The model takes no prefill after all: once more, as an
-		// instruction, a retry out of the group's budget. Not a new
-		// continuation: the same cut goes on.
+		// instruction. Not a new continuation: the same cut goes on. Nor
+		// a retry out of the group's budget, which bounds retries of
+		// failures that may be load: a refused prefill is a quick 400
+		// about the request's shape, at most once per request (the
+		// stream-prefill-refused scenario lost streams to an exhausted
+		// budget when it was taken from it).
 		r.reprefill = true
-		r.extra++
 		r.launchAs(now, a.member, Retry, Instruction)
 		return
 	case !res.TextSent:
