@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cmmv-hive/resilience/messages"
+	"github.com/cmmv-hive/resilience/providers"
 	"github.com/cmmv-hive/resilience/providers/internal/upstreamtest"
 )
 
@@ -176,4 +177,33 @@ func TestKeyNeverInErrors(t *testing.T) {
 
 	_, _, err = upstreamtest.Collect(upstreamtest.Open(t, m))
 	assert.Equal(t, messages.ErrorClass_server_error, upstreamtest.Class(t, err))
+}
+
+// TestPrefill: a prefix message is the final assistant turn, its trailing
+// white space trimmed (the API refuses it); the API's refusal of a
+// prefill is bad_request with code prefill_unsupported.
+func TestPrefill(t *testing.T) {
+	m, u := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(answer))
+	})
+	req := &messages.InferRequest{Messages: []*messages.ChatMessage{
+		{Role: "user", Content: "tell me"}, {Role: "assistant", Content: "Once upon a \n", Prefix: true}}}
+	_, err := m.Complete(upstreamtest.Bounded(t), req)
+	require.NoError(t, err)
+	_, body := u.Request(t)
+	assert.Equal(t, []any{
+		map[string]any{"role": "user", "content": "tell me"},
+		map[string]any{"role": "assistant", "content": "Once upon a"},
+	}, body["messages"])
+
+	refusing, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"type":"error","error":{"type":"invalid_request_error","message":"This model does not support assistant message prefill. The conversation must end with a user message."}}`))
+	})
+	_, err = refusing.Stream(upstreamtest.Bounded(t), req)
+	pe := providers.Classify(err)
+	assert.Equal(t, messages.ErrorClass_bad_request, pe.Class)
+	assert.Equal(t, providers.CodePrefillUnsupported, pe.Code)
 }
