@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/bus/bustest"
@@ -33,7 +34,8 @@ models:
 // The official OpenAI Go SDK reads a stream that the real node rescued:
 // gpt-5's stream is cut after three words (an injected fault), claude
 // continues it from a prefill, and the SDK gets the whole answer, with a
-// finish_reason, no error, and the story in the trailers.
+// finish_reason, no error, and the story in the trailers; a NATS client
+// gets the same stream, its final chunk saying so.
 func TestHTTPRescuedStreamWithTheOpenAISDK(t *testing.T) {
 	srv := bustest.NewServer(t)
 	cfg, err := config.Parse(config.GlobalFile, []byte("chaos: {enabled: true}"), config.ModelsFile, []byte(rescueModels))
@@ -67,4 +69,30 @@ func TestHTTPRescuedStreamWithTheOpenAISDK(t *testing.T) {
 	assert.Equal(t, []string{"gpt-5", "claude"}, models, "each event names the model that wrote it")
 	assert.Equal(t, "gpt-5=stream_cut,claude=ok+prefill", raw.Trailer.Get("X-Hive-Attempts"))
 	assert.Equal(t, "complete", raw.Trailer.Get("X-Hive-Continuation"))
+
+	// The same over NATS: one numbered stream, its final chunk marked.
+	nc := bustest.Connect(t, srv)
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	require.NoError(t, err)
+	require.NoError(t, nc.PublishRequest("hive.v1.infer", inbox,
+		[]byte(`{"model":"gpt-5","stream":true,"messages":[{"role":"user","content":"hi"}]}`)))
+	var text string
+	for seq := uint32(1); ; seq++ {
+		msg, err := sub.NextMsg(requestLimit)
+		require.NoError(t, err)
+		var ch messages.InferChunk
+		require.NoError(t, protojson.Unmarshal(msg.Data, &ch), "chunk %s", msg.Data)
+		require.Equal(t, seq, ch.Seq, "chunks in order")
+		text += ch.Delta
+		if ch.Final {
+			assert.Equal(t, messages.InferChunk_complete, ch.Outcome, "final: %v", &ch)
+			assert.Equal(t, "complete", ch.Continuation)
+			require.Len(t, ch.Attempts, 2)
+			assert.Equal(t, messages.ErrorClass_stream_cut, ch.Attempts[0].ErrorClass)
+			assert.Equal(t, "prefill", ch.Attempts[1].Continued)
+			break
+		}
+	}
+	assert.Equal(t, "It was the best of times, it was the worst of times.", text)
 }
