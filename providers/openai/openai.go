@@ -183,6 +183,15 @@ func refused(finishReason, refusal string) *providers.Error {
 		return providers.Errorf(messages.ErrorClass_content_policy, "the model refused: %s", refusal)
 	case finishReason == "content_filter":
 		return providers.Errorf(messages.ErrorClass_content_policy, "the provider's content filter stopped the answer (finish_reason content_filter)")
+	case finishReason == "tool_calls" || finishReason == "function_call":
+		// Hive answers with text only: a tool call passed on as an empty
+		// success would be a lie, so the caller is told.
+		e := providers.Errorf(messages.ErrorClass_bad_request, "the model answered with a tool call (finish_reason %s), which Hive does not pass back yet", finishReason)
+		e.Code = CodeToolCalls
+		return e
 	}
 	return nil
 }
+
+// CodeToolCalls is the Code of the bad_request a model's tool call becomes.
+const CodeToolCalls = "tool_calls_unsupported"

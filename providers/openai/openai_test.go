@@ -218,3 +218,28 @@ func TestPrefixAndTools(t *testing.T) {
 	_, hasPrefix := msgs[0].(map[string]any)["prefix"]
 	assert.False(t, hasPrefix, "no prefix on an ordinary message")
 }
+
+// TestToolCallIsNotAnEmptySuccess: Hive answers with text only, so an
+// answer that is a tool call is a bad_request saying so, plain or
+// streamed, never an empty success.
+func TestToolCallIsNotAnEmptySuccess(t *testing.T) {
+	m, _ := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
+		if strings.Contains(r.Header.Get("Accept"), "event-stream") {
+			upstreamtest.Events(w, `data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":null}]}`+"\n\n",
+				finish("tool_calls"), done)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"choices":[{"message":{"content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`))
+	})
+	_, err := m.Complete(upstreamtest.Bounded(t), upstreamtest.Hello)
+	pe := providers.Classify(err)
+	assert.Equal(t, messages.ErrorClass_bad_request, pe.Class)
+	assert.Equal(t, CodeToolCalls, pe.Code)
+
+	s := upstreamtest.Open(t, m)
+	_, _, err = upstreamtest.Collect(s)
+	pe = providers.Classify(err)
+	assert.Equal(t, messages.ErrorClass_bad_request, pe.Class, "streamed too: %v", err)
+	assert.Equal(t, CodeToolCalls, pe.Code)
+}
