@@ -193,3 +193,23 @@ func TestStreamTrailer(t *testing.T) {
 	assert.Equal(t, "gpt-5=timeout,claude-4-sonnet=ok", resp.Trailer.Get("X-Hive-Attempts"))
 	assert.Equal(t, "claude-4-sonnet", resp.Trailer.Get("X-Hive-Served-By"))
 }
+
+// A rescued stream ends as any complete one ([DONE]), its trailers saying
+// who continued it and how.
+func TestStreamTrailerOfARescuedStream(t *testing.T) {
+	f := newFake(t)
+	cont := &messages.Attempt{Model: "claude-4-sonnet", ErrorClass: messages.ErrorClass_ok, Continued: "prefill"}
+	f.script = emits(piece("gpt-5", "Hel"), piece("claude-4-sonnet", "lo"), final(&messages.InferResponse{ServedBy: "claude-4-sonnet",
+		Continuation: "complete", Attempts: []*messages.Attempt{{Model: "gpt-5", ErrorClass: messages.ErrorClass_stream_cut}, cont}}))
+	srv := httptest.NewServer(handler(t, f, nil))
+	defer srv.Close()
+
+	resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(streamed))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body := readAll(t, resp)
+	assert.Contains(t, body, "data: [DONE]")
+	assert.NotContains(t, body, `"error"`)
+	assert.Equal(t, "gpt-5=stream_cut,claude-4-sonnet=ok+prefill", resp.Trailer.Get("X-Hive-Attempts"))
+	assert.Equal(t, "complete", resp.Trailer.Get("X-Hive-Continuation"))
+}
