@@ -267,6 +267,7 @@ func (g *loadGen) stream(ctx context.Context, nc *nats.Conn, body []byte, r *Req
 		return
 	}
 	var content strings.Builder
+	var by []piece // who wrote which text, for a stream another model continued
 	gap := false
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
@@ -283,6 +284,9 @@ func (g *loadGen) stream(ctx context.Context, nc *nats.Conn, body []byte, r *Req
 		gap = gap || chunk.GetSeq() != uint32(r.Chunks)
 		content.WriteString(chunk.GetDelta())
 		if !chunk.GetFinal() {
+			if d := chunk.GetDelta(); d != "" {
+				by = append(by, piece{model: chunk.GetServedBy(), text: d})
+			}
 			continue
 		}
 		r.ServedBy, r.Attempts, r.Continuation = chunk.GetServedBy(), attempts(chunk.GetAttempts()), chunk.GetContinuation()
@@ -301,9 +305,60 @@ func (g *loadGen) stream(ctx context.Context, nc *nats.Conn, body []byte, r *Req
 			r.Content = content.String()[:min(content.Len(), 300)]
 			return
 		}
+		if r.Continuation == "complete" {
+			g.judgeSplice(r, content.String(), prompt, by)
+			return
+		}
 		g.judge(r, content.String(), prompt)
 		return
 	}
+}
+
+// piece is the text of one chunk and the model that wrote it.
+type piece struct{ model, text string }
+
+// judgeSplice judges a stream another model finished after a cut: the
+// text of the models cut (every piece before the first of the model that
+// served) and the continuation. When the cut model and the one that
+// served give the same answer, the splice must be that answer exactly, the
+// white space between the two parts once. When they differ (sim models
+// answering with their own names) the whole cannot be known, so the
+// parts are checked: the cut part a prefix of the cut model's answer, and
+// the continuation the end of the serving model's (a sim continues with
+// the rest of its answer when its answer begins with the partial one, and
+// gives it whole otherwise), neither empty.
+func (g *loadGen) judgeSplice(r *Request, content, prompt string, by []piece) {
+	cutModel, cut := "", 0
+	for _, p := range by {
+		if p.model == r.ServedBy {
+			break
+		}
+		if cutModel == "" {
+			cutModel = p.model
+		}
+		cut += len(p.text)
+	}
+	wantCut, okCut := g.expect[cutModel]
+	wantServed, okServed := g.expect[r.ServedBy]
+	switch {
+	case !okCut || !okServed:
+		if content == "" {
+			r.Outcome, r.ErrorClass, r.ErrorCode = Truncated, ClassTruncated, "content_mismatch"
+			return
+		}
+		r.Outcome = OK
+		return
+	case wantCut(prompt) == wantServed(prompt):
+		g.judge(r, content, prompt)
+		return
+	}
+	head, tail := content[:cut], content[cut:]
+	if cut == 0 || tail == "" || !strings.HasPrefix(wantCut(prompt), head) || !strings.HasSuffix(wantServed(prompt), tail) {
+		r.Outcome, r.ErrorClass, r.ErrorCode = Truncated, ClassTruncated, "splice_mismatch"
+		r.Content = content[:min(len(content), 300)]
+		return
+	}
+	r.Outcome = OK
 }
 
 // judge marks an answer given as a success: OK when it is the whole
