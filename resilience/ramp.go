@@ -58,6 +58,15 @@ type RampConfig struct {
 	// the defaults); a negative value means never: a step always waits for
 	// MinCalls calls. It must not be shorter than a hold.
 	MaxHold time.Duration
+	// Successes turns on evidence-driven steps: a step passes as soon as it
+	// has seen Successes successes in a row, before its hold (the time
+	// rules above still pass it if they come first), and a counted failure
+	// that does not end the ramp drops the model one step, to the share
+	// below, whose evidence then starts with the step it dropped from (so
+	// failures on the way down add up to a regression). 0, the zero value,
+	// turns both off: steps pass on time and calls alone. Negative is an
+	// error.
+	Successes int
 }
 
 // Validate reports the first field out of range, wrapping ErrRampConfig.
@@ -82,6 +91,8 @@ func (c RampConfig) Validate() error {
 		return fmt.Errorf("%w: SuccessFloor %v, want 0 (default) to 1", ErrRampConfig, c.SuccessFloor)
 	case c.MinCalls < 0:
 		return fmt.Errorf("%w: MinCalls %d < 0", ErrRampConfig, c.MinCalls)
+	case c.Successes < 0:
+		return fmt.Errorf("%w: Successes %d < 0", ErrRampConfig, c.Successes)
 	}
 	d := c.withDefaults()
 	if hold := d.hold(); d.MaxHold >= 0 && d.MaxHold < hold {
@@ -132,6 +143,9 @@ const (
 	// RampRegressed: a step fell under the success floor; the ramp is over
 	// and the owner must reopen the breaker.
 	RampRegressed
+	// RampDropped: with Successes set, a failure moved the model down one
+	// step; the ramp goes on from there.
+	RampDropped
 )
 
 func (k RampEventKind) String() string {
@@ -144,6 +158,8 @@ func (k RampEventKind) String() string {
 		return "completed"
 	case RampRegressed:
 		return "regressed"
+	case RampDropped:
+		return "dropped"
 	}
 	return fmt.Sprintf("RampEventKind(%d)", int(k))
 }
@@ -165,6 +181,9 @@ type RampEvent struct {
 	// OnTimeAlone is true when the step advanced with fewer than MinCalls
 	// calls, at MaxHold.
 	OnTimeAlone bool
+	// OnEvidence is true when the step advanced before its hold, on
+	// Successes successes in a row.
+	OnEvidence bool
 }
 
 func (e RampEvent) String() string {
@@ -173,10 +192,15 @@ func (e RampEvent) String() string {
 		return fmt.Sprintf("ramp started at %d%%", e.To)
 	case RampRegressed:
 		return fmt.Sprintf("ramp regressed at %d%% after %v (%d/%d ok): reopen", e.From, e.Held, e.Successes, e.Calls)
+	case RampDropped:
+		return fmt.Sprintf("ramp dropped %d%% -> %d%% after %v (%d/%d ok): a failure", e.From, e.To, e.Held, e.Successes, e.Calls)
 	}
 	s := fmt.Sprintf("ramp %d%% -> %d%% after %v (%d/%d ok)", e.From, e.To, e.Held, e.Successes, e.Calls)
-	if e.OnTimeAlone {
+	switch {
+	case e.OnTimeAlone:
 		s += ", on time alone"
+	case e.OnEvidence:
+		s += ", on evidence"
 	}
 	return s
 }
@@ -198,6 +222,7 @@ type Ramp struct {
 	since     time.Time // start of the current step
 	calls     int       // counted outcomes in the current step
 	successes int
+	streak    int // successes in a row in the current step, for Successes
 }
 
 // NewRamp returns an idle ramp (Percent 100) with cfg, or an error wrapping
@@ -228,18 +253,36 @@ func (r *Ramp) Start(now time.Time) RampEvent {
 // its own reasons (the owner already reports that transition).
 func (r *Ramp) Stop() { r.ramping = false }
 
-// Observe records the outcome of a call the ramp admitted, finished at now,
-// and judges the step. An outcome that does not count (the caller's own
-// mistake, see Outcome.Counts) is no evidence, but the step is still judged
-// against now, as Tick does. Observe does nothing when not ramping.
+// Observe records the outcome of a call the ramp admitted (or of a probe),
+// finished at now, and judges the step. An outcome that does not count
+// (the caller's own mistake, see Outcome.Counts) is no evidence, but the
+// step is still judged against now, as Tick does. With Successes set, a
+// success that makes the streak reach it passes the step, and a counted
+// failure that does not regress drops a step. Observe does nothing when
+// not ramping.
 func (r *Ramp) Observe(now time.Time, o Outcome) (RampEvent, bool) {
 	if !r.ramping {
 		return RampEvent{}, false
 	}
+	failed := false
 	if o.Counts() {
 		r.calls++
 		if o.Success() {
 			r.successes++
+			r.streak++
+		} else {
+			r.streak = 0
+			failed = true
+		}
+	}
+	if r.cfg.Successes > 0 && !r.underFloor() {
+		switch {
+		case failed && r.step > 0:
+			return r.drop(now), true
+		case !failed && r.streak >= r.cfg.Successes:
+			ev := r.event(now)
+			ev.OnEvidence = true
+			return r.advance(ev, now), true
 		}
 	}
 	return r.judge(now)
@@ -287,18 +330,23 @@ func (r *Ramp) enter(i int, now time.Time) {
 	r.step = i
 	r.share = float64(r.cfg.Steps[i]) / 100
 	r.since = now
-	r.calls, r.successes = 0, 0
+	r.calls, r.successes, r.streak = 0, 0, 0
 }
 
-// judge regresses or advances the step at now; regression wins.
-func (r *Ramp) judge(now time.Time) (RampEvent, bool) {
-	ev := RampEvent{
+// event describes the current step as it ends at now.
+func (r *Ramp) event(now time.Time) RampEvent {
+	return RampEvent{
 		At:        now,
 		From:      r.cfg.Steps[r.step],
 		Calls:     r.calls,
 		Successes: r.successes,
 		Held:      now.Sub(r.since),
 	}
+}
+
+// judge regresses or advances the step at now; regression wins.
+func (r *Ramp) judge(now time.Time) (RampEvent, bool) {
+	ev := r.event(now)
 	if r.underFloor() {
 		r.ramping = false
 		ev.Kind = RampRegressed
@@ -309,6 +357,12 @@ func (r *Ramp) judge(now time.Time) (RampEvent, bool) {
 		return RampEvent{}, false
 	}
 	ev.OnTimeAlone = r.calls < r.cfg.MinCalls
+	return r.advance(ev, now), true
+}
+
+// advance moves to the next step at now and completes ev, the end of the
+// step left.
+func (r *Ramp) advance(ev RampEvent, now time.Time) RampEvent {
 	r.enter(r.step+1, now)
 	ev.To = r.cfg.Steps[r.step]
 	ev.Kind = RampAdvanced
@@ -316,7 +370,20 @@ func (r *Ramp) judge(now time.Time) (RampEvent, bool) {
 		ev.Kind = RampCompleted
 		r.ramping = false
 	}
-	return ev, true
+	return ev
+}
+
+// drop moves one step down at now after a failure. The lower step starts
+// with the evidence of the one left, so that failures on the way down add
+// up under the floor, and with no streak and a fresh hold.
+func (r *Ramp) drop(now time.Time) RampEvent {
+	ev := r.event(now)
+	calls, successes := r.calls, r.successes
+	r.enter(r.step-1, now)
+	r.calls, r.successes = calls, successes
+	ev.To = r.cfg.Steps[r.step]
+	ev.Kind = RampDropped
+	return ev
 }
 
 // underFloor reports whether the step has failed: its rate is under the
