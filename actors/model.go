@@ -65,6 +65,11 @@ type model struct {
 	lastTick  time.Time
 	nextProbe time.Time
 	probing   bool
+	// The recovery probes (model_recovery.go): open or ramping, at the
+	// spec's intervals, not before probePause.
+	nextRecovery time.Time
+	recoveryFor  recoveryPhase
+	probePause   time.Time
 	// probes is the context of this incarnation's probes: cancelled when
 	// the actor stops or restarts, so a probe never outlives it.
 	probes     context.Context
@@ -90,6 +95,7 @@ type model struct {
 // request counters and the breaker.
 type modelCounts struct {
 	requests, successes, failures int64
+	probes                        int64       // probes answered
 	alert                         alertCounts // since the alerts actor last asked
 	breaker                       *resilience.Breaker
 }
@@ -341,7 +347,7 @@ func (m *model) record(ctx actor.Context, now time.Time, r *running, o resilienc
 	changed = m.healthChanges(ctx, m.health.Observe(now, o)) || changed
 	if m.ramp.Ramping() {
 		if ev, ok := m.ramp.Observe(now, o); ok {
-			m.rampEvent(ctx, now, ev)
+			m.rampEvent(ctx, now, ev, triggerCalls)
 			changed = true
 		}
 	}

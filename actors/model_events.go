@@ -40,10 +40,14 @@ func (m *model) transitions(ctx actor.Context, ts []resilience.Transition, actor
 		switch t.To {
 		case messages.BreakerState_closed:
 			if t.From == messages.BreakerState_half_open || t.From == messages.BreakerState_open || t.From == messages.BreakerState_forced_open {
-				m.rampEvent(ctx, t.At, m.ramp.Start(t.At))
+				m.rampEvent(ctx, t.At, m.ramp.Start(t.At), closeTrigger(t, actorName))
 			}
 		case messages.BreakerState_open, messages.BreakerState_forced_open:
 			m.ramp.Stop()
+			if t.Reason == messages.BreakerTransition_retry_after ||
+				t.Reason == messages.BreakerTransition_peer && t.Class == messages.ErrorClass_rate_limited {
+				m.pauseProbes(t.OpenUntil) // the upstream asked for a pause: no probe before it ends
+			}
 		}
 	}
 	snap := m.breaker.Snapshot()
@@ -128,20 +132,40 @@ func (m *model) healthChanges(ctx actor.Context, cs []resilience.HealthChange) b
 	return len(cs) > 0
 }
 
-// rampEvent publishes a progressive-restoration step. A regression sends
-// the model back to open.
-func (m *model) rampEvent(ctx actor.Context, now time.Time, ev resilience.RampEvent) {
+// The triggers of ramp_step RecoveryEvents: what moved the ramp.
+const (
+	triggerClosed = "breaker_closed" // Start: trials of real traffic closed the breaker (or an operator did)
+	triggerProbe  = "probe"          // a probe: its trial closed the breaker, or its outcome judged the step
+	triggerPeer   = "peer"           // Start: the node holding the trial lease closed it
+	triggerCalls  = "calls"          // a real call's outcome judged the step
+	triggerHold   = "hold"           // time: the step's hold (or maxHold) passed
+)
+
+// closeTrigger names what closed the breaker in t, for the ramp's start.
+func closeTrigger(t resilience.Transition, actorName string) string {
+	switch {
+	case actorName == triggerProbe:
+		return triggerProbe
+	case t.Reason == messages.BreakerTransition_peer:
+		return triggerPeer
+	}
+	return triggerClosed
+}
+
+// rampEvent publishes a progressive-restoration step, with what moved it
+// (trigger). A regression sends the model back to open.
+func (m *model) rampEvent(ctx actor.Context, now time.Time, ev resilience.RampEvent, trigger string) {
 	m.env.pub.Recovery(&messages.RecoveryEvent{
 		Time:        timestamppb.New(ev.At),
 		Node:        m.env.cfg.Node,
 		Model:       m.spec.Name,
 		Kind:        messages.RecoveryEvent_ramp_step,
-		Trigger:     "breaker_closed",
+		Trigger:     trigger,
 		DurationMs:  messages.Millis(ev.Held),
 		RampPercent: int32(ev.To),
 		Detail:      ev.String(),
 	})
-	m.log.Info().Int("from", ev.From).Int("to", ev.To).Str("step", ev.Kind.String()).Msg("traffic ramp")
+	m.log.Info().Int("from", ev.From).Int("to", ev.To).Str("step", ev.Kind.String()).Str("trigger", trigger).Msg("traffic ramp")
 	if ev.Kind == resilience.RampRegressed {
 		m.transitions(ctx, m.breaker.Trip(now, messages.BreakerTransition_threshold), "")
 	}

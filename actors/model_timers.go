@@ -12,13 +12,15 @@ import (
 )
 
 // A model actor keeps one timer: at the earliest of the breaker's, the
-// ramp's, the next probe's and the next health tick's deadlines. A timer
+// ramp's, the next probe's, the next recovery probe's and the next health
+// tick's deadlines. A timer
 // is a message to itself; a stale one (superseded) is ignored by seq.
 
 // schedule (re)arms the timer for the earliest deadline.
 func (m *model) schedule(ctx actor.Context) {
 	at := m.lastTick.Add(healthTickEvery)
 	now := m.env.now()
+	m.planRecovery(now)
 	switch {
 	case !m.leaseGated(now):
 		if d, ok := m.breaker.NextDeadline(); ok && d.Before(at) {
@@ -34,6 +36,9 @@ func (m *model) schedule(ctx actor.Context) {
 	}
 	if !m.nextProbe.IsZero() && m.nextProbe.Before(at) {
 		at = m.nextProbe
+	}
+	if !m.nextRecovery.IsZero() && m.nextRecovery.Before(at) {
+		at = m.nextRecovery
 	}
 	if !m.timerAt.IsZero() && !at.Before(m.timerAt) {
 		return // an earlier or equal timer is already armed
@@ -64,7 +69,7 @@ func (m *model) tick(ctx actor.Context) {
 	}
 	if m.ramp.Ramping() {
 		if ev, ok := m.ramp.Tick(now); ok {
-			m.rampEvent(ctx, now, ev)
+			m.rampEvent(ctx, now, ev, triggerHold)
 			changed = true
 		}
 	}
@@ -76,6 +81,7 @@ func (m *model) tick(ctx actor.Context) {
 		m.nextProbe = now.Add(m.jittered(m.spec.ProbeInterval))
 		m.probe(ctx)
 	}
+	m.recoveryDue(ctx, now)
 	if changed {
 		m.sendView(ctx)
 	}
@@ -91,20 +97,26 @@ var probeRequest = &messages.InferRequest{
 
 // probe runs one health check in a goroutine. In half-open it takes a
 // trial permit, so probes can close a breaker that sees no traffic; in
-// open it only informs health.
+// open it informs health, and half-opens the breaker when it succeeds and
+// this node may probe early (model_probes.go); while ramping its outcome
+// is evidence of the step.
 func (m *model) probe(ctx actor.Context) {
 	if m.probing || !m.enabled {
 		return
 	}
+	now := m.env.now()
 	var permit resilience.Permit
 	trial := false
 	if m.breaker.State() == messages.BreakerState_half_open {
-		p, err := m.breaker.Allow(m.env.now())
+		p, err := m.breaker.Allow(now)
 		if err != nil {
 			return // every trial permit is taken: real traffic is probing
 		}
 		permit, trial = p, true
 	}
+	done := probeDone{permit: permit, trial: trial, early: m.earlyProbe(now),
+		ramp: m.ramp.Ramping() && m.breaker.State() == messages.BreakerState_closed,
+		gen:  m.breaker.Snapshot().Generation}
 	m.probing = true
 	self, root, provider, clock, timeout := ctx.Self(), ctx.ActorSystem().Root, m.provider, m.env.now, m.spec.ProbeTimeout
 	probes := m.probes // cancelled when this incarnation stops
@@ -122,19 +134,33 @@ func (m *model) probe(ctx actor.Context) {
 		case err != nil:
 			o.Class, o.RetryAfter = err.Class, err.RetryAfter
 		}
-		root.Send(self, &probeDone{outcome: o, permit: permit, trial: trial})
+		done.outcome = o
+		root.Send(self, &done)
 	}()
 }
 
 func (m *model) probeFinished(ctx actor.Context, p *probeDone) {
 	m.probing = false
 	m.counts.alert.probe(p.outcome)
+	m.counts.probes++
 	now := m.env.now()
+	if p.outcome.RetryAfter > 0 {
+		m.pauseProbes(now.Add(p.outcome.RetryAfter))
+	}
 	changed := false
+	rampEvidence := p.ramp && p.gen == m.breaker.Snapshot().Generation && m.ramp.Ramping()
 	if p.trial {
 		changed = m.transitions(ctx, m.breaker.Done(p.permit, now, p.outcome), "probe")
+	} else {
+		changed = m.earlyProbeDone(ctx, p, now)
 	}
 	changed = m.healthChanges(ctx, m.health.Probe(now, p.outcome)) || changed
+	if rampEvidence {
+		if ev, ok := m.ramp.Observe(now, p.outcome); ok {
+			m.rampEvent(ctx, now, ev, triggerProbe)
+			changed = true
+		}
+	}
 	if changed {
 		m.sendView(ctx)
 	}

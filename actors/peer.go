@@ -125,8 +125,8 @@ func (m *model) leaseAnswered(ctx actor.Context, d *leaseDone) {
 	if m.transitions(ctx, m.breaker.Tick(now), "") {
 		m.sendView(ctx)
 	}
-	if m.lease == leaseHeld && m.spec.ProbeInterval > 0 {
-		m.probe(ctx)
+	if m.lease == leaseHeld && (m.spec.ProbeInterval > 0 || m.spec.OpenProbeInterval > 0) {
+		m.probe(ctx) // a trial after the period, or an early probe while open
 	}
 	m.schedule(ctx)
 }

@@ -99,7 +99,10 @@ type probeDue struct{}
 type probeDone struct {
 	outcome resilience.Outcome
 	permit  resilience.Permit
-	trial   bool // the probe held a half-open permit
+	trial   bool   // the probe held a half-open permit
+	early   bool   // sent while open by the node allowed to probe: a success half-opens
+	ramp    bool   // sent while ramping: its outcome is evidence of the step
+	gen     uint64 // the breaker's generation when it was sent
 }
 
 // Manual control of a model, sent by the Hive with a future.
