@@ -116,6 +116,8 @@ type HealthCheck struct {
 	MinCalls         int           // minCalls: calls in the window before the success rate is judged, default 10, >= 1
 	UnavailableAfter int           // unavailableAfter: consecutive failed calls that make it unavailable, default 3, >= 0; 0 turns the rule off
 	Window           time.Duration // window: span of the success rate and latency quantiles, default 5m, > 0
+	OpenInterval     time.Duration // openInterval: time between two probes while the breaker is open, default 5s, >= 0; 0 turns them off
+	RampInterval     time.Duration // rampInterval: time between two probes while the model ramps back, default 1s, >= 0; 0 turns them off
 }
 
 // Streaming holds the three deadlines of a streamed answer and what is
@@ -142,6 +144,7 @@ type Restoration struct {
 	SuccessFloor float64       // successFloor: success rate a step must keep, default 0.9, in (0, 1]
 	MinCalls     int           // minCalls: calls a step needs before it is judged, default 10, >= 1
 	MaxHold      time.Duration // maxHold: how long a step with fewer calls waits before it advances anyway; 0 (default) means three holds, over/(len(steps)-1) each
+	Successes    int           // successes: successes in a row (probes count) that pass a step before its hold, and a failure drops a step, default 3, >= 0; 0 turns both off
 }
 
 // Degradation sets the node's degradation levels, indexed minimal, moderate,
@@ -294,6 +297,8 @@ func defaultGlobal() Global {
 			MinCalls:         10,
 			UnavailableAfter: 3,
 			Window:           5 * time.Minute,
+			OpenInterval:     5 * time.Second,
+			RampInterval:     time.Second,
 		},
 		Streaming: Streaming{
 			FirstTokenTimeout: 10 * time.Second,
@@ -307,6 +312,7 @@ func defaultGlobal() Global {
 			Over:         30 * time.Second,
 			SuccessFloor: 0.9,
 			MinCalls:     10,
+			Successes:    3,
 		},
 		Degradation: Degradation{
 			ResponseTime:     [4]time.Duration{5 * time.Second, 8 * time.Second, 15 * time.Second, 30 * time.Second},

@@ -100,6 +100,8 @@ func (d *decoder) healthFields(h *HealthCheck) map[string]field {
 		"minCalls":         d.count(&h.MinCalls, 1),
 		"unavailableAfter": d.count(&h.UnavailableAfter, 0),
 		"window":           d.duration(&h.Window, positive),
+		"openInterval":     d.duration(&h.OpenInterval, zeroOK),
+		"rampInterval":     d.duration(&h.RampInterval, zeroOK),
 	}
 }
 
@@ -149,6 +151,7 @@ func (d *decoder) restorationFields(r *Restoration) map[string]field {
 		"successFloor": d.number(&r.SuccessFloor, fractionAbove0),
 		"minCalls":     d.count(&r.MinCalls, 1),
 		"maxHold":      d.duration(&r.MaxHold, zeroOK),
+		"successes":    d.count(&r.Successes, 0),
 	}
 }
 

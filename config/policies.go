@@ -56,6 +56,7 @@ func (r Restoration) config() resilience.RampConfig {
 		SuccessFloor: r.SuccessFloor,
 		MinCalls:     r.MinCalls,
 		MaxHold:      r.MaxHold,
+		Successes:    r.Successes,
 	}
 }
 
@@ -101,7 +102,7 @@ var (
 	retryKeys  = fieldKeys("MaxRetries", "BaseDelay", "Multiplier", "MaxDelay", "Jitter")
 	healthKeys = fieldKeys("DegradedRatio", "SuccessFloor", "MinCalls", "UnavailableAfter", "Window",
 		"ProbeRetries=retries")
-	rampKeys        = fieldKeys("Steps", "Over", "SuccessFloor", "MinCalls", "MaxHold")
+	rampKeys        = fieldKeys("Steps", "Over", "SuccessFloor", "MinCalls", "MaxHold", "Successes")
 	degradationKeys = fieldKeys("ResponseTime", "SuccessRate", "CriticalOnlyFrom", "LowerAfter")
 	groupKeys       = fieldKeys("MaxOpenShare", "PanicRate")
 )

@@ -24,8 +24,11 @@ func TestPolicyDefaults(t *testing.T) {
 		t.Errorf("HealthConfig:\ngot  %+v\nwant %+v", got, want)
 	}
 	if got, want := m.RampConfig(), (resilience.RampConfig{Steps: []int{10, 25, 50, 100}, Over: 30 * time.Second,
-		SuccessFloor: 0.9, MinCalls: 10}); !reflect.DeepEqual(got, want) {
+		SuccessFloor: 0.9, MinCalls: 10, Successes: 3}); !reflect.DeepEqual(got, want) {
 		t.Errorf("RampConfig:\ngot  %+v\nwant %+v", got, want)
+	}
+	if h := m.HealthCheck; h.OpenInterval != 5*time.Second || h.RampInterval != time.Second {
+		t.Errorf("healthCheck openInterval %v, rampInterval %v; want 5s, 1s", h.OpenInterval, h.RampInterval)
 	}
 	if got, want := g.DegradationConfig(), (resilience.DegradationConfig{
 		ResponseTime:     [4]time.Duration{5 * time.Second, 8 * time.Second, 15 * time.Second, 30 * time.Second},
@@ -141,8 +144,8 @@ func TestPolicyZeros(t *testing.T) {
 func TestPolicyInheritance(t *testing.T) {
 	global := lines(
 		"timeout: 10s",
-		"healthCheck: {successFloor: 0.8, window: 1m}",
-		"restoration: {steps: [20, 100], over: 20s, maxHold: 1m}",
+		"healthCheck: {successFloor: 0.8, window: 1m, openInterval: 2s}",
+		"restoration: {steps: [20, 100], over: 20s, maxHold: 1m, successes: 5}",
 		"degradation: {criticalOnly: true, criticalOnlyFrom: severe, lowerAfter: 1m}",
 		"groupProtection: {maxOpenShare: 1, panicRate: 0.5}",
 		"retryBudget: {ratio: 0.1, minimum: 1}",
@@ -153,8 +156,8 @@ func TestPolicyInheritance(t *testing.T) {
 		"  plain: {}",
 		"  own:",
 		"    timeout: 4s",
-		"    healthCheck: {minCalls: 5, unavailableAfter: 6}",
-		"    restoration: {steps: [5, 50, 100], successFloor: 0.95}",
+		"    healthCheck: {minCalls: 5, unavailableAfter: 6, openInterval: 0, rampInterval: 250ms}",
+		"    restoration: {steps: [5, 50, 100], successFloor: 0.95, successes: 0}",
 	))
 	plain, own, g := c.Models["plain"], c.Models["own"], &c.Global
 
@@ -167,12 +170,17 @@ func TestPolicyInheritance(t *testing.T) {
 		t.Errorf("own HealthConfig:\ngot  %+v\nwant %+v", got, want)
 	}
 	if got, want := plain.RampConfig(), (resilience.RampConfig{Steps: []int{20, 100}, Over: 20 * time.Second,
-		SuccessFloor: 0.9, MinCalls: 10, MaxHold: time.Minute}); !reflect.DeepEqual(got, want) {
+		SuccessFloor: 0.9, MinCalls: 10, MaxHold: time.Minute, Successes: 5}); !reflect.DeepEqual(got, want) {
 		t.Errorf("plain RampConfig:\ngot  %+v\nwant %+v", got, want)
 	}
 	if got, want := own.RampConfig(), (resilience.RampConfig{Steps: []int{5, 50, 100}, Over: 20 * time.Second,
 		SuccessFloor: 0.95, MinCalls: 10, MaxHold: time.Minute}); !reflect.DeepEqual(got, want) {
 		t.Errorf("own RampConfig:\ngot  %+v\nwant %+v", got, want)
+	}
+	if p, o := plain.HealthCheck, own.HealthCheck; p.OpenInterval != 2*time.Second || p.RampInterval != time.Second ||
+		o.OpenInterval != 0 || o.RampInterval != 250*time.Millisecond {
+		t.Errorf("healthCheck intervals: plain open %v ramp %v, own open %v ramp %v; want 2s 1s, 0 250ms",
+			p.OpenInterval, p.RampInterval, o.OpenInterval, o.RampInterval)
 	}
 	if d := g.DegradationConfig(); !d.CriticalOnly || d.CriticalOnlyFrom != messages.Degradation_severe || d.LowerAfter != time.Minute {
 		t.Errorf("DegradationConfig: got %+v, want criticalOnly from severe, lowerAfter 1m", d)

@@ -111,6 +111,8 @@ func modelSpecs(cfg *config.Config, log zerolog.Logger) ([]actors.ModelSpec, err
 		}
 		if m.HealthCheck.Enabled {
 			spec.ProbeInterval = m.HealthCheck.Interval
+			spec.OpenProbeInterval = m.HealthCheck.OpenInterval
+			spec.RampProbeInterval = m.HealthCheck.RampInterval
 		}
 		specs = append(specs, spec)
 	}
