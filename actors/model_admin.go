@@ -97,6 +97,7 @@ func (m *model) status() *messages.ModelStatus {
 		MaxConcurrent:  int32(m.spec.MaxConcurrent),
 		Enabled:        m.enabled,
 		Requests:       m.counts.requests,
+		Probes:         m.counts.probes,
 		Successes:      m.counts.successes,
 		Failures:       m.counts.failures,
 		Fallbacks:      m.spec.Fallbacks,

@@ -75,6 +75,7 @@ type runner struct {
 	// calls0 and calls1 are the nodes' model call counters before and
 	// after the load.
 	calls0, calls1 map[string]nodeCalls
+	samples        probeSampler // probe counters around the faults of a model
 
 	logMu sync.Mutex // guards writes to o.Log
 }
@@ -93,6 +94,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) (*Report, error) {
 		prefix = sc.Hive.Config.Global.SubjectPrefix
 	}
 	r := &runner{sc: sc, o: o, subjects: bus.NewSubjects(prefix), nodes: map[string]*proc{}}
+	r.samples.r = r
 	rep := &Report{
 		Scenario: sc.Name, File: sc.File, Description: sc.Description, SteadyState: sc.SteadyState,
 		Short: sc.IsShort, Load: sc.Load, Target: r.target(),
@@ -165,6 +167,7 @@ func (r *runner) run(ctx context.Context) (time.Duration, error) {
 	cancel(nil) // ends the timeline: every step is within the load
 	close(progressDone)
 	bg.Wait()
+	r.samples.wg.Wait()
 	if r.hub != nil && ctx.Err() == nil {
 		r.settleJobs(ctx, r.hub)
 	}

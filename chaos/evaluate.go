@@ -128,6 +128,12 @@ func (m *measure) value(metric string) (float64, string, bool) {
 		return m.recovery()
 	case "primary_attempts_during_outage":
 		return m.primaryAttempts()
+	case "probes_during_outage":
+		return m.probes()
+	case "primary_calls_during_outage":
+		return m.primaryCalls()
+	case "time_to_most_traffic":
+		return m.mostTraffic()
 	case "truncated_successes":
 		return m.count(func(r *Request) bool { return r.Outcome == Truncated }), "", true
 	case "streams":

@@ -174,6 +174,9 @@ type Recording struct {
 	ModelCalls        int64
 	ModelCallsCounted bool
 	ModelCallsNote    string
+	// ProbeSamples are the nodes' probe counters read at the beginning and
+	// the planned end of each fault of a model, in time order.
+	ProbeSamples []ProbeSample
 }
 
 // scored returns the requests that count: after the warmup, not abandoned.

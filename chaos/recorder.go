@@ -27,6 +27,7 @@ type recorder struct {
 	events   []timedEvent
 	steps    []AppliedStep
 	waiters  []chan struct{} // signalled at the next event
+	probes   []ProbeSample
 }
 
 // timedEvent is an event with the wall-clock time it was received: events
@@ -133,6 +134,8 @@ func (rc *recorder) build(sc *Scenario, elapsed time.Duration, breakers0 map[str
 		Requests:  slices.Clone(rc.requests),
 		Steps:     slices.Clone(rc.steps),
 		Breakers0: map[string]string{},
+
+		ProbeSamples: sortProbeSamples(rc.probes),
 	}
 	for k, v := range breakers0 {
 		rec.Breakers0[k] = v

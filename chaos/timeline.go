@@ -42,6 +42,9 @@ func (r *runner) playTimeline(ctx context.Context, abort func(error)) {
 			as.Err = err.Error()
 		}
 		r.rec.step(as)
+		if err == nil {
+			r.samples.around(ctx, st, as.Done)
+		}
 		r.logf("%s  %s: %s", fmtOffset(applied), st, orOK(as.Err))
 		if err != nil && st.Action != ActClear {
 			abort(fmt.Errorf("timeline step at %s (%s): %w", st.At, st, err))

@@ -2272,7 +2272,10 @@ type ModelStatus struct {
 	// a peer serving the same upstream, rather than reached on this node.
 	BreakerAdopted bool `protobuf:"varint,19,opt,name=breaker_adopted,json=breakerAdopted,proto3" json:"breaker_adopted,omitempty"`
 	// identity names the upstream (provider, endpoint, upstream model).
-	Identity      string `protobuf:"bytes,20,opt,name=identity,proto3" json:"identity,omitempty"`
+	Identity string `protobuf:"bytes,20,opt,name=identity,proto3" json:"identity,omitempty"`
+	// probes counts the active probes of the model that were answered (health
+	// checks, trials, and the recovery probes of an open or ramping model).
+	Probes        int64 `protobuf:"varint,21,opt,name=probes,proto3" json:"probes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2445,6 +2448,13 @@ func (x *ModelStatus) GetIdentity() string {
 		return x.Identity
 	}
 	return ""
+}
+
+func (x *ModelStatus) GetProbes() int64 {
+	if x != nil {
+		return x.Probes
+	}
+	return 0
 }
 
 // NodeStatus is a node's view of itself.
@@ -3290,7 +3300,7 @@ const file_hive_proto_rawDesc = "" +
 	"\vduration_ms\x18\x03 \x01(\x05R\n" +
 	"durationMs\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xbb\x05\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xd3\x05\n" +
 	"\vModelStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12/\n" +
@@ -3312,7 +3322,8 @@ const file_hive_proto_rawDesc = "" +
 	"\agave_up\x18\x11 \x01(\bR\x06gaveUp\x12%\n" +
 	"\x0ebreaker_origin\x18\x12 \x01(\tR\rbreakerOrigin\x12'\n" +
 	"\x0fbreaker_adopted\x18\x13 \x01(\bR\x0ebreakerAdopted\x12\x1a\n" +
-	"\bidentity\x18\x14 \x01(\tR\bidentity\"\xb3\x02\n" +
+	"\bidentity\x18\x14 \x01(\tR\bidentity\x12\x16\n" +
+	"\x06probes\x18\x15 \x01(\x03R\x06probes\"\xb3\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +
