@@ -19,9 +19,13 @@ import (
 // nothing: the period is neither lengthened nor counted as a trip (a
 // half-open trial's failure still reopens for the grown period, as
 // before). With Peers.Leases a node probes an open model only while it
-// holds the upstream's trial lease, so one node in the deployment probes;
-// the others stay open until the holder's trials close it, as at the end
-// of a period. No probe goes out before a Retry-After ends: an opening for
+// holds the upstream's trial lease, asked for again before every probe (a
+// holder's ask keeps it; the bucket's TTL frees it if the holder dies), so
+// one node in the deployment probes: the others lost the lease and ask
+// again only after its TTL. They stay open until the holder's trials close
+// it, as at the end of a period. The holder keeps the lease while the
+// model stays open and gives it back when the breaker leaves open and
+// half-open. No probe goes out before a Retry-After ends: an opening for
 // a Retry-After (or a peer's rate_limited opening) and a probe answered
 // with one pause the probes until then.
 //
@@ -71,8 +75,8 @@ func (m *model) recoveryDue(ctx actor.Context, now time.Time) {
 	}
 	_, every := m.recoveryPhaseNow()
 	m.nextRecovery = later(now.Add(m.jittered(every)), m.probePause)
-	if m.recoveryFor == phaseOpen && m.env.cfg.Peers.Leases != nil && !m.probeLeaseHeld() {
-		m.askLease(ctx, now) // leaseAnswered probes when this node wins
+	if m.recoveryFor == phaseOpen && m.env.cfg.Peers.Leases != nil && m.lease != leaseBypass {
+		m.askLease(ctx, now) // leaseAnswered probes when this node holds it
 		return
 	}
 	m.probe(ctx)
@@ -92,20 +96,14 @@ func (m *model) earlyProbe(now time.Time) bool {
 }
 
 // earlyProbeDone acts on an early probe's outcome: a success half-opens
-// the breaker, a failure gives the trial lease back, so that whichever
-// node asks next probes. It reports whether the state changed.
+// the breaker (this node keeps the lease for the trials), a failure
+// changes nothing. It reports whether the state changed.
 func (m *model) earlyProbeDone(ctx actor.Context, p *probeDone, now time.Time) bool {
-	if !p.early || p.gen != m.breaker.Snapshot().Generation || m.breaker.State() != messages.BreakerState_open {
-		return false // the breaker moved meanwhile
+	if !p.early || !p.outcome.Success() || p.gen != m.breaker.Snapshot().Generation ||
+		m.breaker.State() != messages.BreakerState_open {
+		return false // failed, or the breaker moved meanwhile
 	}
-	if p.outcome.Success() {
-		return m.transitions(ctx, m.breaker.HalfOpen(now), "probe")
-	}
-	if m.lease == leaseHeld {
-		m.env.cfg.Peers.Leases.Release(m.spec.Identity)
-		m.lease = leaseIdle
-	}
-	return false
+	return m.transitions(ctx, m.breaker.HalfOpen(now), "probe")
 }
 
 // pauseProbes keeps recovery probes away until until (a Retry-After).

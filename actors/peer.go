@@ -132,13 +132,15 @@ func (m *model) leaseAnswered(ctx actor.Context, d *leaseDone) {
 }
 
 // leaseAfter updates the lease for a changed transition t: a holder whose
-// trials decided gives the lease back; a breaker that left open, or opened
-// anew, needs no lease until its new period ends.
+// trials decided, or whose open breaker left open other than for its
+// trials (a peer's close, an operator), gives the lease back; a breaker
+// that left open, or opened anew, needs no lease until its new period
+// ends or its next early probe.
 func (m *model) leaseAfter(t resilience.Transition) {
 	if m.env.cfg.Peers.Leases == nil {
 		return
 	}
-	if m.lease == leaseHeld && t.From == messages.BreakerState_half_open {
+	if m.lease == leaseHeld && (t.From == messages.BreakerState_half_open || t.To != messages.BreakerState_half_open) {
 		m.env.cfg.Peers.Leases.Release(m.spec.Identity)
 	}
 	if t.To != messages.BreakerState_half_open {

@@ -338,3 +338,39 @@ func TestAReconnectingNodeReadsTheSharedState(t *testing.T) {
 	assert.True(t, st.GetBreakerAdopted())
 	assert.Zero(t, st.GetRequests(), "b never called the dead upstream")
 }
+
+// TestOneNodeProbesAnOpenModel: while an upstream is open on three nodes
+// (a's opening, adopted by b and c), only the node holding its trial lease
+// probes it early; the others lost the lease and do not ask again before
+// its TTL (30 s, longer than the test), so they send no probe.
+func TestOneNodeProbesAnOpenModel(t *testing.T) {
+	srv := bustest.NewServer(t)
+	ch := breakerEvents(t, srv)
+	global := "healthCheck: {openInterval: 20ms}\n"
+	nodes := []*Node{
+		startPeer(t, srv, "a", peerModels("server_error", "", "1h"), global),
+		startPeer(t, srv, "b", peerModels("server_error", "", "1h"), global),
+		startPeer(t, srv, "c", peerModels("server_error", "", "1h"), global),
+	}
+	openOn(t, ch, nodes[0], "flaky")
+	for _, n := range nodes[1:] {
+		ch.await("peer opening on "+n.cfg.ID, opened(n.cfg.ID, "flaky", messages.BreakerTransition_peer))
+	}
+	probes := func() (total int64, probing []string) {
+		for _, n := range nodes {
+			if p := modelStatus(t, n, "flaky").GetProbes(); p > 0 {
+				total += p
+				probing = append(probing, n.cfg.ID)
+			}
+		}
+		return total, probing
+	}
+	// Failed probes publish nothing: the counters are polled.
+	require.Eventually(t, func() bool { total, _ := probes(); return total >= 10 }, requestLimit, 10*time.Millisecond,
+		"10 early probes of flaky in the deployment")
+	_, probing := probes()
+	assert.Len(t, probing, 1, "nodes that probed the open model: %v", probing)
+	for _, n := range nodes {
+		assert.Equal(t, messages.BreakerState_open, modelStatus(t, n, "flaky").GetBreaker(), "failed probes keep %s open", n.cfg.ID)
+	}
+}
