@@ -79,13 +79,14 @@ type ModelSpec struct {
 	ProbeInterval time.Duration
 	ProbeTimeout  time.Duration
 	// OpenProbeInterval is the probe's period while the breaker is open
-	// (jittered by +-10 %): a success half-opens it before its open period
+	// (each gap 80 to 100 % of it, at random, so it bounds the wait for a
+	// probe): a success half-opens it before its open period
 	// ends, a failure changes nothing. With Peers.Leases only the node
 	// holding the upstream's trial lease probes. No probe is sent before a
 	// Retry-After ends. 0 turns it off.
 	OpenProbeInterval time.Duration
 	// RampProbeInterval is the probe's period while the model ramps back
-	// (jittered by +-10 %): each probe's outcome is evidence of the step,
+	// (jittered as OpenProbeInterval): each probe's outcome is evidence of the step,
 	// as a call's is. 0 turns it off.
 	RampProbeInterval time.Duration
 }

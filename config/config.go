@@ -116,7 +116,7 @@ type HealthCheck struct {
 	MinCalls         int           // minCalls: calls in the window before the success rate is judged, default 10, >= 1
 	UnavailableAfter int           // unavailableAfter: consecutive failed calls that make it unavailable, default 3, >= 0; 0 turns the rule off
 	Window           time.Duration // window: span of the success rate and latency quantiles, default 5m, > 0
-	OpenInterval     time.Duration // openInterval: time between two probes while the breaker is open, default 5s, >= 0; 0 turns them off
+	OpenInterval     time.Duration // openInterval: longest time between two probes while the breaker is open, default 5s, >= 0; 0 turns them off
 	RampInterval     time.Duration // rampInterval: time between two probes while the model ramps back, default 1s, >= 0; 0 turns them off
 }
 
