@@ -374,3 +374,77 @@ func TestOneNodeProbesAnOpenModel(t *testing.T) {
 		assert.Equal(t, messages.BreakerState_open, modelStatus(t, n, "flaky").GetBreaker(), "failed probes keep %s open", n.cfg.ID)
 	}
 }
+
+// TestAHealedUpstreamIsBackEverywhereOnOneProbe: flaky fails on every
+// node (an injected fault) until a opens and b and c adopt it, for an
+// hour; once it heals, the one node holding the trial lease half-opens it
+// on an early probe (reason probe) and closes it on its trials, and the
+// others follow its close (reason peer) without a half-open of their own:
+// back everywhere long before the hour, on one node's probes.
+func TestAHealedUpstreamIsBackEverywhereOnOneProbe(t *testing.T) {
+	srv := bustest.NewServer(t)
+	ch := breakerEvents(t, srv)
+	global := "chaos: {enabled: true}\nhealthCheck: {openInterval: 50ms}\n"
+	nodes := []*Node{
+		startPeer(t, srv, "a", peerModels("", "", "1h"), global),
+		startPeer(t, srv, "b", peerModels("", "", "1h"), global),
+		startPeer(t, srv, "c", peerModels("", "", "1h"), global),
+	}
+	for _, n := range nodes {
+		n.chaos.faults.Inject(&messages.FaultSpec{Id: "down", Model: "flaky", Kind: messages.FaultSpec_error,
+			ErrorClass: messages.ErrorClass_server_error}, time.Now())
+	}
+	openOn(t, ch, nodes[0], "flaky")
+	for _, n := range nodes[1:] {
+		ch.await("peer opening on "+n.cfg.ID, opened(n.cfg.ID, "flaky", messages.BreakerTransition_peer))
+	}
+	// Heal only once the holder has probed 3 times: by then every node has
+	// asked for the lease (each asks before its first probe, 40-50 ms in),
+	// so the others lost it and wait out its TTL. (Healed earlier, a node
+	// asking just as the holder's close released the lease could win it
+	// and half-open too, before the close reached it: harmless, but not
+	// what this test pins down.)
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if modelStatus(t, n, "flaky").GetProbes() >= 3 {
+				return true
+			}
+		}
+		return false
+	}, requestLimit, 10*time.Millisecond, "3 failed early probes on the lease holder")
+	for _, n := range nodes {
+		n.chaos.faults.ClearAll()
+	}
+
+	next := map[string]*messages.BreakerTransition{}
+	for _, n := range nodes {
+		id := n.cfg.ID
+		ch.await("flaky leaving open on "+id, func(ev *messages.BreakerTransition) bool {
+			if ev.GetNode() != id || ev.GetModel() != "flaky" || ev.GetFrom() != messages.BreakerState_open {
+				return false
+			}
+			next[id] = ev
+			return true
+		})
+	}
+	var prober string
+	for id, ev := range next {
+		switch {
+		case ev.GetTo() == messages.BreakerState_half_open && ev.GetReason() == messages.BreakerTransition_probe && ev.GetActor() == "probe":
+			assert.Empty(t, prober, "a second node half-opened on a probe: %s and %s", prober, id)
+			prober = id
+		case ev.GetTo() == messages.BreakerState_closed && ev.GetReason() == messages.BreakerTransition_peer:
+		default:
+			t.Errorf("node %s left open by %v->%v %v (actor %q), want an early probe's half-open (one node) or the holder's close (the others)",
+				id, ev.GetFrom(), ev.GetTo(), ev.GetReason(), ev.GetActor())
+		}
+	}
+	require.NotEmpty(t, prober, "no node half-opened flaky on a probe")
+	closed, _ := ch.await("the prober closing flaky", func(ev *messages.BreakerTransition) bool {
+		return ev.GetNode() == prober && ev.GetModel() == "flaky" && ev.GetFrom() == messages.BreakerState_half_open
+	})
+	assert.Equal(t, messages.BreakerState_closed, closed.GetTo(), "the prober's trials close flaky")
+	for _, n := range nodes {
+		assert.Equal(t, messages.BreakerState_closed, modelStatus(t, n, "flaky").GetBreaker(), "flaky on %s", n.cfg.ID)
+	}
+}
