@@ -75,7 +75,9 @@ func (r *recovery) Receive(ctx actor.Context) {
 			return
 		}
 		switch {
-		case ev.To == messages.BreakerState_closed:
+		case ev.To == messages.BreakerState_closed && ev.From != messages.BreakerState_closed:
+			// A change only: the restarted actor's report of a breaker
+			// still closed (closed -> closed, restored) proves nothing.
 			r.end(ctx, ev.Model, run, true, "breaker closed")
 		case ev.From == messages.BreakerState_half_open && ev.To == messages.BreakerState_open:
 			r.end(ctx, ev.Model, run, false, "trial failed: breaker reopened")

@@ -151,3 +151,23 @@ func TestStatusCountersSurviveRestart(t *testing.T) {
 	assert.Equal(t, int64(3), st.Requests, "requests after the recovery restart: got %d, want the 3 served before it", st.Requests)
 	assert.Equal(t, int64(3), st.Failures, "failures after the recovery restart: got %d, want 3", st.Failures)
 }
+
+// A recovery that restarts a model whose breaker was still closed (health
+// found it unavailable first) succeeds only when the breaker closes again
+// after its trial, not on the restarted actor's report of the closed
+// breaker: with a fresh client that fails too, it fails.
+func TestRecoveryOfAClosedBreakerWaitsForTheTrial(t *testing.T) {
+	var built atomic.Int32
+	failingToo, err := sim.New(sim.Config{Name: "m", FailureRate: 1})
+	require.NoError(t, err)
+	rec := newRecorder()
+	spec := recoverable(t, "m", &built, failingToo)
+	spec.Breaker.ConsecutiveFailures = 10 // health calls it unavailable after 3; the breaker stays closed
+	h := startHiveWith(t, Config{Publisher: rec, Models: []ModelSpec{spec}})
+
+	failThrice(t, h, "m")
+	rec.recoveryOf(t, "m", messages.RecoveryEvent_recovery_started)
+	failed := rec.recoveryOf(t, "m", messages.RecoveryEvent_recovery_failed)
+	assert.Contains(t, failed.Detail, "trial failed", "why the recovery failed")
+	assert.Empty(t, rec.recoveries("m", messages.RecoveryEvent_recovery_succeeded), "a recovery whose trial failed succeeded")
+}
