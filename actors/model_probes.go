@@ -20,7 +20,8 @@ import (
 // half-open trial's failure still reopens for the grown period, as
 // before). With Peers.Leases a node probes an open model only while it
 // holds the upstream's trial lease, asked for again before every probe (a
-// holder's ask keeps it; the bucket's TTL frees it if the holder dies), so
+// holder's ask keeps it, and the Leases refresh it while it is held; the
+// bucket's TTL frees it if the holder dies), so
 // one node in the deployment probes: the others lost the lease and ask
 // again only after its TTL. They stay open until the holder's trials close
 // it, as at the end of a period. The holder keeps the lease while the
