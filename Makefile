@@ -40,7 +40,7 @@ test-failover: build ## run the single-model-failure chaos scenario (about 45 s)
 	$(GO) build -o $(BIN)/chaos ./cmd/chaos
 	$(BIN)/chaos run scenarios/single-model-failure.yml $(CHAOS_ARGS)
 
-chaos: build nats-server ## run every chaos scenario of scenarios/ (about 19 minutes); fails when one does
+chaos: build nats-server ## run every chaos scenario of scenarios/ (about 22 minutes); fails when one does
 	$(GO) build -o $(BIN)/chaos ./cmd/chaos
 	@failed=""; for f in scenarios/*.yml; do \
 		echo "== $$f"; \
