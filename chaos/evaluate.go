@@ -128,6 +128,8 @@ func (m *measure) value(metric string) (float64, string, bool) {
 		return m.recovery()
 	case "primary_attempts_during_outage":
 		return m.primaryAttempts()
+	case "model_attempts_during_outage":
+		return m.modelAttempts()
 	case "probes_during_outage":
 		return m.probes()
 	case "primary_calls_during_outage":
@@ -455,6 +457,28 @@ func (m *measure) primaryAttempts() (float64, string, bool) {
 				continue // refused by the model's breaker, or skipped: the call never reached the model
 			}
 			if slices.ContainsFunc(ds, func(d Disruption) bool { return d.active(r.Start) && d.hits(a.Model, a.Node) }) {
+				n++
+			}
+		}
+	}
+	return float64(n), "", true
+}
+
+// modelAttempts counts the attempts on a disrupted model, on whichever
+// node, in requests started from the sending of its disruption to its end:
+// with a shared upstream, what one node's disruption costs the others.
+func (m *measure) modelAttempts() (float64, string, bool) {
+	ds := m.modelDisruptions()
+	if len(ds) == 0 {
+		return 0, "no disruption of a model", false
+	}
+	n := 0
+	for _, r := range m.windows[""].requests {
+		for _, a := range r.Attempts {
+			if a.Class == "circuit_open" || a.Class == "skipped" {
+				continue
+			}
+			if slices.ContainsFunc(ds, func(d Disruption) bool { return d.Model == a.Model && r.Start >= d.from() && r.Start < d.End }) {
 				n++
 			}
 		}

@@ -190,6 +190,12 @@ func TestEvaluate(t *testing.T) {
 		{"restarts", "restarts >= 1", nil, 1, true, true},
 		{"breaker opens", "breaker_opens >= 2", nil, 2, true, true},
 		{"no adopted opens", "adopted_opens == 0", nil, 0, true, true},
+		{"model attempts on any node, from the sending", "model_attempts_during_outage <= 5", func(r *Recording) {
+			r.Disruptions[0].Node, r.Disruptions[0].Sent = "n2", 7900*ms
+		}, 6, true, false},
+		{"primary attempts only on the disrupted node", "primary_attempts_during_outage <= 5", func(r *Recording) {
+			r.Disruptions[0].Node = "n2"
+		}, 0, true, true},
 		{"fallback rate during the fault", "fallback_rate_during_fault >= 1", nil, 1, true, true},
 		{"fallback rate in steady state", "fallback_rate_steady <= 0", nil, 0, true, true},
 		{"fallback rate of failures only", "fallback_rate_during_fault >= 1", func(r *Recording) {

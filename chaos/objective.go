@@ -80,6 +80,7 @@ func buildMetrics() []Metric {
 		Metric{"probes_during_outage", unitCount, "probes of a disrupted model on the disrupted nodes during disruptions of it that ended during the load, from the nodes' probe counters read as each began and at its planned end"},
 		Metric{"primary_calls_during_outage", unitCount, "primary_attempts_during_outage + probes_during_outage: every call that reached a disrupted model while it was disrupted"},
 		Metric{"time_to_most_traffic", unitDuration, "worst over disruptions of a model that ended during the load (and were not continued): from the end to the start of the first request for the model from which on it served most of every 3 consecutive requests for it, up to its next disruption or the end of the load"},
+		Metric{"model_attempts_during_outage", unitCount, "attempts on a disrupted model on any node (its upstream is shared; circuit_open refusals and skipped models, which never reach it, excluded) in requests started from the sending of the step that disrupted it to the disruption's end"},
 		Metric{"truncated_successes", unitCount, "replies given as successes whose content is not the whole answer"},
 		Metric{"streams", unitCount, "scored streamed requests"},
 		Metric{"incomplete_streams", unitCount, "streamed requests whose final chunk said incomplete after some of the answer was sent (code stream_incomplete)"},
