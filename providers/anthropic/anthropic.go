@@ -39,7 +39,10 @@ type Config struct {
 	// MaxTokens is sent when a request gives no max_tokens; 0 means
 	// DefaultMaxTokens.
 	MaxTokens int32
-	// Client makes the calls; nil means providers.HTTPClient().
+	// Client makes the calls; nil means the model's own pool of keep-alive
+	// HTTP/1.1 connections (providers/internal/httpapi/pool.go), or
+	// providers.HTTPClient() when the environment names a proxy for
+	// BaseURL.
 	Client *http.Client
 	// Headers are added to every request (anthropic-beta, a proxy's
 	// credentials); they may override the defaults. Values of 8 bytes or

@@ -207,3 +207,9 @@ func TestPrefill(t *testing.T) {
 	assert.Equal(t, messages.ErrorClass_bad_request, pe.Class)
 	assert.Equal(t, providers.CodePrefillUnsupported, pe.Code)
 }
+
+func TestAnswersReuseConnections(t *testing.T) {
+	upstreamtest.CheckAnswersReuseConnections(t, serve, answer)
+}
+
+func TestCancelEndsTheCall(t *testing.T) { upstreamtest.CheckCancelEndsTheCall(t, serve) }

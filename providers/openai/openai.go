@@ -31,8 +31,10 @@ type Config struct {
 	// gpt-5) require; off sends max_tokens, which every compatible server
 	// understands.
 	MaxCompletionTokens bool
-	// Client makes the calls; nil means providers.HTTPClient(), a shared
-	// pool sized for many concurrent calls.
+	// Client makes the calls; nil means the model's own pool of keep-alive
+	// HTTP/1.1 connections (providers/internal/httpapi/pool.go), or
+	// providers.HTTPClient() when the environment names a proxy for
+	// BaseURL.
 	Client *http.Client
 	// Headers are added to every request (an organisation, a project, an
 	// Azure api-key); they may override the defaults. Values of 8 bytes or

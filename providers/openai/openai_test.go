@@ -181,15 +181,15 @@ func TestKeyNeverInErrors(t *testing.T) {
 	assert.Equal(t, messages.ErrorClass_server_error, upstreamtest.Class(t, err))
 }
 
-// TestDefaultClient: with no Client the shared pooled one is used.
+// TestDefaultClient: with no Client the endpoint's own pool of HTTP/1.1
+// connections is used.
 func TestDefaultClient(t *testing.T) {
 	_, u := serve(t, func(w http.ResponseWriter, r *http.Request, u *upstream) {
 		w.Write([]byte(`{"choices":[{"message":{"content":"pooled"},"finish_reason":"stop"}]}`))
 	})
-	t.Cleanup(providers.HTTPClient().CloseIdleConnections)
 	m, err := New(Config{Name: "gpt", BaseURL: u.URL})
 	require.NoError(t, err)
-	assert.Same(t, providers.HTTPClient(), m.api.Client)
+	assert.Nil(t, m.api.Client)
 	res, err := m.Complete(upstreamtest.Bounded(t), upstreamtest.Hello)
 	require.NoError(t, err)
 	assert.Equal(t, "pooled", res.Content)
@@ -243,3 +243,9 @@ func TestToolCallIsNotAnEmptySuccess(t *testing.T) {
 	assert.Equal(t, messages.ErrorClass_bad_request, pe.Class, "streamed too: %v", err)
 	assert.Equal(t, CodeToolCalls, pe.Code)
 }
+
+func TestAnswersReuseConnections(t *testing.T) {
+	upstreamtest.CheckAnswersReuseConnections(t, serve, `{"choices":[{"message":{"content":"Hi"},"finish_reason":"stop"}]}`)
+}
+
+func TestCancelEndsTheCall(t *testing.T) { upstreamtest.CheckCancelEndsTheCall(t, serve) }

@@ -24,24 +24,35 @@ const (
 type Endpoint struct {
 	// URL is where requests are POSTed.
 	URL string
-	// Client makes the calls.
+	// Client makes the calls when one was configured, or when the
+	// environment sends URL through a proxy; nil means the endpoint's own
+	// pool of keep-alive connections (pool.go).
 	Client *http.Client
 	// Header is set on every request, over Content-Type and Accept.
 	Header http.Header
 	// Secrets are removed from every error that may quote the upstream.
 	Secrets []string
+
+	pool         *pool       // nil when Client makes the calls
+	streamHeader http.Header // Header with the stream's Content-Type and Accept
+	answerHeader http.Header // and the plain answer's
 }
 
-// NewEndpoint returns the Endpoint for url. A nil client means
-// providers.HTTPClient(). header holds the backend's own headers (its
+// NewEndpoint returns the Endpoint for url. A nil client means the
+// endpoint's own connection pool (pool.go), or providers.HTTPClient() when
+// the environment names a proxy for url. header holds the backend's own headers (its
 // credential, its API version); the configured headers are set over them,
 // so that they may override any header. The secrets are apiKey and every
 // configured header value of 8 bytes or more.
 func NewEndpoint(url string, client *http.Client, header http.Header, apiKey string, configured map[string]string) *Endpoint {
-	if client == nil {
-		client = providers.HTTPClient()
-	}
 	e := &Endpoint{URL: url, Client: client, Header: header.Clone(), Secrets: []string{apiKey}}
+	if client == nil {
+		if p, err := newPool(url); err == nil && p != nil {
+			e.pool = p
+		} else {
+			e.Client = providers.HTTPClient() // a proxy, or a URL the pool cannot use: net/http says why
+		}
+	}
 	if e.Header == nil {
 		e.Header = http.Header{}
 	}
@@ -51,7 +62,18 @@ func NewEndpoint(url string, client *http.Client, header http.Header, apiKey str
 			e.Secrets = append(e.Secrets, v)
 		}
 	}
+	e.streamHeader = withDefaults(e.Header, "text/event-stream")
+	e.answerHeader = withDefaults(e.Header, "application/json")
 	return e
+}
+
+// withDefaults returns h over Content-Type application/json and accept.
+func withDefaults(h http.Header, accept string) http.Header {
+	out := http.Header{"Content-Type": {"application/json"}, "Accept": {accept}}
+	for k, v := range h {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }
 
 // post sends payload as JSON and returns a 2xx response; any other outcome
@@ -61,20 +83,16 @@ func (e *Endpoint) post(ctx context.Context, payload any, stream bool) (*http.Re
 	if err != nil {
 		return nil, providers.Errorf(messages.ErrorClass_bad_request, "encode request: %v", err)
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(body))
-	if err != nil {
-		return nil, providers.Errorf(messages.ErrorClass_bad_request, "build request: %v", err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	if stream {
-		hr.Header.Set("Accept", "text/event-stream")
+	var resp *http.Response
+	if e.pool != nil {
+		header := e.answerHeader
+		if stream {
+			header = e.streamHeader
+		}
+		resp, err = e.pool.do(ctx, header, body)
 	} else {
-		hr.Header.Set("Accept", "application/json")
+		resp, err = e.netHTTP(ctx, body, stream)
 	}
-	for k, v := range e.Header {
-		hr.Header[k] = slices.Clone(v)
-	}
-	resp, err := e.Client.Do(hr)
 	if err != nil {
 		return nil, providers.ClassifyTransport(err).Redact(e.Secrets...)
 	}
@@ -87,6 +105,24 @@ func (e *Endpoint) post(ctx context.Context, payload any, stream bool) (*http.Re
 		return nil, providers.ClassifyHTTP(resp.StatusCode, resp.Header, body).Redact(e.Secrets...)
 	}
 	return resp, nil
+}
+
+// netHTTP makes the call with e.Client.
+func (e *Endpoint) netHTTP(ctx context.Context, body []byte, stream bool) (*http.Response, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	if stream {
+		hr.Header.Set("Accept", "text/event-stream")
+	} else {
+		hr.Header.Set("Accept", "application/json")
+	}
+	for k, v := range e.Header {
+		hr.Header[k] = slices.Clone(v)
+	}
+	return e.Client.Do(hr)
 }
 
 // Answer POSTs payload for a plain answer (Accept: application/json) and

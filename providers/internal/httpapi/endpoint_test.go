@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,6 +24,18 @@ func TestNewEndpoint(t *testing.T) {
 	assert.ElementsMatch(t, []string{"key-1234", "Bearer proxy-secret"}, e.Secrets, "the key and configured values of 8 bytes or more")
 
 	e = NewEndpoint("http://127.0.0.1:1", nil, nil, "", nil)
-	assert.Same(t, providers.HTTPClient(), e.Client, "nil means the shared client")
+	assert.Nil(t, e.Client, "nil means the endpoint's own pool")
+	assert.NotNil(t, e.pool)
 	assert.NotNil(t, e.Header)
+}
+
+// TestNewEndpointBehindAProxy: an endpoint that the environment sends
+// through a proxy uses the shared net/http client, which speaks to proxies.
+func TestNewEndpointBehindAProxy(t *testing.T) {
+	proxy, _ := url.Parse("http://127.0.0.1:3128")
+	proxyFor = http.ProxyURL(proxy)
+	t.Cleanup(func() { proxyFor = http.ProxyFromEnvironment })
+	e := NewEndpoint("http://api.example.com/v1/x", nil, nil, "", nil)
+	assert.Same(t, providers.HTTPClient(), e.Client)
+	assert.Nil(t, e.pool)
 }

@@ -210,9 +210,7 @@ func CheckConnectionRefused[M providers.Streamer](t *testing.T, model func(baseU
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
 
-	client := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(client.CloseIdleConnections)
-	m, err := model("http://"+addr+"/v1", client)
+	m, err := model("http://"+addr+"/v1", nil)
 	require.NoError(t, err)
 	_, err = m.Complete(Bounded(t), Hello)
 	assert.Equal(t, messages.ErrorClass_connection, Class(t, err), "%v", err)
@@ -241,4 +239,56 @@ func CheckHangIsTimeout[M providers.Streamer](t *testing.T, serve Serve[M]) {
 	defer cancel()
 	_, err := m.Complete(ctx, Hello)
 	assert.Equal(t, messages.ErrorClass_timeout, Class(t, err), "%v", err)
+}
+
+// CheckAnswersReuseConnections checks that three plain answers use one
+// connection, and that a connection the upstream closed while it was idle
+// is not used again: the call after it dials a new one and succeeds.
+func CheckAnswersReuseConnections[M providers.Streamer](t *testing.T, serve Serve[M], body string) {
+	t.Helper()
+	m, u := serve(t, func(w http.ResponseWriter, r *http.Request, u *Server) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(body))
+	})
+	for range 3 {
+		_, err := m.Complete(Bounded(t), Hello)
+		require.NoError(t, err)
+		<-u.Got
+	}
+	assert.Equal(t, int32(1), u.Conns.Load(), "three answers, one connection")
+	u.CloseClientConnections() // the upstream drops its idle connections
+	_, err := m.Complete(Bounded(t), Hello)
+	require.NoError(t, err, "a connection closed while idle is not reused")
+	assert.Equal(t, int32(2), u.Conns.Load())
+}
+
+// CheckCancelEndsTheCall checks that cancelling the caller's context while
+// the upstream is still working ends Complete as cancelled and closes the
+// upstream's connection, so the upstream sees its caller go away.
+func CheckCancelEndsTheCall[M providers.Streamer](t *testing.T, serve Serve[M]) {
+	t.Helper()
+	gone := make(chan struct{})
+	m, u := serve(t, func(w http.ResponseWriter, r *http.Request, u *Server) {
+		<-r.Context().Done() // net/http ends it when the connection closes
+		close(gone)
+	})
+	ctx, cancel := context.WithCancel(Bounded(t))
+	ended := make(chan error, 1)
+	go func() {
+		_, err := m.Complete(ctx, Hello)
+		ended <- err
+	}()
+	<-u.Got // the upstream has the request
+	cancel()
+	select {
+	case err := <-ended:
+		assert.Equal(t, messages.ErrorClass_cancelled, Class(t, err), "%v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelling did not end Complete")
+	}
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream did not see the call go away")
+	}
 }

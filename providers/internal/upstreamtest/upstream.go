@@ -66,7 +66,7 @@ func ServeWith[M providers.Streamer](model func(baseURL string, client *http.Cli
 	return func(t *testing.T, h Handler) (M, *Server) {
 		t.Helper()
 		u := Start(t, h)
-		m, err := model(u.URL+"/v1", u.Client())
+		m, err := model(u.URL+"/v1", nil) // the endpoint's own pool, as the node uses
 		require.NoError(t, err)
 		return m, u
 	}
