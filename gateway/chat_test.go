@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -163,8 +162,7 @@ func TestClientDisconnectCancels(t *testing.T) {
 				cancelled <- ctx.Err()
 				sink.Final(&messages.InferResponse{Error: messages.Failure(messages.ErrorClass_cancelled, "cancelled", "gone")})
 			}
-			srv := httptest.NewServer(handler(t, f, nil))
-			defer srv.Close()
+			srv := handler(t, f, nil)
 
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"sync"
@@ -129,8 +128,7 @@ func TestDashboardLayoutInABrowser(t *testing.T) {
 	h := dashHandler(t, &worstCluster{}, "")
 	h.dash.sampler.sample(context.Background(), time.Now()) // the series exist from here
 	fillHistory(h.dash.sampler, time.Now())
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := h
 	ctx := browser(t, 30*time.Second)
 
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")))

@@ -113,12 +113,11 @@ func (f *fakeCluster) send(t *testing.T, e Event) {
 }
 
 // dashHandler builds the gateway with the dashboard over c.
-func dashHandler(t *testing.T, c Cluster, token string) *Handler {
+func dashHandler(t *testing.T, c Cluster, token string) *wire {
 	t.Helper()
 	h, err := New(Config{Node: "n1", Dispatcher: newFake(t), Readiness: ready{}, Cluster: c, AdminToken: token})
 	require.NoError(t, err)
-	t.Cleanup(h.Close)
-	return h
+	return serveWire(t, h)
 }
 
 func getPath(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
@@ -167,9 +166,9 @@ func TestDashboardServesItsFiles(t *testing.T) {
 }
 
 func TestDashboardAbsentWithoutCluster(t *testing.T) {
-	h, err := New(Config{Node: "n1", Dispatcher: newFake(t), Readiness: ready{}})
+	b, err := New(Config{Node: "n1", Dispatcher: newFake(t), Readiness: ready{}})
 	require.NoError(t, err)
-	defer h.Close()
+	h := serveWire(t, b)
 	for _, path := range []string{"/", "/api/state", "/api/events", "/assets/dashboard.js"} {
 		assert.Equal(t, http.StatusNotFound, getPath(t, h, path).Code, path)
 	}
@@ -257,8 +256,7 @@ func TestDashboardStateOfManyModels(t *testing.T) {
 	for range 100 { // a few minutes of samples, taken at once
 		h.dash.sampler.sample(context.Background(), time.Now())
 	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	srv := h
 	res, err := http.Get(srv.URL + "/api/state")
 	require.NoError(t, err)
 	defer res.Body.Close()
@@ -345,8 +343,7 @@ func breakerEvent(model string, to messages.BreakerState) Event {
 func TestDashboardEventStream(t *testing.T) {
 	fc := newFakeCluster(1)
 	h := dashHandler(t, fc, "")
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	srv := h
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 
@@ -613,8 +610,7 @@ func (silentCluster) Admin(context.Context, string, string, *messages.AdminComma
 func TestDashboardStreamGoesOnFromTheState(t *testing.T) {
 	fc := newFakeCluster(1)
 	h := dashHandler(t, fc, "")
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	srv := h
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	for i := range 3 {

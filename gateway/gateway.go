@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
@@ -69,15 +71,27 @@ var (
 	ErrMaxBody = errors.New("gateway: Config.MaxBody must be >= 0")
 )
 
-// Handler is the node's HTTP handler, built by New. Close stops the
-// dashboard's background work.
+// Handler is the node's HTTP handler, built by New, served by Server.
+// Close stops the dashboard's background work.
 type Handler struct {
-	root http.Handler // mux behind deadlines
-	dash *dashboard   // nil without Config.Cluster
+	g    *gateway
+	root http.Handler            // the net/http mux behind deadlines
+	rest fasthttp.RequestHandler // root through fasthttpadaptor
+	dash *dashboard              // nil without Config.Cluster
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.root.ServeHTTP(w, r) }
+// Serve is the fasthttp.RequestHandler: chat completions, the hot path,
+// on fasthttp itself (chat.go, stream.go); every other route on the
+// net/http mux, through fasthttpadaptor (which buffers the body and runs
+// the handler on a goroutine of its own; the dashboard's event stream is
+// flushed through it as net/http would).
+func (h *Handler) Serve(rc *fasthttp.RequestCtx) {
+	if string(rc.Path()) == chatPath {
+		h.g.chat(rc)
+		return
+	}
+	h.rest(rc)
+}
 
 // Close stops the dashboard's event hub and sampler and waits for them;
 // open event streams end, and new ones get 503. Call it before the HTTP
@@ -100,7 +114,8 @@ type gateway struct {
 	jobs       Jobs  // nil: no job routes
 }
 
-// New returns the node's HTTP handler: POST /v1/chat/completions,
+// New returns the node's HTTP handler (serve it with Server): POST
+// /v1/chat/completions,
 // GET /v1/models, GET /v1/models/{model}, Health's /healthz and /readyz,
 // GET /metrics when c.Metrics is set, and the dashboard when c.Cluster is
 // set (its goroutines start here; Close stops them). Any other path under
@@ -143,7 +158,6 @@ func New(c Config) (*Handler, error) {
 	if c.Metrics != nil {
 		mux.Handle("GET /metrics", c.Metrics.Handler())
 	}
-	mux.Handle("/v1/chat/completions", only(http.MethodPost, g.chat))
 	mux.Handle("/v1/models", only(http.MethodGet, g.listModels))
 	mux.Handle("/v1/models/{model}", only(http.MethodGet, g.getModel))
 	if g.jobs != nil {
@@ -155,7 +169,8 @@ func New(c Config) (*Handler, error) {
 			Class: messages.ErrorClass_bad_request, Code: "not_found", Message: "no such route",
 		})
 	})
-	h := &Handler{root: deadlines(mux)}
+	h := &Handler{g: g, root: deadlines(mux)}
+	h.rest = fasthttpadaptor.NewFastHTTPHandler(h.root)
 	if c.Cluster != nil {
 		h.dash = newDashboard(c.Node, c.Cluster, c.AdminToken, c.Logger)
 		h.dash.routes(mux)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -13,13 +15,19 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// fasthttp's own: the clock of its Date header, which runs for the
+		// process, and a server's idle-worker cleaner, which sleeps up to
+		// 10 s before it sees its server stopped.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
 }
 
 // wait bounds every wait in these tests; nothing sleeps.
@@ -113,8 +121,14 @@ func (s *syncBuffer) String() string {
 }
 
 // handler builds the gateway over f, logging at debug level into log when
-// it is not nil.
-func handler(t *testing.T, f *fake, log *syncBuffer) http.Handler {
+// it is not nil, and serves it on loopback (see wire).
+func handler(t *testing.T, f *fake, log *syncBuffer) *wire {
+	t.Helper()
+	return serveWire(t, build(t, f, log))
+}
+
+// build builds the gateway over f, as handler, without serving it.
+func build(t *testing.T, f *fake, log *syncBuffer) *Handler {
 	t.Helper()
 	c := Config{
 		Node:       "n1",
@@ -129,6 +143,72 @@ func handler(t *testing.T, f *fake, log *syncBuffer) http.Handler {
 	h, err := New(c)
 	require.NoError(t, err)
 	return h
+}
+
+// wire is a Handler served by Server on a loopback listener, as the node
+// serves it: the tests speak to the gateway over a real connection. As an
+// http.Handler it sends each request (an httptest.NewRequest) there and
+// copies the answer, trailers included, into the ResponseWriter (an
+// httptest.ResponseRecorder), so a recorder sees what a client saw.
+type wire struct {
+	*Handler
+	URL    string
+	client *http.Client
+}
+
+// serveWire serves h until the test's cleanup, which closes h (ending the
+// dashboard's streams) and shuts the server down.
+func serveWire(t *testing.T, h *Handler) *wire {
+	return serveWireWith(t, h, Server(h))
+}
+
+func serveWireWith(t *testing.T, h *Handler, srv *fasthttp.Server) *wire {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	tr := &http.Transport{}
+	w := &wire{Handler: h, URL: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		h.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		require.NoError(t, srv.ShutdownWithContext(ctx))
+		require.NoError(t, <-served)
+	})
+	return w
+}
+
+// Client is a client for w.URL whose connections the cleanup closes.
+func (w *wire) Client() *http.Client { return w.client }
+
+func (w *wire) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	req := r.Clone(r.Context())
+	req.RequestURI = ""
+	u, err := url.Parse(w.URL + r.URL.RequestURI())
+	if err != nil {
+		panic(err)
+	}
+	req.URL, req.Host = u, u.Host
+	resp, err := w.client.Do(req)
+	if err != nil {
+		http.Error(rw, "wire: "+err.Error(), 599)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		rw.Header()[k] = v
+	}
+	for k := range resp.Trailer {
+		rw.Header().Add("Trailer", k)
+	}
+	rw.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(rw, resp.Body)
+	for k, v := range resp.Trailer {
+		rw.Header()[k] = v
+	}
 }
 
 // post runs one request through h and returns the recorded response.

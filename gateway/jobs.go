@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -44,7 +45,13 @@ type jobBody struct {
 // false), with Idempotency-Key honoured; 202 with the job and its
 // Location as soon as it is stored.
 func (g *gateway) submitJob(w http.ResponseWriter, r *http.Request) {
-	c, e := decode(w, r, g.maxBody)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBody))
+	if err != nil {
+		e := bodyError(err)
+		writeErrorParam(w, e.status, e.err, e.param)
+		return
+	}
+	c, e := decode(r.Header.Get, raw)
 	if e != nil {
 		writeErrorParam(w, e.status, e.err, e.param)
 		return

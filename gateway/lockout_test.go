@@ -60,7 +60,7 @@ func TestDashboardAdminLocksOutTokenGuesses(t *testing.T) {
 		r.RemoteAddr = addr
 		r.Header.Set("Authorization", auth)
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
+		h.root.ServeHTTP(rec, r) // the routes behind fasthttpadaptor, with the address set here
 		return rec
 	}
 	for i := 1; i < lockoutFailures; i++ {

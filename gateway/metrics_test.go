@@ -413,11 +413,11 @@ func TestMetricsConcurrent(t *testing.T) {
 }
 
 // metricsHandler is handler with m as Config.Metrics.
-func metricsHandler(t *testing.T, f *fake, m *Metrics) http.Handler {
+func metricsHandler(t *testing.T, f *fake, m *Metrics) *wire {
 	t.Helper()
 	h, err := New(Config{Node: "n1", Dispatcher: f, Readiness: ready{}, Metrics: m})
 	require.NoError(t, err)
-	return h
+	return serveWire(t, h)
 }
 
 func TestMetricsRoute(t *testing.T) {
@@ -448,10 +448,9 @@ func TestMetricsChat(t *testing.T) {
 		Attempts: attempts("gpt-5", messages.ErrorClass_server_error, "claude-4-sonnet", messages.ErrorClass_ok),
 	})
 	m := NewMetrics("n1")
-	srv := httptest.NewServer(metricsHandler(t, f, m))
-	defer srv.Close()
+	srv := metricsHandler(t, f, m)
 
-	rec := post(srv.Config.Handler, simple, nil)
+	rec := post(srv, simple, nil)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 
 	f.script = emits(
@@ -459,7 +458,7 @@ func TestMetricsChat(t *testing.T) {
 		final(&messages.InferResponse{ServedBy: "gpt-5",
 			Attempts: attempts("gpt-5", messages.ErrorClass_ok)}),
 	)
-	rec = post(srv.Config.Handler, streamed, nil)
+	rec = post(srv, streamed, nil)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 
 	f.script = emits(
@@ -467,8 +466,8 @@ func TestMetricsChat(t *testing.T) {
 		final(&messages.InferResponse{ServedBy: "gpt-5", Error: &messages.Error{Class: messages.ErrorClass_stream_cut},
 			Attempts: attempts("gpt-5", messages.ErrorClass_stream_cut)}),
 	)
-	post(srv.Config.Handler, streamed, nil)
-	rec = post(srv.Config.Handler, `{"model":"gpt-5"}`, nil)
+	post(srv, streamed, nil)
+	rec = post(srv, `{"model":"gpt-5"}`, nil)
 	require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
 
 	resp, err := srv.Client().Get(srv.URL + "/metrics")
@@ -558,9 +557,8 @@ func TestMetricsContinuations(t *testing.T) {
 }
 
 func TestAttemptsHeaderMarksContinuation(t *testing.T) {
-	h := http.Header{}
 	cont := attempt("claude-4-sonnet", messages.ErrorClass_ok, 20, false)
 	cont.Continued = "instruction"
-	setAttempts(h, []*messages.Attempt{attempt("gpt-5", messages.ErrorClass_stream_stall, 9, false), cont})
-	assert.Equal(t, "gpt-5=stream_stall,claude-4-sonnet=ok+instruction", h.Get("X-Hive-Attempts"))
+	got := attemptsValue([]*messages.Attempt{attempt("gpt-5", messages.ErrorClass_stream_stall, 9, false), cont})
+	assert.Equal(t, "gpt-5=stream_stall,claude-4-sonnet=ok+instruction", got)
 }

@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"net/http"
+
+	"github.com/valyala/fasthttp"
+
 	"strconv"
 	"strings"
 
@@ -117,10 +120,10 @@ func writeErrorParam(w http.ResponseWriter, status int, e *messages.Error, param
 	writeJSON(w, status, toErrorBody(e, param))
 }
 
-// setAttempts sets X-Hive-Attempts on h, or nothing when no call was made.
-func setAttempts(h http.Header, attempts []*messages.Attempt) {
+// attemptsValue is X-Hive-Attempts for attempts; "" when no call was made.
+func attemptsValue(attempts []*messages.Attempt) string {
 	if len(attempts) == 0 {
-		return
+		return ""
 	}
 	var b strings.Builder
 	for i, a := range attempts {
@@ -138,11 +141,18 @@ func setAttempts(h http.Header, attempts []*messages.Attempt) {
 			b.WriteString("+" + c)
 		}
 	}
-	h.Set(headerAttempts, b.String())
+	return b.String()
+}
+
+// setAttempts sets X-Hive-Attempts on h, or nothing when no call was made.
+func setAttempts(h *fasthttp.ResponseHeader, attempts []*messages.Attempt) {
+	if v := attemptsValue(attempts); v != "" {
+		h.Set(headerAttempts, v)
+	}
 }
 
 // setContinuation sets X-Hive-Continuation when a stream was cut.
-func setContinuation(h http.Header, resp *messages.InferResponse) {
+func setContinuation(h *fasthttp.ResponseHeader, resp *messages.InferResponse) {
 	if c := resp.GetContinuation(); c != "" {
 		h.Set(headerContinuation, c)
 	}
@@ -150,11 +160,11 @@ func setContinuation(h http.Header, resp *messages.InferResponse) {
 
 // reply writes a non-streamed answer: OpenAI's chat.completion whose model
 // is the model that served, or the error, with the X-Hive-* headers.
-func (g *gateway) reply(w http.ResponseWriter, c *call, resp *messages.InferResponse) int {
-	h := w.Header()
+func (g *gateway) reply(rc *fasthttp.RequestCtx, c *call, resp *messages.InferResponse) int {
+	h := &rc.Response.Header
 	if resp == nil {
 		e := messages.Failure(messages.ErrorClass_server_error, "no_response", "the node returned no response")
-		writeError(w, http.StatusInternalServerError, e)
+		fastError(rc, http.StatusInternalServerError, e, "")
 		return http.StatusInternalServerError
 	}
 	if resp.GetNode() != "" {
@@ -170,10 +180,10 @@ func (g *gateway) reply(w http.ResponseWriter, c *call, resp *messages.InferResp
 	}
 	if resp.GetError() != nil {
 		status := errorStatus(resp.GetError())
-		writeError(w, status, resp.GetError())
+		fastError(rc, status, resp.GetError(), "")
 		return status
 	}
-	writeJSON(w, http.StatusOK, completion{
+	fastJSON(rc, http.StatusOK, completion{
 		ID:      completionID(c),
 		Object:  "chat.completion",
 		Created: now(),

@@ -74,15 +74,19 @@ func badRequest(code, param, format string, args ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, err: messages.Failure(messages.ErrorClass_bad_request, code, format, args...), param: param}
 }
 
-// decode reads r's headers and body (at most maxBody bytes) into an
-// InferRequest. Messages never quote the body: it may hold secrets.
-func decode(w http.ResponseWriter, r *http.Request, maxBody int64) (*call, *apiError) {
+// header reads a request header by name ("" when absent).
+type header func(name string) string
+
+// decode reads a request's headers and body (the server has bounded it:
+// Server's MaxRequestBodySize) into an InferRequest. Messages never quote
+// the body: it may hold secrets.
+func decode(get header, raw []byte) (*call, *apiError) {
 	req := &messages.InferRequest{}
-	if e := decodeHeaders(r.Header, req); e != nil {
+	if e := decodeHeaders(get, req); e != nil {
 		return nil, e
 	}
 	var body chatRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&body); err != nil {
 		return nil, bodyError(err)
 	}
@@ -102,28 +106,28 @@ func decode(w http.ResponseWriter, r *http.Request, maxBody int64) (*call, *apiE
 	return &call{req: req, includeUsage: body.StreamOptions != nil && body.StreamOptions.IncludeUsage}, nil
 }
 
-func decodeHeaders(h http.Header, req *messages.InferRequest) *apiError {
-	req.RequestId = h.Get(headerRequestID)
+func decodeHeaders(get header, req *messages.InferRequest) *apiError {
+	req.RequestId = get(headerRequestID)
 	if req.RequestId == "" {
 		req.RequestId = rand.Text()
 	} else if !printable(req.RequestId) {
 		return badRequest("invalid_request_id", "", "%s must be 1 to %d visible ASCII characters", headerRequestID, maxRequestID)
 	}
-	if v := h.Get(headerPriority); v != "" {
+	if v := get(headerPriority); v != "" {
 		p, ok := messages.InferRequest_Priority_value[strings.ToLower(strings.TrimSpace(v))]
 		if !ok {
 			return badRequest("invalid_priority", "", "%s must be normal, high or critical", headerPriority)
 		}
 		req.Priority = messages.InferRequest_Priority(p)
 	}
-	if v := h.Get(headerDeadline); v != "" {
+	if v := get(headerDeadline); v != "" {
 		ms, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
 		if err != nil || ms <= 0 {
 			return badRequest("invalid_deadline", "", "%s must be a positive number of milliseconds below 2^31", headerDeadline)
 		}
 		req.DeadlineMs = int32(ms)
 	}
-	if v := h.Get(headerIdempotency); v != "" {
+	if v := get(headerIdempotency); v != "" {
 		if !printable(v) {
 			return badRequest("invalid_idempotency_key", "", "%s must be 1 to %d visible ASCII characters", headerIdempotency, maxRequestID)
 		}
@@ -146,6 +150,14 @@ func printable(s string) bool {
 	return true
 }
 
+// tooLarge is the answer to a body over the limit.
+func tooLarge(limit int64) *apiError {
+	return &apiError{
+		status: http.StatusRequestEntityTooLarge,
+		err:    messages.Failure(messages.ErrorClass_bad_request, "body_too_large", "the body exceeds %d bytes", limit),
+	}
+}
+
 // bodyError turns a read or JSON error into the gateway's answer.
 func bodyError(err error) *apiError {
 	var tooBig *http.MaxBytesError
@@ -153,10 +165,7 @@ func bodyError(err error) *apiError {
 	var syn *json.SyntaxError
 	switch {
 	case errors.As(err, &tooBig):
-		return &apiError{
-			status: http.StatusRequestEntityTooLarge,
-			err:    messages.Failure(messages.ErrorClass_bad_request, "body_too_large", "the body exceeds %d bytes", tooBig.Limit),
-		}
+		return tooLarge(tooBig.Limit)
 	case errors.Is(err, io.EOF):
 		return badRequest("invalid_json", "", "the body is empty")
 	case errors.As(err, &typ) && typ.Field == "":

@@ -246,7 +246,7 @@ func TestNewValidates(t *testing.T) {
 			}
 			require.NoError(t, err)
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/models", nil))
+			serveWire(t, h).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/models", nil))
 			assert.JSONEq(t, `{"object":"list","data":[]}`, rec.Body.String(), "nil Models lists none")
 		})
 	}
@@ -257,6 +257,6 @@ func TestDefaultMaxBody(t *testing.T) {
 	h, err := New(Config{Node: "n1", Dispatcher: &fake{}, Readiness: ready{}})
 	require.NoError(t, err)
 	big := `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", DefaultMaxBody) + `"}]}`
-	rec := post(h, big, nil)
+	rec := post(serveWire(t, h), big, nil)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
 }

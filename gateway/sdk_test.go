@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -24,8 +23,7 @@ import (
 // of it that does not retry, so that each call is one request.
 func sdk(t *testing.T, f *fake) openai.Client {
 	t.Helper()
-	srv := httptest.NewServer(handler(t, f, nil))
-	t.Cleanup(srv.Close)
+	srv := handler(t, f, nil)
 	return openai.NewClient(
 		option.WithBaseURL(srv.URL+"/v1/"),
 		option.WithAPIKey("sk-test"),
@@ -182,8 +180,7 @@ func TestSDKModels(t *testing.T) {
 func TestStreamTrailer(t *testing.T) {
 	f := newFake(t)
 	f.script = emits(piece("", "Hi"), final(&messages.InferResponse{ServedBy: "claude-4-sonnet", Attempts: attempts("gpt-5", messages.ErrorClass_timeout, "claude-4-sonnet", messages.ErrorClass_ok)}))
-	srv := httptest.NewServer(handler(t, f, nil))
-	defer srv.Close()
+	srv := handler(t, f, nil)
 
 	resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(streamed))
 	require.NoError(t, err)
@@ -201,8 +198,7 @@ func TestStreamTrailerOfARescuedStream(t *testing.T) {
 	cont := &messages.Attempt{Model: "claude-4-sonnet", ErrorClass: messages.ErrorClass_ok, Continued: "prefill"}
 	f.script = emits(piece("gpt-5", "Hel"), piece("claude-4-sonnet", "lo"), final(&messages.InferResponse{ServedBy: "claude-4-sonnet",
 		Continuation: "complete", Attempts: []*messages.Attempt{{Model: "gpt-5", ErrorClass: messages.ErrorClass_stream_cut}, cont}}))
-	srv := httptest.NewServer(handler(t, f, nil))
-	defer srv.Close()
+	srv := handler(t, f, nil)
 
 	resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(streamed))
 	require.NoError(t, err)

@@ -18,32 +18,19 @@ import (
 
 // serve runs Server(h) on loopback with a short ReadTimeout and returns its
 // base URL.
-func serve(t *testing.T, h http.Handler, readTimeout time.Duration) string {
+func serve(t *testing.T, h *Handler, readTimeout time.Duration) string {
 	t.Helper()
 	srv := Server(h)
 	srv.ReadTimeout = readTimeout
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return "http://" + ln.Addr().String()
+	return serveWireWith(t, h, srv).URL
 }
 
 func TestServerHasTimeouts(t *testing.T) {
-	srv := Server(http.NotFoundHandler())
-	assert.Equal(t, ReadHeaderTimeout, srv.ReadHeaderTimeout)
+	srv := Server(build(t, newFake(t), nil))
 	assert.Equal(t, ReadTimeout, srv.ReadTimeout)
 	assert.Equal(t, IdleTimeout, srv.IdleTimeout)
-	assert.Zero(t, srv.WriteTimeout, "a server-wide write timeout would cut slow completions")
+	assert.Equal(t, WriteTimeout, srv.WriteTimeout, "fasthttp counts it from the handler's return: from when the answer is ready")
+	assert.Equal(t, 4096, srv.MaxRequestBodySize, "Config.MaxBody")
 }
 
 // slowModel answers after d: a model slower than the server's ReadTimeout.
@@ -69,7 +56,7 @@ func TestAnswersOutliveTheReadTimeout(t *testing.T) {
 		resp := slowModel(4*readTimeout)(ctx, req)
 		sink.Final(&messages.InferResponse{Content: "but fine", Error: resp.GetError(), ServedBy: "gpt-5"})
 	}
-	base := serve(t, handler(t, f, nil), readTimeout)
+	base := serve(t, build(t, f, nil), readTimeout)
 	for _, stream := range []string{"false", "true"} {
 		res, err := http.Post(base+"/v1/chat/completions", "application/json",
 			strings.NewReader(`{"model":"gpt-5","stream":`+stream+`,"messages":[{"role":"user","content":"x"}]}`))
@@ -88,7 +75,7 @@ func TestAnswersOutliveTheReadTimeout(t *testing.T) {
 // dispatch.
 func TestSlowUploadIsCutOff(t *testing.T) {
 	f := newFake(t)
-	base := serve(t, handler(t, f, nil), 100*time.Millisecond)
+	base := serve(t, build(t, f, nil), 100*time.Millisecond)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	require.NoError(t, err)
 	defer conn.Close()

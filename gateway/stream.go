@@ -3,8 +3,13 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
@@ -23,8 +28,10 @@ import (
 // truncated answer never looks like a complete one.
 //
 // X-Hive-Served-By goes with the 200 when a piece has named the model by
-// then; X-Hive-Attempts and X-Hive-Continuation, known only at the end, are
-// HTTP trailers (headers when the answer arrives whole). Each event's model is the serving
+// then (else it is a trailer); X-Hive-Attempts and X-Hive-Continuation,
+// known only at the end, are HTTP trailers (headers when the answer
+// arrives whole, which then goes out as one body with a Content-Length).
+// Each event's model is the serving
 // model once known, the requested one before. A stream has no
 // X-Hive-Degradation: its 200 goes out before the level is known.
 
@@ -49,41 +56,137 @@ type delta struct {
 	Content *string `json:"content,omitempty"`
 }
 
-// sse writes one answer's events. It is used by the handler goroutine only.
+// sse writes one answer's events. The handler's goroutine waits for the
+// first piece of text (or the final reply) and decides the status; the
+// events then go out from fasthttp's goroutine for the connection, through
+// sseBody.WriteTo, each event one chunk and one flush.
 type sse struct {
-	w        http.ResponseWriter
-	rc       *http.ResponseController
+	rc       *fasthttp.RequestCtx
+	conn     net.Conn
+	out      io.Writer // the chunked body, once streaming
+	whole    []byte    // the events of an answer that arrived whole
 	c        *call
 	created  int64
 	servedBy string // the last model a chunk named
 	started  bool   // the 200 went out
 	role     bool   // the assistant role went out
 	failed   bool   // a write failed: the client is gone
+	trailer  bool   // trailers were announced
+	buf      []byte // the event being written
 }
 
-// stream serves a streamed request. It returns the serving model and the
-// status sent (499 when the client went away first).
-func (g *gateway) stream(ctx context.Context, w http.ResponseWriter, c *call) (string, int) {
+// stream serves a streamed request with ctx, whose cancel it owns. The
+// logged status is 499 when the client went away first.
+func (g *gateway) stream(rc *fasthttp.RequestCtx, ctx context.Context, cancel context.CancelFunc, c *call) {
 	a := newInbox()
-	defer a.close()
 	g.dispatcher.Dispatch(ctx, c.req, a)
-	s := &sse{w: w, rc: http.NewResponseController(w), c: c, created: now()}
+	w := watch(rc.Conn(), cancel)
+	s := &sse{rc: rc, conn: rc.Conn(), c: c, created: now()}
+	done := func(status int) {
+		w.stop()
+		cancel()
+		a.close()
+		g.logged(c, s.servedBy, status)
+	}
 	for {
 		select {
 		case <-a.ready:
 		case <-ctx.Done():
-			return s.servedBy, messages.ErrorClass_cancelled.Status()
+			rc.SetConnectionClose()
+			done(messages.ErrorClass_cancelled.Status())
+			return
 		}
 		parts, final, ended := a.take()
+		for i, p := range parts {
+			if p.model != "" {
+				s.servedBy = p.model
+			}
+			if p.text != "" { // the 200 goes out, and the events follow
+				s.start(nil)
+				rc.Response.SetBodyStream(&sseBody{s: s, a: a, ctx: ctx, pending: parts[i:], done: done}, -1)
+				return
+			}
+		}
+		if ended { // the answer arrived whole, or failed before any text
+			status := s.end(final)
+			if s.whole != nil {
+				rc.SetBody(s.whole)
+			}
+			done(status)
+			return
+		}
+	}
+}
+
+// sseBody is a streamed answer's body: fasthttp calls WriteTo with the
+// chunked writer once the header is written, then Close.
+type sseBody struct {
+	s       *sse
+	a       *inbox
+	ctx     context.Context
+	pending []part
+	done    func(status int)
+	status  int
+	closed  bool
+}
+
+// SupportsBodyWriteTo tells fasthttp to call WriteTo (fasthttp.BodyWriterTo).
+func (b *sseBody) SupportsBodyWriteTo() bool { return true }
+
+// Read is never called: fasthttp uses WriteTo.
+func (b *sseBody) Read([]byte) (int, error) { return 0, errNoRead }
+
+var errNoRead = errors.New("gateway: the event stream is written with WriteTo")
+
+// WriteTo writes the events as they come, until the end of the answer,
+// the client's going away or a failed write.
+func (b *sseBody) WriteTo(w io.Writer) (int64, error) {
+	s := b.s
+	s.out = w
+	b.status = http.StatusOK
+	for _, p := range b.pending {
+		if s.part(p); s.failed {
+			return 0, errClientGone
+		}
+	}
+	b.pending = nil
+	for {
+		// Take first: the handler's last take may have seen the end too.
+		parts, final, ended := b.a.take()
 		for _, p := range parts {
 			if s.part(p); s.failed {
-				return s.servedBy, http.StatusOK
+				return 0, errClientGone
 			}
 		}
 		if ended {
-			return s.servedBy, s.end(final)
+			b.status = s.end(final)
+			if s.failed {
+				return 0, errClientGone
+			}
+			return 0, nil
+		}
+		select {
+		case <-b.a.ready:
+		case <-b.ctx.Done():
+			b.status = messages.ErrorClass_cancelled.Status()
+			return 0, errClientGone
 		}
 	}
+}
+
+var errClientGone = errors.New("gateway: the client went away")
+
+// Close ends the dispatch and logs the answer; fasthttp calls it once the
+// body is written or abandoned.
+func (b *sseBody) Close() error {
+	if !b.closed {
+		b.closed = true
+		if b.status == 0 {
+			b.status = messages.ErrorClass_cancelled.Status()
+		}
+		b.done(b.status)
+	}
+	return nil
 }
 
 // part writes one piece of text; an empty one only names the model.
@@ -132,14 +235,14 @@ func (s *sse) incomplete(final *messages.InferResponse) int {
 		e = messages.Failure(messages.ErrorClass_stream_cut, "stream_incomplete", "the answer ended before it was complete")
 	}
 	if !s.started {
-		h := s.w.Header()
+		h := &s.rc.Response.Header
 		if s.servedBy != "" {
 			h.Set(headerServedBy, s.servedBy)
 		}
 		setAttempts(h, final.GetAttempts())
 		setContinuation(h, final)
 		status := errorStatus(e)
-		writeError(s.w, status, e)
+		fastError(s.rc, status, e, "")
 		return status
 	}
 	if final.GetContent() != "" {
@@ -151,46 +254,51 @@ func (s *sse) incomplete(final *messages.InferResponse) int {
 	return http.StatusOK
 }
 
-// start sends the 200 and the headers, once. final is the final reply when
-// the answer arrived whole, so that every header is known.
+// start sets the 200 and the headers, once. final is the final reply when
+// the answer arrived whole, so that every header is known and the events
+// go out as one body; else X-Hive-Attempts, and X-Hive-Served-By when no
+// piece named the model yet, are announced as trailers.
 func (s *sse) start(final *messages.InferResponse) {
 	if s.started {
 		return
 	}
 	s.started = true
-	h := s.w.Header()
-	h.Set("Content-Type", "text/event-stream")
+	h := &s.rc.Response.Header
+	h.SetContentType("text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // proxies must not hold events back
 	if s.servedBy != "" {
 		h.Set(headerServedBy, s.servedBy)
-	} else {
-		h.Add("Trailer", headerServedBy)
+	} else if final == nil {
+		_ = h.AddTrailer(headerServedBy)
+		s.trailer = true
 	}
 	if final != nil {
 		setAttempts(h, final.GetAttempts())
 		setContinuation(h, final)
+		s.whole = []byte{}
 	} else {
-		h.Add("Trailer", headerAttempts)
-		h.Add("Trailer", headerContinuation)
+		_ = h.AddTrailer(headerAttempts)
+		_ = h.AddTrailer(headerContinuation)
+		s.trailer = true
 	}
-	s.w.WriteHeader(http.StatusOK)
+	s.rc.SetStatusCode(http.StatusOK)
 }
 
-// trailers sets what the headers could not say yet. net/http sends only
-// the trailers announced in start.
+// trailers sets what the headers could not say yet; fasthttp sends them
+// after the last chunk.
 func (s *sse) trailers(final *messages.InferResponse) {
-	h := s.w.Header()
-	if len(h.Values("Trailer")) == 0 {
+	if !s.trailer {
 		return
 	}
-	if h.Get(headerServedBy) == "" && s.servedBy != "" {
+	h := &s.rc.Response.Header
+	if len(h.Peek(headerServedBy)) == 0 && s.servedBy != "" {
 		h.Set(headerServedBy, s.servedBy)
 	}
-	if h.Get(headerAttempts) == "" {
-		setAttempts(h, final.GetAttempts())
-		setContinuation(h, final)
+	if v := attemptsValue(final.GetAttempts()); v != "" {
+		h.Set(headerAttempts, v)
 	}
+	setContinuation(h, final)
 }
 
 // text sends a piece of the answer, with the assistant role on the first.
@@ -222,22 +330,22 @@ func (s *sse) event(v any) {
 	s.data(b)
 }
 
-// data writes one SSE event and flushes it. JSON escapes newlines, so one
-// data line always holds the whole event.
+// data writes one SSE event: into the body of an answer that arrived
+// whole, else as one chunk, flushed. JSON escapes newlines, so one data
+// line always holds the whole event.
 func (s *sse) data(b []byte) {
 	if s.failed {
 		return
 	}
-	buf := make([]byte, 0, len(b)+8)
-	buf = append(append(append(buf, "data: "...), b...), "\n\n"...)
-	// Each event gets WriteTimeout to leave: a client that stopped reading
-	// is dropped, and the dispatch cancelled, instead of held forever.
-	_ = s.rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
-	if _, err := s.w.Write(buf); err != nil {
-		s.failed = true
+	s.buf = append(append(append(s.buf[:0], "data: "...), b...), "\n\n"...)
+	if s.whole != nil {
+		s.whole = append(s.whole, s.buf...)
 		return
 	}
-	if err := s.rc.Flush(); err != nil {
+	// Each event gets WriteTimeout to leave: a client that stopped reading
+	// is dropped, and the dispatch cancelled, instead of held forever.
+	_ = s.conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	if _, err := s.out.Write(s.buf); err != nil {
 		s.failed = true
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -205,7 +204,7 @@ func TestStream(t *testing.T) {
 func TestStreamAnswerInline(t *testing.T) {
 	h, err := New(Config{Node: "n1", Dispatcher: inline{}, Readiness: ready{}})
 	require.NoError(t, err)
-	rec := post(h, streamed, nil)
+	rec := post(serveWire(t, h), streamed, nil)
 	assert.Equal(t, 499, rec.Code)
 	assert.JSONEq(t, `{"error":{"message":"node n1 is shutting down","type":"cancelled","code":"shutting_down","param":null}}`, rec.Body.String())
 }
@@ -231,8 +230,7 @@ func TestStreamFlushesEachChunk(t *testing.T) {
 		<-release
 		sink.Final(&messages.InferResponse{ServedBy: "gpt-5"})
 	}
-	srv := httptest.NewServer(handler(t, f, nil))
-	defer srv.Close()
+	srv := handler(t, f, nil)
 	defer close(release) // before Close waits for the handler, if a check fails
 
 	resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(streamed))

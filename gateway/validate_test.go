@@ -19,7 +19,7 @@ func TestTooManyMessages(t *testing.T) {
 	h, err := New(Config{Node: "n1", Dispatcher: f, Models: func() []string { return []string{"m"} }, Readiness: ready{}, MaxBody: 8 << 20})
 	require.NoError(t, err)
 	body := `{"model":"m","messages":[` + strings.TrimSuffix(strings.Repeat(`{"role":"user","content":"x"},`, messages.MaxMessages+1), ",") + `]}`
-	rec := post(h, body, nil)
+	rec := post(serveWire(t, h), body, nil)
 	assert.Equal(t, 400, rec.Code)
 	assert.Contains(t, rec.Body.String(), `"code":"too_many_messages"`)
 	assert.Nil(t, f.last(), "dispatched")

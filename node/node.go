@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/valyala/fasthttp"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
@@ -96,7 +97,7 @@ type Node struct {
 	metrics           *gateway.Metrics
 	hooks             *notify.Webhooks     // nil without webhooks
 	events            []*nats.Subscription // other nodes' health, for recovery
-	http              *http.Server
+	http              *fasthttp.Server
 	pprof             *http.Server // Config.PprofAddr
 	httpErr           chan error
 	gateway           *gateway.Handler // closed before the HTTP server shuts down
@@ -357,7 +358,7 @@ func (n *Node) close() {
 	}
 	if n.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = n.http.Shutdown(ctx)
+		_ = n.http.ShutdownWithContext(ctx)
 		cancel()
 		<-n.httpErr
 	}

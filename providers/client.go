@@ -7,8 +7,10 @@ import (
 	"time"
 )
 
-// HTTPClient returns the client that the HTTP providers share when their
-// configuration names none: one connection pool for every model, sized for
+// HTTPClient returns the client that the HTTP providers share when the
+// environment names a proxy for their endpoint (without one, each model
+// keeps its own pool of connections: providers/internal/httpapi/pool.go):
+// one connection pool for every model, sized for
 // many concurrent calls to few hosts (up to 256 idle keep-alive connections
 // per host), HTTP/1.1 only so that each stream has its own connection and a
 // stalled stream cannot hold up the others behind one HTTP/2 connection. It

@@ -7,8 +7,8 @@
 //
 // What the backends share lives here: ClassifyHTTP, ClassifyEvent,
 // ClassifyTransport and ParseRetryAfter turn upstream answers into classes
-// (the table of docs/policy.md); HTTPClient is the pooled client the HTTP backends
-// use by default; WithDeadlines enforces a stream's three deadlines (first
+// (the table of docs/policy.md); HTTPClient is the pooled net/http client the HTTP
+// backends use behind a proxy; WithDeadlines enforces a stream's three deadlines (first
 // token, idle, total) on any backend's Stream. The HTTP backends also share
 // two internal packages: httpapi (the call, a plain answer, an event stream
 // and its Close) and sse (the event stream format).
