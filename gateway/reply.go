@@ -7,6 +7,7 @@ import (
 
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
@@ -183,7 +184,8 @@ func (g *gateway) reply(rc *fasthttp.RequestCtx, c *call, resp *messages.InferRe
 		fastError(rc, status, resp.GetError(), "")
 		return status
 	}
-	fastJSON(rc, http.StatusOK, completion{
+	buf := bodies.Get().(*[]byte)
+	*buf = appendCompletion((*buf)[:0], &completion{
 		ID:      completionID(c),
 		Object:  "chat.completion",
 		Created: now(),
@@ -194,7 +196,14 @@ func (g *gateway) reply(rc *fasthttp.RequestCtx, c *call, resp *messages.InferRe
 		}},
 		Usage: toUsage(resp.GetUsage()),
 	})
+	rc.SetContentType("application/json")
+	rc.SetStatusCode(http.StatusOK)
+	rc.SetBody(*buf) // copied: the buffer goes back to the pool
+	bodies.Put(buf)
 	return http.StatusOK
 }
+
+// bodies holds the buffers answers are encoded in.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func completionID(c *call) string { return "chatcmpl-" + c.req.GetRequestId() }

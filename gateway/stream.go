@@ -215,11 +215,11 @@ func (s *sse) end(final *messages.InferResponse) int {
 		s.text(final.GetContent())
 	}
 	stop := "stop"
-	s.event(s.chunk(chunkChoice{FinishReason: &stop}))
+	s.chunkEvent(s.chunk(chunkChoice{FinishReason: &stop}))
 	if s.c.includeUsage {
 		u := s.chunk()
 		u.Usage = toUsage(final.GetUsage())
-		s.event(u)
+		s.chunkEvent(u)
 	}
 	s.trailers(final)
 	s.data([]byte("[DONE]"))
@@ -307,7 +307,7 @@ func (s *sse) text(t string) {
 	if !s.role {
 		d.Role, s.role = "assistant", true
 	}
-	s.event(s.chunk(chunkChoice{Delta: d}))
+	s.chunkEvent(s.chunk(chunkChoice{Delta: d}))
 }
 
 // chunk builds an event; no choice makes the usage chunk's empty choices.
@@ -320,6 +320,15 @@ func (s *sse) chunk(choices ...chunkChoice) chunk {
 		choices = []chunkChoice{}
 	}
 	return chunk{ID: completionID(s.c), Object: "chat.completion.chunk", Created: s.created, Model: model, Choices: choices}
+}
+
+// chunkEvent writes a chunk, encoded by hand (encode.go).
+func (s *sse) chunkEvent(c chunk) {
+	if s.failed {
+		return
+	}
+	s.buf = append(appendChunk(append(s.buf[:0], "data: "...), &c), "\n\n"...)
+	s.write()
 }
 
 func (s *sse) event(v any) {
@@ -338,6 +347,11 @@ func (s *sse) data(b []byte) {
 		return
 	}
 	s.buf = append(append(append(s.buf[:0], "data: "...), b...), "\n\n"...)
+	s.write()
+}
+
+// write sends the event in s.buf.
+func (s *sse) write() {
 	if s.whole != nil {
 		s.whole = append(s.whole, s.buf...)
 		return

@@ -36,8 +36,9 @@ models:
 // BenchmarkInfer measures a whole request through a node: NATS
 // request-reply, decode, router, model actor, sim provider with no latency,
 // encode, reply. Parallel runs use 64 requesters on one connection.
-// bare_echo is the ceiling on this machine: the same requests answered by a
-// plain NATS subscriber that echoes them, in the same process.
+// bare_echo_json and bare_echo_protobuf are the ceiling on this machine:
+// the same requests answered by a plain NATS subscriber that echoes them,
+// in the same process, serial and with 64 requesters.
 func BenchmarkInfer(b *testing.B) {
 	srv := bustest.NewServer(b)
 	echo := bustest.Connect(b, srv)
@@ -90,7 +91,19 @@ func BenchmarkInfer(b *testing.B) {
 		})
 		b.Run(bc.name+"/parallel64", func(b *testing.B) { parallel64(b, "hive.v1.infer", bc.body) })
 	}
-	b.Run("bare_echo/parallel64", func(b *testing.B) { parallel64(b, "bench.echo", pbBody) })
+	for _, bc := range []struct {
+		name string
+		body []byte
+	}{{"json", jsonBody}, {"protobuf", pbBody}} {
+		b.Run("bare_echo_"+bc.name+"/serial", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := nc.Request("bench.echo", bc.body, requestLimit); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("bare_echo_"+bc.name+"/parallel64", func(b *testing.B) { parallel64(b, "bench.echo", bc.body) })
+	}
 }
 
 // BenchmarkJobs measures a durable job through a node beside a plain
