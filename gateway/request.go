@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cmmv-hive/resilience/internal/jsonscan"
 	"github.com/cmmv-hive/resilience/messages"
 )
 
@@ -41,6 +42,8 @@ type chatRequest struct {
 type chatMessage struct {
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
+	text    string          // the content, when quickRequest read it as a string or null
+	plain   bool            // text is set
 }
 
 type contentPart struct {
@@ -85,16 +88,19 @@ func decode(get header, raw []byte) (*call, *apiError) {
 	if e := decodeHeaders(get, req); e != nil {
 		return nil, e
 	}
-	var body chatRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&body); err != nil {
-		return nil, bodyError(err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		if err == nil || isSyntax(err) {
-			return nil, badRequest("invalid_json", "", "the body holds more than one JSON value")
+	body, ok := quickRequest(raw)
+	if !ok {
+		body = chatRequest{}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		if err := dec.Decode(&body); err != nil {
+			return nil, bodyError(err)
 		}
-		return nil, bodyError(err)
+		if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+			if err == nil || isSyntax(err) {
+				return nil, badRequest("invalid_json", "", "the body holds more than one JSON value")
+			}
+			return nil, bodyError(err)
+		}
 	}
 	if e := fill(req, &body); e != nil {
 		return nil, e
@@ -186,6 +192,75 @@ func isSyntax(err error) bool {
 	return errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
+// quickRequest reads the usual request, every field of the type OpenAI
+// gives it and every content a string or null, in one pass without
+// reflection (internal/jsonscan); false for anything else, which decode
+// then reads with encoding/json for its precise errors
+// (TestQuickRequestAgreesWithEncodingJSON, FuzzQuickRequest).
+func quickRequest(raw []byte) (chatRequest, bool) {
+	var b chatRequest
+	p := jsonscan.New(raw)
+	ok := p.Object(func(key string) bool {
+		switch key {
+		case "model":
+			return p.Str(&b.Model)
+		case "messages":
+			if p.Null() {
+				return true
+			}
+			b.Messages = []chatMessage{}
+			return p.Array(func() bool {
+				var m chatMessage
+				m.plain = true
+				ok := p.Object(func(key string) bool {
+					switch key {
+					case "role":
+						return p.Str(&m.Role)
+					case "content":
+						return p.Str(&m.text)
+					}
+					return p.Skip()
+				}, "role", "content")
+				b.Messages = append(b.Messages, m)
+				return ok
+			})
+		case "max_tokens":
+			return p.Int64(&b.MaxTokens)
+		case "max_completion_tokens":
+			return p.Int64(&b.MaxCompletionTokens)
+		case "temperature":
+			return p.Float64(&b.Temperature)
+		case "stream":
+			return p.Bool(&b.Stream)
+		case "stream_options":
+			if p.Null() {
+				b.StreamOptions = nil
+				return true
+			}
+			b.StreamOptions = &struct {
+				IncludeUsage bool `json:"include_usage"`
+			}{}
+			return p.Object(func(key string) bool {
+				if key == "include_usage" {
+					return p.Bool(&b.StreamOptions.IncludeUsage)
+				}
+				return p.Skip()
+			}, "include_usage")
+		case "user":
+			return p.Str(&b.User)
+		case "n":
+			return p.Int64(&b.N)
+		case "tools":
+			return p.Raw(&b.Tools)
+		case "response_format":
+			return p.Raw(&b.ResponseFormat)
+		}
+		return p.Skip()
+	}, "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "stream", "stream_options", "user", "n",
+		"tools", "response_format")
+	return b, ok && p.End()
+}
+
 // fill checks body and copies it into req.
 func fill(req *messages.InferRequest, b *chatRequest) *apiError {
 	if b.Model == "" {
@@ -201,9 +276,12 @@ func fill(req *messages.InferRequest, b *chatRequest) *apiError {
 	req.Stream = b.Stream
 	req.Messages = make([]*messages.ChatMessage, len(b.Messages))
 	for i, m := range b.Messages {
-		text, e := content(m.Content, i)
-		if e != nil {
-			return e
+		text := m.text
+		if !m.plain {
+			var e *apiError
+			if text, e = content(m.Content, i); e != nil {
+				return e
+			}
 		}
 		req.Messages[i] = &messages.ChatMessage{Role: m.Role, Content: text}
 	}

@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"strings"
 
-	"github.com/tidwall/gjson"
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
 	"github.com/cmmv-hive/resilience/providers/internal/httpapi"
@@ -190,103 +188,6 @@ func (m *Model) Complete(ctx context.Context, req *messages.InferRequest) (*prov
 type answer struct {
 	content, refusal, finish string
 	usage                    *messages.Usage
-}
-
-// quickAnswer reads the usual answer, valid JSON with exactly one choice
-// whose fields have the types OpenAI gives them, without reflection
-// (github.com/tidwall/gjson, about ten times cheaper than encoding/json
-// here, where it was the node's largest JSON cost). Anything else, false:
-// Complete then decodes with encoding/json, which says what is wrong.
-func quickAnswer(body []byte) (answer, bool) {
-	if !gjson.ValidBytes(body) {
-		return answer{}, false
-	}
-	root := gjson.ParseBytes(body)
-	if !root.IsObject() || !plain(root, "choices", "usage") {
-		return answer{}, false
-	}
-	choices := root.Get("choices")
-	if !choices.IsArray() {
-		return answer{}, false
-	}
-	list := choices.Array()
-	if len(list) != 1 || !list[0].IsObject() || !plain(list[0], "message", "finish_reason") {
-		return answer{}, false
-	}
-	msg := list[0].Get("message")
-	if msg.Exists() && msg.Type != gjson.Null && (!msg.IsObject() || !plain(msg, "content", "refusal")) {
-		return answer{}, false
-	}
-	var a answer
-	var ok bool
-	if a.content, ok = str(msg.Get("content")); !ok {
-		return answer{}, false
-	}
-	if a.refusal, ok = str(msg.Get("refusal")); !ok {
-		return answer{}, false
-	}
-	if a.finish, ok = str(list[0].Get("finish_reason")); !ok {
-		return answer{}, false
-	}
-	u := root.Get("usage")
-	switch {
-	case !u.Exists() || u.Type == gjson.Null:
-	case u.IsObject() && plain(u, "prompt_tokens", "completion_tokens"):
-		a.usage = &messages.Usage{}
-		if a.usage.PromptTokens, ok = int32Of(u.Get("prompt_tokens")); !ok {
-			return answer{}, false
-		}
-		if a.usage.CompletionTokens, ok = int32Of(u.Get("completion_tokens")); !ok {
-			return answer{}, false
-		}
-	default:
-		return answer{}, false
-	}
-	return a, true
-}
-
-// plain reports whether each of names appears in obj at most once and
-// only spelt so: encoding/json matches keys without regard to case and
-// keeps the last of duplicates, gjson the first exact one.
-func plain(obj gjson.Result, names ...string) bool {
-	var seen [4]bool
-	ok := true
-	obj.ForEach(func(key, _ gjson.Result) bool {
-		for i, n := range names {
-			if strings.EqualFold(key.Str, n) {
-				if key.Str != n || seen[i] {
-					ok = false
-				}
-				seen[i] = true
-			}
-		}
-		return ok
-	})
-	return ok
-}
-
-// str is a string field, "" when absent or null.
-func str(r gjson.Result) (string, bool) {
-	switch r.Type {
-	case gjson.String:
-		return r.Str, true
-	case gjson.Null:
-		return "", true // absent too
-	}
-	return "", false
-}
-
-// int32Of is a whole number field that fits an int32, 0 when absent or null.
-func int32Of(r gjson.Result) (int32, bool) {
-	switch r.Type {
-	case gjson.Null:
-		return 0, true
-	case gjson.Number:
-		if n := r.Int(); float64(n) == r.Num && n >= math.MinInt32 && n <= math.MaxInt32 {
-			return int32(n), true
-		}
-	}
-	return 0, false
 }
 
 // refused reports a content_policy failure when the provider filtered the
