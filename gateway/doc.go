@@ -12,10 +12,16 @@
 // attempts format); a stream that fails after text went out ends with an
 // error event and no [DONE] (stream.go).
 //
-// It imports messages and zerolog; the node passes its request path in as a
+// It is served by fasthttp (Server): chat completions on fasthttp itself,
+// the hot path, with the client's going away noticed in the network poller
+// (watch.go) and the JSON read with internal/jsonscan and written by hand
+// (encode.go); the other routes are net/http handlers behind
+// fasthttpadaptor.
+//
+// It imports messages, zerolog and fasthttp; the node passes its request path in as a
 // Dispatcher, and each chat completion hands it an inbox (inbox.go), the
 // gateway's one messages.Sink, which passes the reply to the handler's
 // goroutine without blocking the sender. Handlers decode and forward; they
 // hold no model state.
-// Everything here is safe for concurrent use by net/http.
+// Everything here is safe for concurrent use by the server's goroutines.
 package gateway
