@@ -27,7 +27,11 @@ import (
 // hand-off between goroutines per call, as net/http's transport has (a read
 // loop and a write loop per connection). A call's context cancels it at
 // once: its connection's deadline is put in the past, the read or write in
-// progress fails, and the connection is closed instead of pooled.
+// progress fails, and the connection is closed instead of pooled. An idle
+// connection that the upstream closed is noticed before use (alive) and
+// dropped; one the upstream closes at the very moment a request goes out
+// fails that call as connection, which is not retried here (a POST may
+// have been taken): the model's retry policy decides.
 //
 // What net/http's client did that this one does not: gzip (no
 // Accept-Encoding is sent, so the answer comes uncompressed), HTTP/2 (which
@@ -99,7 +103,7 @@ func newPool(rawURL string) (*pool, error) {
 }
 
 // get returns an idle connection still open, or dials a new one.
-func (p *pool) get(ctx context.Context) (*pconn, bool, error) {
+func (p *pool) get(ctx context.Context) (*pconn, error) {
 	now := time.Now()
 	for {
 		p.mu.Lock()
@@ -113,7 +117,7 @@ func (p *pool) get(ctx context.Context) (*pconn, bool, error) {
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
 		if now.Sub(c.since) < idleTimeout && c.br.Buffered() == 0 && alive(c.conn) {
-			return c, true, nil
+			return c, nil
 		}
 		_ = c.conn.Close()
 	}
@@ -121,17 +125,17 @@ func (p *pool) get(ctx context.Context) (*pconn, bool, error) {
 	defer cancel()
 	conn, err := p.dialer.DialContext(dctx, "tcp", p.addr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if p.tls != nil {
 		tc := tls.Client(conn, p.tls)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			_ = conn.Close()
-			return nil, false, err
+			return nil, err
 		}
 		conn = tc
 	}
-	return &pconn{conn: conn, br: bufio.NewReaderSize(conn, readBuffer)}, false, nil
+	return &pconn{conn: conn, br: bufio.NewReaderSize(conn, readBuffer)}, nil
 }
 
 // put gives c back for another call, or closes it when the pool is full.
@@ -189,7 +193,7 @@ func (p *pool) do(ctx context.Context, header http.Header, payload []byte) (*htt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	c, _, err := p.get(ctx)
+	c, err := p.get(ctx)
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
