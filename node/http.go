@@ -42,6 +42,7 @@ func (n *Node) listenHTTP(subjects bus.Subjects) error {
 	n.log.Info().Str("url", n.httpURL+"/").Bool("admin_actions", n.cfg.AdminToken != "").Msg("dashboard")
 	n.http = gateway.Server(handler)
 	n.httpErr = make(chan error, 1)
+	n.httpLn = ln
 	go func() { n.httpErr <- n.http.Serve(ln) }()
 	return nil
 }

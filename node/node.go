@@ -100,6 +100,7 @@ type Node struct {
 	http              *fasthttp.Server
 	pprof             *http.Server // Config.PprofAddr
 	httpErr           chan error
+	httpLn            net.Listener     // closed after the server's shutdown too: one before Serve took it would not close it
 	gateway           *gateway.Handler // closed before the HTTP server shuts down
 	natsURL           string           // where clients reach NATS
 	httpURL           string
@@ -359,6 +360,10 @@ func (n *Node) close() {
 	if n.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = n.http.ShutdownWithContext(ctx)
+		// A shutdown that came before Serve took the listener closed
+		// nothing (fasthttp closes only the listeners it serves), and Serve
+		// would accept forever: closing it here ends Serve either way.
+		_ = n.httpLn.Close()
 		cancel()
 		<-n.httpErr
 	}
