@@ -443,9 +443,25 @@ func (m *measure) backAt(d Disruption) (time.Duration, bool) {
 }
 
 // primaryAttempts counts the attempts on a model listed in replies to
-// requests started while a disruption of that model was active, but not
-// the circuit_open refusals: those never reached the model.
+// requests started while a disruption of that model was active, on a node
+// it hit.
 func (m *measure) primaryAttempts() (float64, string, bool) {
+	return m.attemptsIn(func(d Disruption, r *Request, a Attempt) bool { return d.active(r.Start) && d.hits(a.Model, a.Node) })
+}
+
+// modelAttempts counts the attempts on a disrupted model, on whichever
+// node, in requests started from the sending of its disruption to its end:
+// with a shared upstream, what one node's disruption costs the others.
+func (m *measure) modelAttempts() (float64, string, bool) {
+	return m.attemptsIn(func(d Disruption, r *Request, a Attempt) bool {
+		return d.Model == a.Model && r.Start >= d.from() && r.Start < d.End
+	})
+}
+
+// attemptsIn counts the scored requests' attempts that reached their
+// model (not the circuit_open refusals or skipped models) and that in
+// says fall in a disruption of a model.
+func (m *measure) attemptsIn(in func(d Disruption, r *Request, a Attempt) bool) (float64, string, bool) {
 	ds := m.modelDisruptions()
 	if len(ds) == 0 {
 		return 0, "no disruption of a model", false
@@ -456,29 +472,7 @@ func (m *measure) primaryAttempts() (float64, string, bool) {
 			if a.Class == "circuit_open" || a.Class == "skipped" {
 				continue // refused by the model's breaker, or skipped: the call never reached the model
 			}
-			if slices.ContainsFunc(ds, func(d Disruption) bool { return d.active(r.Start) && d.hits(a.Model, a.Node) }) {
-				n++
-			}
-		}
-	}
-	return float64(n), "", true
-}
-
-// modelAttempts counts the attempts on a disrupted model, on whichever
-// node, in requests started from the sending of its disruption to its end:
-// with a shared upstream, what one node's disruption costs the others.
-func (m *measure) modelAttempts() (float64, string, bool) {
-	ds := m.modelDisruptions()
-	if len(ds) == 0 {
-		return 0, "no disruption of a model", false
-	}
-	n := 0
-	for _, r := range m.windows[""].requests {
-		for _, a := range r.Attempts {
-			if a.Class == "circuit_open" || a.Class == "skipped" {
-				continue
-			}
-			if slices.ContainsFunc(ds, func(d Disruption) bool { return d.Model == a.Model && r.Start >= d.from() && r.Start < d.End }) {
+			if slices.ContainsFunc(ds, func(d Disruption) bool { return in(d, r, a) }) {
 				n++
 			}
 		}
