@@ -12,7 +12,6 @@ package jsonscan
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -46,17 +45,11 @@ func (p *Scanner) Int64(v **int64) bool {
 		*v = nil
 		return true
 	}
-	p.ws()
-	start := p.i
-	if !p.number() {
-		return false
+	n, ok := p.whole(64)
+	if ok {
+		*v = &n
 	}
-	n, err := strconv.ParseInt(string(p.b[start:p.i]), 10, 64)
-	if err != nil {
-		return false
-	}
-	*v = &n
-	return true
+	return ok
 }
 
 // Raw reads any value, checked, into v as it came (null included, as
@@ -293,23 +286,28 @@ func (p *Scanner) literal(word string) bool {
 	return false
 }
 
-// int32 reads a whole number that fits an int32, or null (0), into n.
+// Int32 reads a whole number that fits an int32, or null (0), into n.
 func (p *Scanner) Int32(n *int32) bool {
 	if p.Null() {
 		*n = 0
 		return true
 	}
+	v, ok := p.whole(32)
+	if ok {
+		*n = int32(v)
+	}
+	return ok
+}
+
+// whole reads a JSON number that is a whole number of at most bits bits.
+func (p *Scanner) whole(bits int) (int64, bool) {
 	p.ws()
 	start := p.i
 	if !p.number() {
-		return false
+		return 0, false
 	}
-	v, err := strconv.ParseInt(string(p.b[start:p.i]), 10, 32)
-	if err != nil || v < math.MinInt32 || v > math.MaxInt32 {
-		return false
-	}
-	*n = int32(v)
-	return true
+	v, err := strconv.ParseInt(string(p.b[start:p.i]), 10, bits)
+	return v, err == nil
 }
 
 // number passes a JSON number.
