@@ -9,16 +9,22 @@ import (
 // events, byte for byte what encoding/json makes of the same structs
 // (TestEncodeAgreesWithEncodingJSON, FuzzEncode), without reflection.
 
+// appendHead appends the fields a completion and a chunk begin with, the
+// object left open.
+func appendHead(b []byte, id, object string, created int64, model string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"object":`...)
+	b = appendString(b, object)
+	b = append(b, `,"created":`...)
+	b = strconv.AppendInt(b, created, 10)
+	b = append(b, `,"model":`...)
+	return appendString(b, model)
+}
+
 // appendCompletion appends c and a newline, as json.Encoder would.
 func appendCompletion(b []byte, c *completion) []byte {
-	b = append(b, `{"id":`...)
-	b = appendString(b, c.ID)
-	b = append(b, `,"object":`...)
-	b = appendString(b, c.Object)
-	b = append(b, `,"created":`...)
-	b = strconv.AppendInt(b, c.Created, 10)
-	b = append(b, `,"model":`...)
-	b = appendString(b, c.Model)
+	b = appendHead(b, c.ID, c.Object, c.Created, c.Model)
 	b = append(b, `,"choices":[`...)
 	for i := range c.Choices {
 		ch := &c.Choices[i]
@@ -42,14 +48,7 @@ func appendCompletion(b []byte, c *completion) []byte {
 
 // appendChunk appends c, as json.Marshal would.
 func appendChunk(b []byte, c *chunk) []byte {
-	b = append(b, `{"id":`...)
-	b = appendString(b, c.ID)
-	b = append(b, `,"object":`...)
-	b = appendString(b, c.Object)
-	b = append(b, `,"created":`...)
-	b = strconv.AppendInt(b, c.Created, 10)
-	b = append(b, `,"model":`...)
-	b = appendString(b, c.Model)
+	b = appendHead(b, c.ID, c.Object, c.Created, c.Model)
 	b = append(b, `,"choices":`...)
 	if c.Choices == nil {
 		b = append(b, "null"...)
