@@ -10,7 +10,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cmmv-hive/resilience/bus"
 	"github.com/cmmv-hive/resilience/bus/bustest"
@@ -72,27 +71,11 @@ func TestHTTPRescuedStreamWithTheOpenAISDK(t *testing.T) {
 
 	// The same over NATS: one numbered stream, its final chunk marked.
 	nc := bustest.Connect(t, srv)
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	require.NoError(t, err)
-	require.NoError(t, nc.PublishRequest("hive.v1.infer", inbox,
-		[]byte(`{"model":"gpt-5","stream":true,"messages":[{"role":"user","content":"hi"}]}`)))
-	var text string
-	for seq := uint32(1); ; seq++ {
-		msg, err := sub.NextMsg(requestLimit)
-		require.NoError(t, err)
-		var ch messages.InferChunk
-		require.NoError(t, protojson.Unmarshal(msg.Data, &ch), "chunk %s", msg.Data)
-		require.Equal(t, seq, ch.Seq, "chunks in order")
-		text += ch.Delta
-		if ch.Final {
-			assert.Equal(t, messages.InferChunk_complete, ch.Outcome, "final: %v", &ch)
-			assert.Equal(t, "complete", ch.Continuation)
-			require.Len(t, ch.Attempts, 2)
-			assert.Equal(t, messages.ErrorClass_stream_cut, ch.Attempts[0].ErrorClass)
-			assert.Equal(t, "prefill", ch.Attempts[1].Continued)
-			break
-		}
-	}
+	text, ch := streamOverNATS(t, nc, `{"model":"gpt-5","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	assert.Equal(t, messages.InferChunk_complete, ch.Outcome, "final: %v", ch)
+	assert.Equal(t, "complete", ch.Continuation)
+	require.Len(t, ch.Attempts, 2)
+	assert.Equal(t, messages.ErrorClass_stream_cut, ch.Attempts[0].ErrorClass)
+	assert.Equal(t, "prefill", ch.Attempts[1].Continued)
 	assert.Equal(t, "It was the best of times, it was the worst of times.", text)
 }

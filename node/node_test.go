@@ -208,28 +208,36 @@ func TestNodeRoutesAroundAHardDownModel(t *testing.T) {
 // final chunk last; a failing primary fails over before the first piece.
 func TestNodeStreamsOverNATS(t *testing.T) {
 	_, nc := startTestNode(t)
+	text, c := streamOverNATS(t, nc, `{"model":"broken","stream":true,"messages":[{"role":"user","content":"stream please"}]}`)
+	assert.Equal(t, messages.InferChunk_complete, c.Outcome, "final: %v", c)
+	assert.Equal(t, "backup", c.ServedBy)
+	require.NotEmpty(t, c.Attempts)
+	assert.Equal(t, "broken", c.Attempts[0].Model)
+	assert.Equal(t, "backup here", text, "only the fallback's answer reached the client")
+}
+
+// streamOverNATS sends a streamed request (JSON body) on hive.v1.infer and
+// reads its chunks, checking they come numbered in order: it returns the
+// text they carried and the final chunk.
+func streamOverNATS(t *testing.T, nc *nats.Conn, body string) (string, *messages.InferChunk) {
+	t.Helper()
 	inbox := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	require.NoError(t, err)
-	require.NoError(t, nc.PublishRequest("hive.v1.infer", inbox,
-		[]byte(`{"model":"broken","stream":true,"messages":[{"role":"user","content":"stream please"}]}`)))
+	defer func() { _ = sub.Unsubscribe() }()
+	require.NoError(t, nc.PublishRequest("hive.v1.infer", inbox, []byte(body)))
 	var text string
 	for seq := uint32(1); ; seq++ {
 		msg, err := sub.NextMsg(requestLimit)
 		require.NoError(t, err)
-		var c messages.InferChunk
-		require.NoError(t, protojson.Unmarshal(msg.Data, &c), "chunk %s", msg.Data)
-		assert.Equal(t, seq, c.Seq, "chunks in order")
+		c := &messages.InferChunk{}
+		require.NoError(t, protojson.Unmarshal(msg.Data, c), "chunk %s", msg.Data)
+		require.Equal(t, seq, c.Seq, "chunks in order")
 		text += c.Delta
 		if c.Final {
-			assert.Equal(t, messages.InferChunk_complete, c.Outcome, "final: %v", &c)
-			assert.Equal(t, "backup", c.ServedBy)
-			require.NotEmpty(t, c.Attempts)
-			assert.Equal(t, "broken", c.Attempts[0].Model)
-			break
+			return text, c
 		}
 	}
-	assert.Equal(t, "backup here", text, "only the fallback's answer reached the client")
 }
 
 // The node publishes its models' events on NATS as they happen: here the
