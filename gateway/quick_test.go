@@ -65,3 +65,14 @@ func FuzzQuickRequest(f *testing.F) {
 	f.Add(`{"model":"gpt-5","stream":true,"stream_options":{"include_usage":true},"max_tokens":64,"temperature":0.2,"user":"u","n":1,"messages":[{"role":"system","content":"b\u00e9"},{"role":"user","content":null}]}`)
 	f.Fuzz(func(t *testing.T, raw string) { checkQuick(t, raw) })
 }
+
+// BenchmarkQuickRequest reads the benchmark's request (bench/chat.lua's).
+func BenchmarkQuickRequest(b *testing.B) {
+	raw := []byte(`{"model":"direct-ok","messages":[{"role":"system","content":"You are brief."},{"role":"user","content":"Say hello."}],"max_tokens":32}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := quickRequest(raw); !ok {
+			b.Fatal("not taken")
+		}
+	}
+}

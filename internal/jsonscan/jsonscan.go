@@ -135,14 +135,17 @@ func (p *Scanner) Object(field func(key string) bool, names ...string) bool {
 		if !ok {
 			return false
 		}
-		key := string(raw)
+		key := ""
 		for j, n := range names {
-			if strings.EqualFold(key, n) {
-				if key != n || seen[j] {
+			if foldEqual(raw, n) {
+				if string(raw) != n || seen[j] {
 					return false
 				}
-				seen[j] = true
+				seen[j], key = true, n
 			}
+		}
+		if key == "" { // a key field does not read: the only one copied
+			key = string(raw)
 		}
 		if p.peek() != ':' {
 			return false
@@ -222,7 +225,7 @@ func (p *Scanner) Str(s *string) bool {
 		return false
 	}
 	if raw, ok := p.rawString(); ok {
-		*s = string(raw)
+		*s = common(raw)
 		return true
 	}
 	start := p.i
@@ -230,6 +233,51 @@ func (p *Scanner) Str(s *string) bool {
 		return false
 	}
 	return json.Unmarshal(p.b[start:p.i], s) == nil
+}
+
+// common returns raw as a string, without a copy for the values most
+// requests and answers repeat (roles, finish reasons).
+func common(raw []byte) string {
+	switch string(raw) {
+	case "user":
+		return "user"
+	case "assistant":
+		return "assistant"
+	case "system":
+		return "system"
+	case "tool":
+		return "tool"
+	case "stop":
+		return "stop"
+	case "length":
+		return "length"
+	case "chat.completion":
+		return "chat.completion"
+	case "":
+		return ""
+	}
+	return string(raw)
+}
+
+// foldEqual is strings.EqualFold for an ASCII raw (rawString's) and an
+// ASCII name: the two compared without the copy of raw.
+func foldEqual(raw []byte, name string) bool {
+	if len(raw) != len(name) {
+		return false
+	}
+	for i := range len(raw) {
+		a, b := raw[i], name[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
 }
 
 // skipString passes a string, checking its escapes.
