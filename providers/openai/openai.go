@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
+	"github.com/cmmv-hive/resilience/internal/jsonwrite"
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
 	"github.com/cmmv-hive/resilience/providers/internal/httpapi"
@@ -91,6 +93,73 @@ type chatRequest struct {
 	ResponseFormat json.RawMessage `json:"response_format,omitempty"`
 }
 
+// AppendJSON appends cr as json.Marshal writes it, without reflection
+// (TestRequestEncodingAgreesWithEncodingJSON): the hot path's encoder. It
+// fails as Marshal does, on a temperature that is not a number and on
+// tools or a response format that are not JSON.
+func (cr *chatRequest) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"model":`...)
+	b = jsonwrite.String(b, cr.Model)
+	b = append(b, `,"messages":`...)
+	if cr.Messages == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range cr.Messages {
+			m := &cr.Messages[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"role":`...)
+			b = jsonwrite.String(b, m.Role)
+			b = append(b, `,"content":`...)
+			b = jsonwrite.String(b, m.Content)
+			if m.Prefix {
+				b = append(b, `,"prefix":true`...)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if cr.MaxTokens != 0 {
+		b = append(b, `,"max_tokens":`...)
+		b = strconv.AppendInt(b, int64(cr.MaxTokens), 10)
+	}
+	if cr.MaxCompletionTokens != 0 {
+		b = append(b, `,"max_completion_tokens":`...)
+		b = strconv.AppendInt(b, int64(cr.MaxCompletionTokens), 10)
+	}
+	if cr.Temperature != nil {
+		b = append(b, `,"temperature":`...)
+		var ok bool
+		if b, ok = jsonwrite.Float(b, *cr.Temperature); !ok {
+			return b, fmt.Errorf("temperature %v is not a JSON number", *cr.Temperature)
+		}
+	}
+	if cr.Stream {
+		b = append(b, `,"stream":true`...)
+	}
+	if cr.StreamOptions != nil {
+		b = append(b, `,"stream_options":{"include_usage":`...)
+		b = strconv.AppendBool(b, cr.StreamOptions.IncludeUsage)
+		b = append(b, '}')
+	}
+	for _, raw := range []struct {
+		key string
+		v   json.RawMessage
+	}{{`,"tools":`, cr.Tools}, {`,"response_format":`, cr.ResponseFormat}} {
+		if len(raw.v) == 0 {
+			continue
+		}
+		b = append(b, raw.key...)
+		var ok bool
+		if b, ok = jsonwrite.Raw(b, raw.v); !ok {
+			return b, fmt.Errorf("%s is not JSON", raw.key[2:len(raw.key)-2])
+		}
+	}
+	return append(b, '}'), nil
+}
+
 type streamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
 }
@@ -119,8 +188,8 @@ type chatResponse struct {
 	Error json.RawMessage `json:"error"`
 }
 
-func (m *Model) body(req *messages.InferRequest, stream bool) chatRequest {
-	cr := chatRequest{Model: m.model, Messages: make([]chatMessage, 0, len(req.GetMessages()))}
+func (m *Model) body(req *messages.InferRequest, stream bool) *chatRequest {
+	cr := &chatRequest{Model: m.model, Messages: make([]chatMessage, 0, len(req.GetMessages()))}
 	for _, msg := range req.GetMessages() {
 		cr.Messages = append(cr.Messages, chatMessage{Role: msg.GetRole(), Content: msg.GetContent(), Prefix: msg.GetPrefix()})
 	}

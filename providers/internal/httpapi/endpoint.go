@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sync"
 
 	"github.com/cmmv-hive/resilience/messages"
 	"github.com/cmmv-hive/resilience/providers"
@@ -79,7 +80,18 @@ func withDefaults(h http.Header, accept string) http.Header {
 // post sends payload as JSON and returns a 2xx response; any other outcome
 // is a classified *providers.Error.
 func (e *Endpoint) post(ctx context.Context, payload any, stream bool) (*http.Response, *providers.Error) {
-	body, err := json.Marshal(payload)
+	var body []byte
+	if e.pool != nil { // the pool copies the body into its request: the buffer is reused
+		buf := bodyBuffers.Get().(*[]byte)
+		defer func() {
+			if cap(body) <= maxPooledBody {
+				*buf = body[:0]
+				bodyBuffers.Put(buf)
+			}
+		}()
+		body = (*buf)[:0]
+	}
+	body, err := appendPayload(body, payload)
 	if err != nil {
 		return nil, providers.Errorf(messages.ErrorClass_bad_request, "encode request: %v", err)
 	}
@@ -105,6 +117,27 @@ func (e *Endpoint) post(ctx context.Context, payload any, stream bool) (*http.Re
 		return nil, providers.ClassifyHTTP(resp.StatusCode, resp.Header, body).Redact(e.Secrets...)
 	}
 	return resp, nil
+}
+
+// An Appender writes itself as JSON, without the reflection of
+// json.Marshal: a provider's request on the hot path.
+type Appender interface {
+	AppendJSON(b []byte) ([]byte, error)
+}
+
+// bodyBuffers hold the JSON of requests made through a pool; one that
+// grew past maxPooledBody (a long conversation) is left to the collector.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledBody = 64 << 10
+
+// appendPayload appends payload's JSON: its AppendJSON, or json.Marshal's.
+func appendPayload(b []byte, payload any) ([]byte, error) {
+	if a, ok := payload.(Appender); ok {
+		return a.AppendJSON(b)
+	}
+	j, err := json.Marshal(payload)
+	return append(b, j...), err
 }
 
 // netHTTP makes the call with e.Client.

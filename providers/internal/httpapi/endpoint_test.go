@@ -1,11 +1,18 @@
 package httpapi
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cmmv-hive/resilience/providers"
 )
@@ -38,4 +45,42 @@ func TestNewEndpointBehindAProxy(t *testing.T) {
 	e := NewEndpoint("http://api.example.com/v1/x", nil, nil, "", nil)
 	assert.Same(t, providers.HTTPClient(), e.Client)
 	assert.Nil(t, e.pool)
+}
+
+// appender is a payload that writes itself.
+type appender struct{ n int }
+
+func (a appender) AppendJSON(b []byte) ([]byte, error) {
+	return fmt.Appendf(b, `{"appended":%d,"pad":%q}`, a.n, strings.Repeat("x", a.n%2000)), nil
+}
+
+// TestConcurrentBodiesStayApart: requests made at once through one pool,
+// their bodies written into reused buffers, each reach the upstream whole
+// and as sent, whether the payload writes itself or goes to json.Marshal.
+func TestConcurrentBodiesStayApart(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	e := NewEndpoint(srv.URL, nil, nil, "", nil)
+	require.NotNil(t, e.pool)
+	var wg sync.WaitGroup
+	for i := range 400 {
+		wg.Go(func() {
+			var payload any = appender{n: i * 7}
+			want := fmt.Sprintf(`{"appended":%d,"pad":%q}`, i*7, strings.Repeat("x", (i*7)%2000))
+			if i%2 == 1 {
+				payload = map[string]int{"marshalled": i}
+				want = fmt.Sprintf(`{"marshalled":%d}`, i)
+			}
+			status, body, perr := e.Answer(context.Background(), payload)
+			if assert.Nil(t, perr) {
+				assert.Equal(t, http.StatusOK, status)
+				assert.Equal(t, want, string(body))
+			}
+		})
+	}
+	wg.Wait()
 }
