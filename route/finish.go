@@ -31,9 +31,13 @@ func (r *Request) finish(now time.Time, resp *messages.InferResponse) {
 		for range r.extra {
 			g.budget.Release()
 		}
-		if c, changed := g.observe(now, now.Sub(r.received), resp.Error == nil); changed {
-			d := c // only a change is worth an allocation
-			fx.Degraded = &d
+		// A request its caller cancelled (gone, or the node shutting down)
+		// says nothing of the service: it is not observed.
+		if resp.Error.GetClass() != messages.ErrorClass_cancelled {
+			if c, changed := g.observe(now, now.Sub(r.received), resp.Error == nil); changed {
+				d := c // only a change is worth an allocation
+				fx.Degraded = &d
+			}
 		}
 		resp.Degradation = max(resp.Degradation, g.degradation.Level())
 	}
