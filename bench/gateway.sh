@@ -221,15 +221,19 @@ run direct-ok "$gw" direct-ok 16 "$WARMUP"
 run dead-primary "$gw" dead-primary 16 "$WARMUP"
 [ -n "$portkey" ] && run portkey "$portkey" direct-ok 16 "$WARMUP" "" "http://$ok/v1"
 
+# The targets take turns at each number of connections, so that the ones
+# compared (the gateway and its ceilings, healthy and dead primary) run
+# within a minute of each other: this machine's speed drifts more than that
+# over the whole run.
 echo "measuring (${DURATION} s per case)" >&2
-for c in 1 16 64; do run mock "http://$ok" direct-ok "$c" "$DURATION" record; done
-for c in 1 16 64; do run bareproxy "http://$bare" direct-ok "$c" "$DURATION" record; done
-for c in 1 16 64; do run fastproxy "http://$fast" direct-ok "$c" "$DURATION" record; done
-for c in 1 16 64; do run direct-ok "$gw" direct-ok "$c" "$DURATION" record; done
-for c in 1 16 64; do run dead-primary "$gw" dead-primary "$c" "$DURATION" record; done
-if [ -n "$portkey" ]; then
-  for c in 1 16 64; do run portkey "$portkey" direct-ok "$c" "$DURATION" record "http://$ok/v1"; done
-fi
+for c in 1 16 64; do
+  run mock "http://$ok" direct-ok "$c" "$DURATION" record
+  run bareproxy "http://$bare" direct-ok "$c" "$DURATION" record
+  run fastproxy "http://$fast" direct-ok "$c" "$DURATION" record
+  run direct-ok "$gw" direct-ok "$c" "$DURATION" record
+  run dead-primary "$gw" dead-primary "$c" "$DURATION" record
+  if [ -n "$portkey" ]; then run portkey "$portkey" direct-ok "$c" "$DURATION" record "http://$ok/v1"; fi
+done
 
 hwm=$(mem VmHWM)
 rss=$(mem VmRSS)
@@ -251,12 +255,13 @@ awk '
     name = $1 == "mock" ? "mock, direct" : $1 == "bareproxy" ? "bare net/http proxy -> mock" : $1 == "fastproxy" ? "bare fasthttp proxy -> mock" : $1 == "portkey" ? "Portkey gateway (JavaScript) -> mock" : "gateway -> " $1
     cpu = $1 == "mock" || $1 == "bareproxy" || $1 == "fastproxy" || $1 == "portkey" ? "-" : v("node_cpu")
     printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, $2, num(v("rps")), lat(v("p50_us")), lat(v("p90_us")), lat(v("p99_us")), v("non2xx"), v("sockerr"), cpu
-  }' "$results"
+  }' < <(awk 'BEGIN { split("mock bareproxy fastproxy direct-ok dead-primary portkey", t); for (i in t) o[t[i]] = i }
+    { print o[$1], $0 }' "$results" | sort -s -k1,1n -k3,3n | cut -d" " -f2-)
 
 awk -v hwm="$hwm" -v rss="$rss" -v idle="$rss_idle" '
   function v(k,   i) { for (i = 3; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2) }
   function verdict(ok, miss) { return ok ? "met" : "MISSED by " miss }
-  { rps[$1, $2] = v("rps"); p50[$1, $2] = v("p50_us"); cpu[$1, $2] = v("node_cpu") }
+  { rps[$1, $2] = v("rps"); p50[$1, $2] = v("p50_us"); p99[$1, $2] = v("p99_us"); cpu[$1, $2] = v("node_cpu") }
   END {
     added = p50["direct-ok", 1] - p50["mock", 1]
     r16 = rps["direct-ok", 16] + 0
@@ -268,9 +273,15 @@ awk -v hwm="$hwm" -v rss="$rss" -v idle="$rss_idle" '
     printf "gateway / direct at 16 clients: %.1f %% of the mock'"'"'s own throughput\n", 100 * r16 / rps["mock", 16]
     printf "gateway / bare net/http proxy (the ceiling of a net/http gateway here): %.1f %% at 16 clients, %.1f %% at 64; the bare proxy adds %d µs p50 at 1 client\n", 100 * r16 / rps["bareproxy", 16], 100 * rps["direct-ok", 64] / rps["bareproxy", 64], p50["bareproxy", 1] - p50["mock", 1]
     printf "bare fasthttp proxy / bare net/http proxy: %.2fx at 1 client, %.2fx at 16, %.2fx at 64; the fasthttp proxy adds %d µs p50 at 1 client\n", rps["fastproxy", 1] / rps["bareproxy", 1], rps["fastproxy", 16] / rps["bareproxy", 16], rps["fastproxy", 64] / rps["bareproxy", 64], p50["fastproxy", 1] - p50["mock", 1]
+    printf "added latency at one client (over the direct call), p50 / p99: gateway %d / %d µs, dead-primary %d / %d µs, bare net/http proxy %d / %d µs, bare fasthttp proxy %d / %d µs", added, p99["direct-ok", 1] - p99["mock", 1], p50["dead-primary", 1] - p50["mock", 1], p99["dead-primary", 1] - p99["mock", 1], p50["bareproxy", 1] - p50["mock", 1], p99["bareproxy", 1] - p99["mock", 1], p50["fastproxy", 1] - p50["mock", 1], p99["fastproxy", 1] - p99["mock", 1]
+    if (rps["portkey", 1] > 0) printf ", Portkey %d / %d µs", p50["portkey", 1] - p50["mock", 1], p99["portkey", 1] - p99["mock", 1]
+    printf "\n"
     if (rps["portkey", 16] > 0) printf "gateway / Portkey gateway (JavaScript), same run: %.1fx at 1 client, %.1fx at 16, %.1fx at 64 (goal at 16: 10x)\n", rps["direct-ok", 1] / rps["portkey", 1], r16 / rps["portkey", 16], rps["direct-ok", 64] / rps["portkey", 64]
     printf "\ngoals (the JavaScript gateway of docs/policy.md in brackets):\n"
     printf "  >= 18,000 requests/s at 16 clients [~1,800]: %d, %s\n", r16, verdict(r16 >= 18000, sprintf("%d requests/s (%.0f %% of the goal)", 18000 - r16, 100 * r16 / 18000))
+    if (rps["portkey", 16] > 0) printf "  >= 10x the JavaScript gateway at 16 clients, same run: %.1fx, %s\n", r16 / rps["portkey", 16], verdict(r16 >= 10 * rps["portkey", 16], sprintf("%.1fx", 10 - r16 / rps["portkey", 16]))
+    c16 = 1e6 * cpu["direct-ok", 16] / r16
+    printf "  node CPU per request at 16 clients halved (<= 74 µs; 149 µs on net/http): %.0f µs, %s\n", c16, verdict(c16 <= 74.5, sprintf("%.0f µs", c16 - 74.5))
     printf "  added p50, one client, < 100 µs [~700 µs]: %d µs, %s\n", added, verdict(added < 100, sprintf("%d µs", added - 100))
     printf "  resident memory under load < 64 MiB [~200 MiB]: %.1f MiB peak, %s\n", peak, verdict(peak < 64, sprintf("%.1f MiB", peak - 64))
     printf "  dead primary >= 95 %% of healthy [~55 %%]: %.1f %% at 16 clients, %.1f %% at 64, %s\n", d16, d64, verdict(d16 >= 95 && d64 >= 95, sprintf("%.1f points", 95 - (d16 < d64 ? d16 : d64)))
