@@ -34,6 +34,7 @@ const ContentTypeHeader = "Content-Type"
 var (
 	jsonMarshal   = protojson.MarshalOptions{UseProtoNames: false, EmitUnpopulated: false}
 	jsonUnmarshal = protojson.UnmarshalOptions{DiscardUnknown: false}
+	protoMarshal  = proto.MarshalOptions{}
 )
 
 // String returns "protobuf" or "json".
@@ -96,6 +97,21 @@ func Encode(enc Encoding, m proto.Message) ([]byte, error) {
 		b, err = jsonMarshal.Marshal(m)
 	} else {
 		b, err = proto.Marshal(m)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", enc, err)
+	}
+	return b, nil
+}
+
+// appendEncode is Encode appending to b, a reused buffer: the ingress's
+// replies are encoded into pooled buffers (see replymsg.go).
+func appendEncode(enc Encoding, b []byte, m proto.Message) ([]byte, error) {
+	var err error
+	if enc == JSON {
+		b, err = jsonMarshal.MarshalAppend(b, m)
+	} else {
+		b, err = protoMarshal.MarshalAppend(b, m)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", enc, err)

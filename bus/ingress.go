@@ -118,7 +118,9 @@ type IngressConfig struct {
 // after the handler returns, so calling them later from another goroutine is
 // a data race. The micro endpoint stats therefore count only the requests
 // answered inside the callback as errors; the "data" of each endpoint's
-// stats carries the ingress's own counters, streams included.
+// stats carries the ingress's own counters, streams included. While other
+// requests are in flight, a plain reply goes out through the ingress's
+// outbox, in a burst with the others (outbox.go).
 type Ingress struct {
 	nc         *nats.Conn
 	node       string
@@ -129,6 +131,7 @@ type Ingress struct {
 	replies    *ReplyGuard
 	models     map[string]bool // nil: serve every model here
 	forwards   sync.WaitGroup  // forward goroutines, waited for by Stop
+	out        outbox          // replies of plain requests sent in bursts under load
 
 	// ctx is handed to Dispatch; cancel ends it when Stop finishes.
 	ctx    context.Context
@@ -140,6 +143,7 @@ type Ingress struct {
 	state   ingressState
 	pending map[*sink]struct{} // dispatched requests not yet answered
 	idle    chan struct{}      // set by Stop; closed when pending empties
+	busy    atomic.Int64       // len(pending), read without mu by sink.Final
 
 	replied   atomic.Int64 // replies sent, errors and final chunks included
 	failed    atomic.Int64 // error replies and incomplete final chunks sent
@@ -202,6 +206,7 @@ func StartIngress(c IngressConfig) (*Ingress, error) {
 		state:      running,
 		pending:    make(map[*sink]struct{}),
 	}
+	in.out.in = in
 	svc, err := micro.AddService(c.Conn, micro.Config{
 		Name:         ServiceName,
 		Version:      version,
@@ -326,6 +331,7 @@ func (in *Ingress) handle(r micro.Request, direct bool) {
 		return
 	}
 	in.pending[rp] = struct{}{}
+	in.busy.Store(int64(len(in.pending)))
 	in.mu.Unlock()
 
 	if rp.stream {
@@ -378,6 +384,7 @@ func (in *Ingress) refuseTo(r micro.Request, to string, enc Encoding, req *messa
 func (in *Ingress) release(r *sink) {
 	in.mu.Lock()
 	delete(in.pending, r)
+	in.busy.Store(int64(len(in.pending)))
 	if len(in.pending) == 0 && in.idle != nil {
 		close(in.idle)
 		in.idle = nil
@@ -482,6 +489,7 @@ func (in *Ingress) Stop(ctx context.Context) error {
 	in.waitForwards(ctx)
 	in.waitIdle(ctx)
 	abandoned := in.giveUp()
+	in.out.wait(ctx) // the replies of requests that ended before giveUp
 	in.cancel()
 	for _, r := range abandoned {
 		r.stopped()

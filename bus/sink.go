@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/cmmv-hive/resilience/messages"
 )
@@ -83,6 +82,15 @@ func (s *sink) Final(resp *messages.InferResponse) {
 		resp = &messages.InferResponse{Error: messages.Failure(messages.ErrorClass_server_error, "no_reply",
 			"the request was served without a reply")}
 	}
+	if !s.stream && s.in.busy.Load() > 1 {
+		// Other requests are in flight, so other replies are coming: the
+		// outbox sends this one with them and then releases the request.
+		// Queued under mu, so that once Stop has claimed what it could,
+		// every other ended request is released or in the outbox.
+		s.in.out.put(s.reply(resp))
+		s.mu.Unlock()
+		return
+	}
 	s.publish(resp)
 	s.mu.Unlock()
 	s.in.release(s)
@@ -158,21 +166,23 @@ func (s *sink) publishChunk(ch *messages.InferChunk) (final bool) {
 	if ch.RequestId == "" {
 		ch.RequestId = s.requestID
 	}
-	body, err := Encode(s.enc, ch)
+	q := getQueued()
+	defer putQueued(q)
+	body, err := appendEncode(s.enc, q.buf[:0], ch)
 	if err != nil {
 		in.log.Error().Err(err).Str("request_id", s.requestID).Uint32("seq", ch.Seq).Msg("infer chunk not encoded; stream ended")
 		ch = &messages.InferChunk{RequestId: s.requestID, Seq: ch.Seq, Final: true, Outcome: messages.InferChunk_incomplete,
 			Error: messages.Failure(messages.ErrorClass_server_error, "unencodable_chunk", "%v", err)}
-		body, _ = Encode(s.enc, ch) // a chunk of plain strings always encodes
+		body, _ = appendEncode(s.enc, q.buf[:0], ch) // a chunk of plain strings always encodes
 	}
+	q.buf = body
 	failed := ch.Final && ch.Outcome == messages.InferChunk_incomplete
-	h := nats.Header{ContentTypeHeader: []string{s.enc.ContentType()}, TypeHeader: []string{TypeName(ch)}}
+	var e *messages.Error
 	if failed {
-		code, desc := errorHeaders(ch.GetError())
-		h[micro.ErrorCodeHeader] = []string{code}
-		h[micro.ErrorHeader] = []string{desc}
+		e = ch.GetError()
 	}
-	if err := in.nc.PublishMsg(&nats.Msg{Subject: s.subject, Header: h, Data: body}); err != nil {
+	q.msg = nats.Msg{Subject: s.subject, Header: replyHeader(s.enc, chunkType, e), Data: body}
+	if err := in.nc.PublishMsg(&q.msg); err != nil {
 		in.log.Warn().Err(err).Str("request_id", s.requestID).Uint32("seq", ch.Seq).Msg("infer chunk not sent")
 		return ch.Final
 	}
@@ -186,9 +196,21 @@ func (s *sink) publishChunk(ch *messages.InferChunk) (final bool) {
 	return ch.Final
 }
 
-// send publishes resp to the reply subject in the request's encoding, with
-// the Content-Type header and, for an error reply, the micro error headers.
+// send publishes resp to the reply subject at once: the reply of a plain
+// request that nothing else is waiting with, or one sent by Stop or after
+// a failed forward.
 func (s *sink) send(resp *messages.InferResponse) {
+	q := s.reply(resp)
+	s.in.publishReply(q)
+	putQueued(q)
+}
+
+// reply makes the message that answers resp, counted as sent: the body in
+// the request's encoding (in a pooled buffer), the Content-Type and type
+// headers and, for an error reply, the micro error headers. request_id and
+// node are filled in when empty. A reply that does not encode is replaced
+// by an unencodable_reply error.
+func (s *sink) reply(resp *messages.InferResponse) *queued {
 	in := s.in
 	if resp.RequestId == "" {
 		resp.RequestId = s.requestID
@@ -196,30 +218,23 @@ func (s *sink) send(resp *messages.InferResponse) {
 	if resp.Node == "" {
 		resp.Node = in.node
 	}
-	body, err := Encode(s.enc, resp)
+	q := getQueued()
+	body, err := appendEncode(s.enc, q.buf[:0], resp)
 	if err != nil {
 		in.log.Error().Err(err).Str("request_id", s.requestID).Msg("infer reply not encoded")
 		resp = &messages.InferResponse{RequestId: s.requestID, Node: in.node,
 			Error: messages.Failure(messages.ErrorClass_server_error, "unencodable_reply", "%v", err)}
-		body, _ = Encode(s.enc, resp) // a reply of plain strings always encodes
+		body, _ = appendEncode(s.enc, q.buf[:0], resp) // a reply of plain strings always encodes
 	}
-	h := nats.Header{ContentTypeHeader: []string{s.enc.ContentType()}, TypeHeader: []string{TypeName(resp)}}
-	if e := resp.GetError(); e != nil {
-		code, desc := errorHeaders(e)
-		h[micro.ErrorCodeHeader] = []string{code}
-		h[micro.ErrorHeader] = []string{desc}
+	q.buf = body
+	q.msg = nats.Msg{Subject: s.subject, Header: replyHeader(s.enc, responseType, resp.GetError()), Data: body}
+	q.sink = s
+	if resp.GetError() != nil {
+		q.failed = 1
 	}
 	// Counted before the reply goes out, so that a client holding its reply
 	// never reads stats that miss it.
-	failed := int64(0)
-	if resp.GetError() != nil {
-		failed = 1
-	}
 	in.replied.Add(1)
-	in.failed.Add(failed)
-	if err := in.nc.PublishMsg(&nats.Msg{Subject: s.subject, Header: h, Data: body}); err != nil {
-		in.replied.Add(-1)
-		in.failed.Add(-failed)
-		in.log.Warn().Err(err).Str("request_id", s.requestID).Msg("infer reply not sent")
-	}
+	in.failed.Add(q.failed)
+	return q
 }
