@@ -8,6 +8,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cmmv-hive/resilience/messages"
 )
 
 // Encoding is a wire encoding of Hive messages. A reply always uses the
@@ -109,6 +111,11 @@ func Encode(enc Encoding, m proto.Message) ([]byte, error) {
 func appendEncode(enc Encoding, b []byte, m proto.Message) ([]byte, error) {
 	var err error
 	if enc == JSON {
+		if r, ok := m.(*messages.InferResponse); ok {
+			if out, ok := appendResponseJSON(b, r); ok {
+				return out, nil
+			}
+		}
 		b, err = jsonMarshal.MarshalAppend(b, m)
 	} else {
 		b, err = protoMarshal.MarshalAppend(b, m)
