@@ -305,7 +305,7 @@ func (in *Ingress) handle(r micro.Request, direct bool) {
 			"%s is %q; the infer subject takes %s", TypeHeader, printableHeader(t), TypeName(req)))
 		return
 	}
-	if err := Decode(enc, body, req); err != nil {
+	if err := decodeRequest(enc, body, req); err != nil {
 		// Whether it asked for a stream is unknown: the reply is an
 		// InferResponse.
 		in.refuseTo(r, reply, enc, nil, messages.Failure(messages.ErrorClass_bad_request, "malformed_request", "%v", err))
