@@ -2,7 +2,6 @@ package bus
 
 import (
 	"math"
-	"math/bits"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -10,16 +9,18 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/cmmv-hive/resilience/internal/jsonwrite"
 	"github.com/cmmv-hive/resilience/messages"
 )
 
 // A JSON encoder for InferResponse, the reply every JSON request gets,
 // written out by hand because protojson's reflection cost as much as the
 // rest of the reply (BenchmarkInfer json/parallel64: 11 % of the CPU).
-// It writes what protojson writes, up to white space and field order
-// (protojson's own white space varies from build to build on purpose):
-// lowerCamelCase names, unset fields left out, enums by name, int32 as
-// numbers, doubles as protojson formats them. Whenever a message holds
+// It writes what protojson writes, up to white space, field order and
+// which characters are escaped (protojson's own white space varies from
+// build to build on purpose): lowerCamelCase names, unset fields left
+// out, enums by name, int32 as numbers, strings and doubles through
+// internal/jsonwrite (whose doubles are protojson's). Whenever a message holds
 // something it does not handle the way protojson does (an enum value with
 // no name, a float that is not finite, a string that is not valid UTF-8,
 // unknown fields, a nil in a list), it gives up and protojson encodes the
@@ -169,46 +170,18 @@ func (w *jsonWriter) key(k string) {
 	w.b = append(w.b, '"', ':')
 }
 
+// str writes a set string; one that is not valid UTF-8 gives up
+// (protojson refuses it, and says so).
 func (w *jsonWriter) str(k, v string) {
 	if v == "" {
 		return
 	}
 	if !utf8.ValidString(v) {
-		w.ok = false // protojson's error, from protojson
+		w.ok = false
 		return
 	}
 	w.key(k)
-	w.b = append(w.b, '"')
-	for {
-		i := 0
-		for i < len(v) && v[i] >= ' ' && v[i] != '"' && v[i] != '\\' {
-			i++
-		}
-		w.b = append(w.b, v[:i]...)
-		if i == len(v) {
-			break
-		}
-		switch c := v[i]; c {
-		case '"', '\\':
-			w.b = append(w.b, '\\', c)
-		case '\b':
-			w.b = append(w.b, '\\', 'b')
-		case '\f':
-			w.b = append(w.b, '\\', 'f')
-		case '\n':
-			w.b = append(w.b, '\\', 'n')
-		case '\r':
-			w.b = append(w.b, '\\', 'r')
-		case '\t':
-			w.b = append(w.b, '\\', 't')
-		default: // as protojson: \u and the hex digits, padded to four
-			w.b = append(w.b, '\\', 'u')
-			w.b = append(w.b, "0000"[1+(bits.Len32(uint32(c))-1)/4:]...)
-			w.b = strconv.AppendUint(w.b, uint64(c), 16)
-		}
-		v = v[i+1:]
-	}
-	w.b = append(w.b, '"')
+	w.b = jsonwrite.String(w.b, v) // escapes more than protojson (<, >, &), to the same text
 }
 
 func (w *jsonWriter) int32(k string, v int32) {
@@ -244,8 +217,9 @@ func (w *jsonWriter) enum(k string, v int32, names map[int32]string) {
 	w.b = append(w.b, '"')
 }
 
-// double writes v as protojson does; -0 is set (its bits are not zero), a
-// value that is not finite gives up (protojson writes "NaN" and the like).
+// double writes a set v; -0 is set (its bits are not zero). protojson
+// formats doubles as encoding/json does, as jsonwrite.Float; a value that
+// is not finite gives up (protojson writes "NaN" and the like).
 func (w *jsonWriter) double(k string, v float64) {
 	if math.Float64bits(v) == 0 {
 		return
@@ -255,13 +229,5 @@ func (w *jsonWriter) double(k string, v float64) {
 		return
 	}
 	w.key(k)
-	format := byte('f')
-	if abs := math.Abs(v); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	w.b = strconv.AppendFloat(w.b, v, format, -1, 64)
-	if n := len(w.b); format == 'e' && n >= 4 && w.b[n-4] == 'e' && w.b[n-3] == '-' && w.b[n-2] == '0' {
-		w.b[n-2] = w.b[n-1] // e-07 is written e-7
-		w.b = w.b[:n-1]
-	}
+	w.b, _ = jsonwrite.Float(w.b, v)
 }
