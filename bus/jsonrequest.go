@@ -41,8 +41,8 @@ func decodeRequest(enc Encoding, body []byte, req *messages.InferRequest) error 
 func decodeRequestJSON(body []byte, req *messages.InferRequest) bool {
 	p := reqScanner{b: body}
 	var seen [6]bool
-	ok := p.object(func(key string) bool {
-		switch key {
+	ok := p.object(func(key []byte) bool {
+		switch string(key) { // compared, not copied
 		case "requestId", "request_id":
 			return once(&seen[0]) && p.str(&req.RequestId)
 		case "model":
@@ -52,8 +52,8 @@ func decodeRequestJSON(body []byte, req *messages.InferRequest) bool {
 				m := new(messages.ChatMessage)
 				req.Messages = append(req.Messages, m)
 				var seen [3]bool
-				return p.object(func(key string) bool {
-					switch key {
+				return p.object(func(key []byte) bool {
+					switch string(key) {
 					case "role":
 						return once(&seen[0]) && p.str(&m.Role)
 					case "content":
@@ -116,7 +116,7 @@ func (p *reqScanner) next(c byte) bool {
 
 // object walks an object, calling field with each key when its value is
 // next.
-func (p *reqScanner) object(field func(key string) bool) bool {
+func (p *reqScanner) object(field func(key []byte) bool) bool {
 	if !p.next('{') {
 		return false
 	}
@@ -125,7 +125,7 @@ func (p *reqScanner) object(field func(key string) bool) bool {
 	}
 	for {
 		key, ok := p.raw()
-		if !ok || !p.next(':') || !field(string(key)) {
+		if !ok || !p.next(':') || !field(key) {
 			return false
 		}
 		if p.next('}') {

@@ -150,3 +150,25 @@ func genRequestDoc(t *rapid.T) string {
 		})
 	return doc + rapid.SampledFrom([]string{"", "", "", " ", "\n", "x", "}", "{}"}).Draw(t, "trailer")
 }
+
+// BenchmarkDecodeRequestJSON: the benchmark's request (node's
+// BenchmarkInfer) read by the fast decoder and by protojson.
+func BenchmarkDecodeRequestJSON(b *testing.B) {
+	doc := []byte(`{"model":"instant","messages":[{"role":"user","content":"hi"}]}`)
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !decodeRequestJSON(doc, new(messages.InferRequest)) {
+				b.Fatal("not taken")
+			}
+		}
+	})
+	b.Run("protojson", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := Decode(JSON, doc, new(messages.InferRequest)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
