@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -66,8 +68,20 @@ func TestHTTPRescuedStreamWithTheOpenAISDK(t *testing.T) {
 	assert.Equal(t, "It was the best of times, it was the worst of times.", acc.Choices[0].Message.Content, "the whole answer, once")
 	assert.Equal(t, "stop", acc.Choices[0].FinishReason)
 	assert.Equal(t, []string{"gpt-5", "claude"}, models, "each event names the model that wrote it")
-	assert.Equal(t, "gpt-5=stream_cut,claude=ok+prefill", raw.Trailer.Get("X-Hive-Attempts"))
-	assert.Equal(t, "complete", raw.Trailer.Get("X-Hive-Continuation"))
+	assert.Equal(t, "text/event-stream", raw.Header.Get("Content-Type"))
+
+	// The trailers follow [DONE], where the SDK stops reading and closes
+	// the body, so it may or may not have read them: a client that wants
+	// them reads the body to its end, as this one does.
+	resp, err := http.Post(n.httpURL+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"gpt-5","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	assert.Contains(t, string(body), "data: [DONE]")
+	assert.Equal(t, "gpt-5=stream_cut,claude=ok+prefill", resp.Trailer.Get("X-Hive-Attempts"))
+	assert.Equal(t, "complete", resp.Trailer.Get("X-Hive-Continuation"))
 
 	// The same over NATS: one numbered stream, its final chunk marked.
 	nc := bustest.Connect(t, srv)
