@@ -90,32 +90,24 @@ func headerValue(h nats.Header, key string) string {
 
 // Encode marshals m in enc. JSON uses lowerCamelCase names and leaves out
 // unset fields.
-func Encode(enc Encoding, m proto.Message) ([]byte, error) {
-	var (
-		b   []byte
-		err error
-	)
-	if enc == JSON {
-		b, err = jsonMarshal.Marshal(m)
-	} else {
-		b, err = proto.Marshal(m)
+func Encode(enc Encoding, m proto.Message) ([]byte, error) { return marshalAppend(enc, nil, m) }
+
+// appendEncode is Encode appending to b, a reused buffer, with a JSON
+// InferResponse written by hand when it can be (jsonreply.go): the
+// ingress's replies are encoded into pooled buffers (see replymsg.go).
+func appendEncode(enc Encoding, b []byte, m proto.Message) ([]byte, error) {
+	if r, ok := m.(*messages.InferResponse); ok && enc == JSON {
+		if out, ok := appendResponseJSON(b, r); ok {
+			return out, nil
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", enc, err)
-	}
-	return b, nil
+	return marshalAppend(enc, b, m)
 }
 
-// appendEncode is Encode appending to b, a reused buffer: the ingress's
-// replies are encoded into pooled buffers (see replymsg.go).
-func appendEncode(enc Encoding, b []byte, m proto.Message) ([]byte, error) {
+// marshalAppend appends m in enc with protojson or proto.
+func marshalAppend(enc Encoding, b []byte, m proto.Message) ([]byte, error) {
 	var err error
 	if enc == JSON {
-		if r, ok := m.(*messages.InferResponse); ok {
-			if out, ok := appendResponseJSON(b, r); ok {
-				return out, nil
-			}
-		}
 		b, err = jsonMarshal.MarshalAppend(b, m)
 	} else {
 		b, err = protoMarshal.MarshalAppend(b, m)
