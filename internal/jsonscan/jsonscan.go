@@ -253,8 +253,6 @@ func common(raw []byte) string {
 		return "length"
 	case "chat.completion":
 		return "chat.completion"
-	case "":
-		return ""
 	}
 	return string(raw)
 }

@@ -83,8 +83,8 @@ func Float(b []byte, f float64) ([]byte, bool) {
 	b = strconv.AppendFloat(b, f, format, -1, 64)
 	if format == 'e' { // e-09 to e-9
 		if n := len(b); n-start >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[len(b)-2] = b[len(b)-1]
-			b = b[:len(b)-1]
+			b[n-2] = b[n-1]
+			b = b[:n-1]
 		}
 	}
 	return b, true
